@@ -1,0 +1,676 @@
+//! The install and refresh flow as types.
+//!
+//! A [`Connection<S>`] moves between states by consuming itself, so a transition the protocol
+//! forbids does not compile: there is no access token on a `Pending` connection, no refresh of
+//! an `Unauthorized` one, and a callback can be applied to a pending install only once.
+//!
+//! ```text
+//! Unauthorized --begin(install)--> Pending --callback(code) + authorize(tokens)--> Authorized
+//! Pending --deny / ttl--> Unauthorized
+//! Authorized --clock passes the refresh margin--> Expired --refreshed(tokens)--> Authorized
+//! Expired --invalid_grant / revoked--> Unauthorized (needs reinstall)
+//! Authorized --revoke / uninstall--> Unauthorized
+//! ```
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::callback::Callback;
+use crate::clock::{Clock, Timestamp};
+use crate::error::CallbackError;
+use crate::ids::{ConnectionId, KitAccountId, TenantName};
+use crate::redirect::KitRedirect;
+use crate::secret::{AccessToken, AuthorizationCode, CsrfState, PkceVerifier, RefreshToken};
+use crate::token::TokenSet;
+
+/// How long an install may take from `begin` to the callback.
+pub const PENDING_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// The Kit account behind a grant, from `GET /v4/account`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KitAccount {
+    /// `account.id`: what a connection is keyed by (with the tenant name).
+    pub id: KitAccountId,
+    /// `account.name`.
+    pub name: String,
+    /// `account.primary_email_address`.
+    pub primary_email: Option<String>,
+}
+
+/// One grant, in the state `S`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Connection<S> {
+    state: S,
+}
+
+/// Why a connection has no usable grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UnauthorizedReason {
+    /// Never installed.
+    NotInstalled,
+    /// The person refused consent.
+    Denied,
+    /// The install was not completed within [`PENDING_TTL`].
+    InstallExpired,
+    /// The callback was refused (forged state, provider error, failed exchange).
+    InstallFailed {
+        /// What went wrong, without secrets.
+        detail: String,
+    },
+    /// Kit no longer accepts the grant (`invalid_grant` confirmed, or a 401 invalid/revoked).
+    ReauthRequired {
+        /// What Kit said, without secrets.
+        detail: String,
+    },
+    /// The app revoked the grant (uninstall).
+    Revoked,
+}
+
+/// No usable grant: a fresh install, or a connection that needs reinstalling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unauthorized {
+    id: Option<ConnectionId>,
+    tenant: Option<TenantName>,
+    account: Option<KitAccount>,
+    reason: UnauthorizedReason,
+}
+
+/// An install in progress: waiting for Kit's callback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    reinstall_of: Option<ConnectionId>,
+    tenant: Option<TenantName>,
+    state: CsrfState,
+    verifier: PkceVerifier,
+    kit_redirect: KitRedirect,
+    started_at: Timestamp,
+    deadline: Timestamp,
+}
+
+/// A working grant whose access token was fresh when last observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authorized {
+    id: ConnectionId,
+    tenant: Option<TenantName>,
+    account: KitAccount,
+    tokens: TokenSet,
+}
+
+/// A grant whose access token is inside its refresh margin (or past expiry): it must be
+/// refreshed before its access token is used again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expired {
+    id: ConnectionId,
+    tenant: Option<TenantName>,
+    account: KitAccount,
+    tokens: TokenSet,
+}
+
+/// What `begin` needs to start an install.
+#[derive(Debug, Clone)]
+pub struct InstallStart {
+    /// A fresh `state` ([`CsrfState::generate`]).
+    pub state: CsrfState,
+    /// A fresh PKCE verifier ([`PkceVerifier::generate`]).
+    pub verifier: PkceVerifier,
+    /// The validated Kit `redirect` to return to at the end.
+    pub kit_redirect: KitRedirect,
+}
+
+impl<S> Connection<S> {
+    /// The state's data.
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+}
+
+impl Connection<Unauthorized> {
+    /// A connection that was never installed, for `tenant` (`None` for single-tenant apps).
+    #[must_use]
+    pub fn new(tenant: Option<TenantName>) -> Self {
+        Self {
+            state: Unauthorized {
+                id: None,
+                tenant,
+                account: None,
+                reason: UnauthorizedReason::NotInstalled,
+            },
+        }
+    }
+
+    /// Starts an install: the returned `Pending` holds the secrets of this attempt and dies
+    /// after [`PENDING_TTL`].
+    #[must_use]
+    pub fn begin(self, start: InstallStart, clock: &impl Clock) -> Connection<Pending> {
+        let now = clock.now();
+        Connection {
+            state: Pending {
+                reinstall_of: self.state.id,
+                tenant: self.state.tenant,
+                state: start.state,
+                verifier: start.verifier,
+                kit_redirect: start.kit_redirect,
+                started_at: now,
+                deadline: now.saturating_add(PENDING_TTL),
+            },
+        }
+    }
+
+    /// The connection id, when this connection was installed before.
+    #[must_use]
+    pub fn id(&self) -> Option<&ConnectionId> {
+        self.state.id.as_ref()
+    }
+
+    /// The tenant.
+    #[must_use]
+    pub fn tenant(&self) -> Option<&TenantName> {
+        self.state.tenant.as_ref()
+    }
+
+    /// The account, when one was ever connected.
+    #[must_use]
+    pub fn account(&self) -> Option<&KitAccount> {
+        self.state.account.as_ref()
+    }
+
+    /// Why there is no grant.
+    #[must_use]
+    pub fn reason(&self) -> &UnauthorizedReason {
+        &self.state.reason
+    }
+}
+
+impl Connection<Pending> {
+    /// Applies Kit's callback. Consumes the pending install whatever the outcome: a `state` is
+    /// good for one callback only.
+    ///
+    /// # Errors
+    /// [`CallbackRejected`] with the reason ([`CallbackError::StateMismatch`],
+    /// [`CallbackError::Expired`], [`CallbackError::AccessDenied`], [`CallbackError::Provider`])
+    /// and the connection, now `Unauthorized`.
+    pub fn callback(
+        self,
+        callback: Callback,
+        clock: &impl Clock,
+    ) -> Result<CodeGrant, Box<CallbackRejected>> {
+        let expired = clock.now() >= self.state.deadline;
+        let state_matches = callback.state() == Some(&self.state.state);
+        let reject = |pending: Self, error: CallbackError, reason| {
+            Box::new(CallbackRejected {
+                error,
+                connection: pending.into_unauthorized(reason),
+            })
+        };
+        if !state_matches {
+            let detail = CallbackError::StateMismatch.to_string();
+            return Err(reject(
+                self,
+                CallbackError::StateMismatch,
+                UnauthorizedReason::InstallFailed { detail },
+            ));
+        }
+        if expired {
+            return Err(reject(
+                self,
+                CallbackError::Expired,
+                UnauthorizedReason::InstallExpired,
+            ));
+        }
+        match callback {
+            Callback::Code { code, .. } => Ok(CodeGrant {
+                pending: self.state,
+                code,
+            }),
+            Callback::Error {
+                error, description, ..
+            } if error == "access_denied" => Err(reject(
+                self,
+                CallbackError::AccessDenied { description },
+                UnauthorizedReason::Denied,
+            )),
+            Callback::Error {
+                error, description, ..
+            } => {
+                let err = CallbackError::Provider { error, description };
+                let detail = err.to_string();
+                Err(reject(
+                    self,
+                    err,
+                    UnauthorizedReason::InstallFailed { detail },
+                ))
+            }
+        }
+    }
+
+    /// Abandons the install when its deadline has passed; otherwise gives it back.
+    #[must_use]
+    pub fn expire(self, clock: &impl Clock) -> PendingCheck {
+        if clock.now() >= self.state.deadline {
+            PendingCheck::Expired(self.into_unauthorized(UnauthorizedReason::InstallExpired))
+        } else {
+            PendingCheck::StillPending(self)
+        }
+    }
+
+    /// The `state` to send on the authorize request.
+    #[must_use]
+    pub fn csrf_state(&self) -> &CsrfState {
+        &self.state.state
+    }
+
+    /// The PKCE verifier (its challenge goes on the authorize request).
+    #[must_use]
+    pub fn verifier(&self) -> &PkceVerifier {
+        &self.state.verifier
+    }
+
+    /// Where to send the browser back to on Kit.
+    #[must_use]
+    pub fn kit_redirect(&self) -> &KitRedirect {
+        &self.state.kit_redirect
+    }
+
+    /// The tenant.
+    #[must_use]
+    pub fn tenant(&self) -> Option<&TenantName> {
+        self.state.tenant.as_ref()
+    }
+
+    /// The connection this install replaces, when it is a reinstall.
+    #[must_use]
+    pub fn reinstall_of(&self) -> Option<&ConnectionId> {
+        self.state.reinstall_of.as_ref()
+    }
+
+    /// When the install started.
+    #[must_use]
+    pub fn started_at(&self) -> Timestamp {
+        self.state.started_at
+    }
+
+    /// After this instant the callback is refused.
+    #[must_use]
+    pub fn deadline(&self) -> Timestamp {
+        self.state.deadline
+    }
+
+    /// Rebuilds a pending install from storage (the store keeps `state` only as a hash, so the
+    /// caller supplies the `state` it received on the callback after matching that hash).
+    #[must_use]
+    pub fn restore(parts: PendingParts) -> Self {
+        Self {
+            state: Pending {
+                reinstall_of: parts.reinstall_of,
+                tenant: parts.tenant,
+                state: parts.state,
+                verifier: parts.verifier,
+                kit_redirect: parts.kit_redirect,
+                started_at: parts.started_at,
+                deadline: parts.deadline,
+            },
+        }
+    }
+
+    fn into_unauthorized(self, reason: UnauthorizedReason) -> Connection<Unauthorized> {
+        Connection {
+            state: Unauthorized {
+                id: self.state.reinstall_of,
+                tenant: self.state.tenant,
+                account: None,
+                reason,
+            },
+        }
+    }
+}
+
+/// The result of checking a pending install's deadline.
+#[derive(Debug)]
+pub enum PendingCheck {
+    /// The deadline passed: the install is abandoned.
+    Expired(Connection<Unauthorized>),
+    /// Still within its deadline, unchanged.
+    StillPending(Connection<Pending>),
+}
+
+/// The fields of a stored pending install, for [`Connection::<Pending>::restore`].
+#[derive(Debug, Clone)]
+pub struct PendingParts {
+    /// The connection being reinstalled, if any.
+    pub reinstall_of: Option<ConnectionId>,
+    /// The tenant.
+    pub tenant: Option<TenantName>,
+    /// The `state` (as received on the callback, matched against the stored hash).
+    pub state: CsrfState,
+    /// The PKCE verifier.
+    pub verifier: PkceVerifier,
+    /// Where to send the browser back to.
+    pub kit_redirect: KitRedirect,
+    /// When the install started.
+    pub started_at: Timestamp,
+    /// When it dies.
+    pub deadline: Timestamp,
+}
+
+/// A callback that was refused; the pending install is gone.
+#[derive(Debug)]
+pub struct CallbackRejected {
+    /// Why.
+    pub error: CallbackError,
+    /// The connection, back to `Unauthorized`.
+    pub connection: Connection<Unauthorized>,
+}
+
+/// A verified callback: the code and verifier to exchange, exactly once.
+///
+/// Not `Clone`: [`CodeGrant::authorize`] and [`CodeGrant::fail`] consume it, so a code cannot be
+/// turned into two connections.
+#[derive(Debug)]
+pub struct CodeGrant {
+    pending: Pending,
+    code: AuthorizationCode,
+}
+
+impl CodeGrant {
+    /// The authorization code to redeem.
+    #[must_use]
+    pub fn code(&self) -> &AuthorizationCode {
+        &self.code
+    }
+
+    /// The PKCE verifier to send with it.
+    #[must_use]
+    pub fn verifier(&self) -> &PkceVerifier {
+        &self.pending.verifier
+    }
+
+    /// Where to send the browser back to on Kit.
+    #[must_use]
+    pub fn kit_redirect(&self) -> &KitRedirect {
+        &self.pending.kit_redirect
+    }
+
+    /// The tenant.
+    #[must_use]
+    pub fn tenant(&self) -> Option<&TenantName> {
+        self.pending.tenant.as_ref()
+    }
+
+    /// The connection this install replaces, when it is a reinstall.
+    #[must_use]
+    pub fn reinstall_of(&self) -> Option<&ConnectionId> {
+        self.pending.reinstall_of.as_ref()
+    }
+
+    /// Completes the install with the exchanged tokens and the account they belong to.
+    ///
+    /// `id` is the existing connection's id when this (tenant, account) is already connected —
+    /// a reinstall replaces the tokens and keeps the id — or a fresh one.
+    #[must_use]
+    pub fn authorize(
+        self,
+        id: ConnectionId,
+        account: KitAccount,
+        tokens: TokenSet,
+    ) -> Connection<Authorized> {
+        Connection {
+            state: Authorized {
+                id,
+                tenant: self.pending.tenant,
+                account,
+                tokens,
+            },
+        }
+    }
+
+    /// The exchange (or the account lookup) failed: the install is over.
+    #[must_use]
+    pub fn fail(self, detail: String) -> Connection<Unauthorized> {
+        Connection {
+            state: Unauthorized {
+                id: self.pending.reinstall_of,
+                tenant: self.pending.tenant,
+                account: None,
+                reason: UnauthorizedReason::InstallFailed { detail },
+            },
+        }
+    }
+}
+
+/// The result of looking at an authorized connection's token at an instant.
+#[derive(Debug)]
+pub enum Freshness {
+    /// Outside the refresh margin: the access token may be handed out.
+    Fresh(Connection<Authorized>),
+    /// Inside the refresh margin or past expiry: refresh first.
+    Due(Connection<Expired>),
+}
+
+/// The access token was requested at or after the instant the token became due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the access token is due for refresh (since {due_at})")]
+pub struct TokenDue {
+    /// When it became due.
+    pub due_at: Timestamp,
+}
+
+impl Connection<Authorized> {
+    /// Reassembles an authorized connection from storage.
+    #[must_use]
+    pub fn restore(
+        id: ConnectionId,
+        tenant: Option<TenantName>,
+        account: KitAccount,
+        tokens: TokenSet,
+    ) -> Self {
+        Self {
+            state: Authorized {
+                id,
+                tenant,
+                account,
+                tokens,
+            },
+        }
+    }
+
+    /// Decides, at the clock's instant, whether the token may still be handed out.
+    #[must_use]
+    pub fn observe(self, clock: &impl Clock) -> Freshness {
+        if self.state.tokens.is_due(clock.now()) {
+            Freshness::Due(Connection {
+                state: Expired {
+                    id: self.state.id,
+                    tenant: self.state.tenant,
+                    account: self.state.account,
+                    tokens: self.state.tokens,
+                },
+            })
+        } else {
+            Freshness::Fresh(self)
+        }
+    }
+
+    /// The access token, if it is not due for refresh at the clock's instant.
+    ///
+    /// # Errors
+    /// [`TokenDue`] when the token is inside its refresh margin: call [`Self::observe`] and
+    /// refresh.
+    pub fn access_token(&self, clock: &impl Clock) -> Result<&AccessToken, TokenDue> {
+        let tokens = &self.state.tokens;
+        if tokens.is_due(clock.now()) {
+            Err(TokenDue {
+                due_at: tokens.due_at(),
+            })
+        } else {
+            Ok(tokens.access())
+        }
+    }
+
+    /// Kit refused the access token as expired before our clock said so (clock skew), or an
+    /// operator forced a refresh: the connection is due now. The one way into `Expired` that
+    /// does not go through a [`Clock`]: Kit's word overrides ours.
+    #[must_use]
+    pub fn expire_now(self) -> Connection<Expired> {
+        Connection {
+            state: Expired {
+                id: self.state.id,
+                tenant: self.state.tenant,
+                account: self.state.account,
+                tokens: self.state.tokens,
+            },
+        }
+    }
+
+    /// The grant was revoked (by the app, or the creator uninstalled it).
+    #[must_use]
+    pub fn revoke(self) -> Connection<Unauthorized> {
+        into_unauthorized(
+            self.state.id,
+            self.state.tenant,
+            self.state.account,
+            UnauthorizedReason::Revoked,
+        )
+    }
+
+    /// Kit refused the access token as invalid or revoked: the grant is dead.
+    #[must_use]
+    pub fn reauth_required(self, detail: String) -> Connection<Unauthorized> {
+        into_unauthorized(
+            self.state.id,
+            self.state.tenant,
+            self.state.account,
+            UnauthorizedReason::ReauthRequired { detail },
+        )
+    }
+
+    /// The connection id.
+    #[must_use]
+    pub fn id(&self) -> &ConnectionId {
+        &self.state.id
+    }
+
+    /// The tenant.
+    #[must_use]
+    pub fn tenant(&self) -> Option<&TenantName> {
+        self.state.tenant.as_ref()
+    }
+
+    /// The Kit account.
+    #[must_use]
+    pub fn account(&self) -> &KitAccount {
+        &self.state.account
+    }
+
+    /// The tokens (the refresh token is needed to revoke at Kit).
+    #[must_use]
+    pub fn tokens(&self) -> &TokenSet {
+        &self.state.tokens
+    }
+}
+
+impl Connection<Expired> {
+    /// The refresh token to send. After [`Self::refreshed`] it is spent and no longer reachable.
+    #[must_use]
+    pub fn refresh_token(&self) -> &RefreshToken {
+        self.state.tokens.refresh()
+    }
+
+    /// The refresh succeeded: the old tokens are dropped, the new ones take over.
+    #[must_use]
+    pub fn refreshed(self, tokens: TokenSet) -> Connection<Authorized> {
+        Connection {
+            state: Authorized {
+                id: self.state.id,
+                tenant: self.state.tenant,
+                account: self.state.account,
+                tokens,
+            },
+        }
+    }
+
+    /// Kit refused the refresh token for good (`invalid_grant` after re-reading storage, or the
+    /// grant was revoked): the creator must reinstall.
+    #[must_use]
+    pub fn reauth_required(self, detail: String) -> Connection<Unauthorized> {
+        into_unauthorized(
+            self.state.id,
+            self.state.tenant,
+            self.state.account,
+            UnauthorizedReason::ReauthRequired { detail },
+        )
+    }
+
+    /// The grant was revoked by the app.
+    #[must_use]
+    pub fn revoke(self) -> Connection<Unauthorized> {
+        into_unauthorized(
+            self.state.id,
+            self.state.tenant,
+            self.state.account,
+            UnauthorizedReason::Revoked,
+        )
+    }
+
+    /// The connection id.
+    #[must_use]
+    pub fn id(&self) -> &ConnectionId {
+        &self.state.id
+    }
+
+    /// The tenant.
+    #[must_use]
+    pub fn tenant(&self) -> Option<&TenantName> {
+        self.state.tenant.as_ref()
+    }
+
+    /// The Kit account.
+    #[must_use]
+    pub fn account(&self) -> &KitAccount {
+        &self.state.account
+    }
+
+    /// The (stale) tokens.
+    #[must_use]
+    pub fn tokens(&self) -> &TokenSet {
+        &self.state.tokens
+    }
+}
+
+fn into_unauthorized(
+    id: ConnectionId,
+    tenant: Option<TenantName>,
+    account: KitAccount,
+    reason: UnauthorizedReason,
+) -> Connection<Unauthorized> {
+    Connection {
+        state: Unauthorized {
+            id: Some(id),
+            tenant,
+            account: Some(account),
+            reason,
+        },
+    }
+}
+
+impl Connection<Unauthorized> {
+    /// Reassembles an unauthorized connection from storage.
+    #[must_use]
+    pub fn restore(
+        id: Option<ConnectionId>,
+        tenant: Option<TenantName>,
+        account: Option<KitAccount>,
+        reason: UnauthorizedReason,
+    ) -> Self {
+        Self {
+            state: Unauthorized {
+                id,
+                tenant,
+                account,
+                reason,
+            },
+        }
+    }
+}
