@@ -38,7 +38,8 @@ pub struct KitAccount {
     pub primary_email: Option<String>,
 }
 
-/// One grant, in the state `S`.
+/// One grant, in the state `S`. `Clone` only where the state is: a pending install or an
+/// expired grant cannot be duplicated and so cannot be completed or refreshed twice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Connection<S> {
@@ -79,7 +80,9 @@ pub struct Unauthorized {
 }
 
 /// An install in progress: waiting for Kit's callback.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Not `Clone`: a pending install takes one callback.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     reinstall_of: Option<ConnectionId>,
     tenant: Option<TenantName>,
@@ -101,7 +104,9 @@ pub struct Authorized {
 
 /// A grant whose access token is inside its refresh margin (or past expiry): it must be
 /// refreshed before its access token is used again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Not `Clone`: its refresh token is spent by one [`Connection::<Expired>::refreshed`].
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Expired {
     id: ConnectionId,
     tenant: Option<TenantName>,
