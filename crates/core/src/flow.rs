@@ -149,7 +149,7 @@ impl Connection<Unauthorized> {
     /// Starts an install: the returned `Pending` holds the secrets of this attempt and dies
     /// after [`PENDING_TTL`].
     #[must_use]
-    pub fn begin(self, start: InstallStart, clock: &impl Clock) -> Connection<Pending> {
+    pub fn begin(self, start: InstallStart, clock: &(impl Clock + ?Sized)) -> Connection<Pending> {
         let now = clock.now();
         Connection {
             state: Pending {
@@ -200,7 +200,7 @@ impl Connection<Pending> {
     pub fn callback(
         self,
         callback: Callback,
-        clock: &impl Clock,
+        clock: &(impl Clock + ?Sized),
     ) -> Result<CodeGrant, Box<CallbackRejected>> {
         let expired = clock.now() >= self.state.deadline;
         let state_matches = callback.state() == Some(&self.state.state);
@@ -253,7 +253,7 @@ impl Connection<Pending> {
 
     /// Abandons the install when its deadline has passed; otherwise gives it back.
     #[must_use]
-    pub fn expire(self, clock: &impl Clock) -> PendingCheck {
+    pub fn expire(self, clock: &(impl Clock + ?Sized)) -> PendingCheck {
         if clock.now() >= self.state.deadline {
             PendingCheck::Expired(self.into_unauthorized(UnauthorizedReason::InstallExpired))
         } else {
@@ -483,7 +483,7 @@ impl Connection<Authorized> {
 
     /// Decides, at the clock's instant, whether the token may still be handed out.
     #[must_use]
-    pub fn observe(self, clock: &impl Clock) -> Freshness {
+    pub fn observe(self, clock: &(impl Clock + ?Sized)) -> Freshness {
         if self.state.tokens.is_due(clock.now()) {
             Freshness::Due(Connection {
                 state: Expired {
@@ -503,7 +503,7 @@ impl Connection<Authorized> {
     /// # Errors
     /// [`TokenDue`] when the token is inside its refresh margin: call [`Self::observe`] and
     /// refresh.
-    pub fn access_token(&self, clock: &impl Clock) -> Result<&AccessToken, TokenDue> {
+    pub fn access_token(&self, clock: &(impl Clock + ?Sized)) -> Result<&AccessToken, TokenDue> {
         let tokens = &self.state.tokens;
         if tokens.is_due(clock.now()) {
             Err(TokenDue {

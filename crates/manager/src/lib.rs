@@ -1,10 +1,35 @@
 //! # kit-oauth — Kit OAuth 2.0 for apps
 //!
-//! **Skeleton.** This is the facade app developers depend on. It will wire the core's ports to
-//! the adapters and provide `TokenManager` (always-fresh access tokens, exactly one refresh per
-//! connection across tasks and processes), `InstallFlow` (the install from Kit's App Store to
-//! the callback), the background `Refresher` and event sinks.
+//! The facade app developers depend on. It wires the core's ports to the adapters and owns the
+//! part every hand-written integration gets wrong: refreshing a rotating refresh token when
+//! several callers, tasks or instances want a fresh token at once.
 //!
-//! Today it re-exports the domain core so that the crate name is already the one apps use.
+//! - [`TokenManager`]: `access_token(&id)` from an in-memory cache on the hot path; when the
+//!   token is due, exactly one refresh per connection — single-flight inside the process, a
+//!   fenced lease in the database across processes — committed with a compare-and-swap before
+//!   anyone sees it. `invalid_grant` re-reads the row before declaring a grant dead; transient
+//!   failures keep the tokens and cool down.
+//! - [`InstallFlow`]: `begin` (validated Kit `redirect`, hashed single-use `state`, PKCE,
+//!   browser binding) and `complete` (exactly-once consumption, code exchange, account lookup,
+//!   upsert on (tenant, account)).
+//! - [`Refresher`]: the background task that renews due tokens before anyone asks.
+//! - Event sinks: [`BroadcastEvents`], [`TracingEvents`], [`FanOut`].
 
 pub use kit_oauth_core as core;
+
+mod cache;
+mod config;
+mod error;
+mod events;
+mod install;
+mod manager;
+mod refresh;
+mod refresher;
+mod single_flight;
+
+pub use config::ManagerConfig;
+pub use error::{InstallError, ManagerError};
+pub use events::{BroadcastEvents, FanOut, TracingEvents};
+pub use install::{InstallFlow, InstallStarted, Installed};
+pub use manager::{ConnectionStatus, TokenManager};
+pub use refresher::{Refresher, RefresherConfig, RefresherHandle};

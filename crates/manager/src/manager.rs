@@ -1,0 +1,400 @@
+//! `TokenManager`: always-fresh access tokens for every connection.
+
+use std::sync::Arc;
+
+use kit_oauth_core::{
+    AccessToken, AccountLookup, Clock, ConnectionId, ConnectionRecord, ConnectionStore, Event,
+    EventId, EventKind, EventSink, Grant, KitAccount, LeaseOwner, ListQuery, RevocableToken,
+    StateName, TenantName, Timestamp, TokenEndpoint, UnauthorizedReason,
+};
+
+use crate::cache::TokenCache;
+use crate::config::ManagerConfig;
+use crate::error::ManagerError;
+use crate::refresh::Want;
+use crate::single_flight::SingleFlight;
+
+/// Shared state behind every clone of a [`TokenManager`].
+pub(crate) struct Inner<E, S> {
+    pub(crate) endpoint: E,
+    pub(crate) store: S,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) config: ManagerConfig,
+    pub(crate) owner: LeaseOwner,
+    pub(crate) cache: TokenCache,
+    pub(crate) flights: SingleFlight<ConnectionId, AccessToken>,
+}
+
+/// Hands out access tokens that are always fresh, with exactly one refresh per connection at a
+/// time across tasks (single-flight) and processes (a fenced lease in the database).
+///
+/// Cheap to clone; every clone shares the cache, the flights and the adapters.
+pub struct TokenManager<E, S> {
+    pub(crate) inner: Arc<Inner<E, S>>,
+}
+
+impl<E, S> Clone for TokenManager<E, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<E, S> std::fmt::Debug for TokenManager<E, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("owner", &self.inner.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the dashboard, the CLI and the broker API show about a connection. No secrets.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConnectionStatus {
+    /// The connection id.
+    pub id: ConnectionId,
+    /// Its tenant.
+    pub tenant: Option<TenantName>,
+    /// The Kit account.
+    pub account: KitAccount,
+    /// `authorized`, `expired` (inside the refresh margin or past expiry) or `unauthorized`.
+    pub state: StateName,
+    /// Why the grant ended, when it has.
+    pub ended: Option<UnauthorizedReason>,
+    /// When the access token expires.
+    pub expires_at: Option<Timestamp>,
+    /// When the refresher will renew it.
+    pub next_refresh_at: Option<Timestamp>,
+    /// The last successful refresh.
+    pub last_refresh_at: Option<Timestamp>,
+    /// The last failure, without secrets.
+    pub last_error: Option<String>,
+    /// Consecutive failed refreshes.
+    pub consecutive_failures: u32,
+    /// No refresh before this instant.
+    pub cooldown_until: Option<Timestamp>,
+    /// When the connection was first installed.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+impl ConnectionStatus {
+    pub(crate) fn of(record: &ConnectionRecord, now: Timestamp) -> Self {
+        let (state, ended, expires_at) = match &record.grant {
+            Grant::Active(tokens) if tokens.is_due(now) => {
+                (StateName::Expired, None, Some(tokens.expires_at()))
+            }
+            Grant::Active(tokens) => (StateName::Authorized, None, Some(tokens.expires_at())),
+            Grant::Ended(reason) => (StateName::Unauthorized, Some(reason.clone()), None),
+        };
+        Self {
+            id: record.id.clone(),
+            tenant: record.tenant.clone(),
+            account: record.account.clone(),
+            state,
+            ended,
+            expires_at,
+            next_refresh_at: record.next_refresh_at,
+            last_refresh_at: record.health.last_refresh_at,
+            last_error: record.health.last_error.clone(),
+            consecutive_failures: record.health.consecutive_failures,
+            cooldown_until: record.health.cooldown_until,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+impl<E, S> TokenManager<E, S>
+where
+    E: TokenEndpoint + AccountLookup + 'static,
+    S: ConnectionStore + 'static,
+{
+    /// Assembles a manager from its parts. Most apps use `KitOAuth::builder()` instead.
+    pub fn new(
+        endpoint: E,
+        store: S,
+        clock: Arc<dyn Clock>,
+        events: Arc<dyn EventSink>,
+        config: ManagerConfig,
+    ) -> Self {
+        let mut rng = rand::rngs::OsRng;
+        let owner = LeaseOwner(format!(
+            "{}-{}",
+            std::process::id(),
+            ConnectionId::generate(&mut rng)
+        ));
+        Self {
+            inner: Arc::new(Inner {
+                endpoint,
+                store,
+                clock,
+                events,
+                config,
+                owner,
+                cache: TokenCache::default(),
+                flights: SingleFlight::default(),
+            }),
+        }
+    }
+
+    /// A fresh access token for `id`.
+    ///
+    /// From memory when the cached token is outside its refresh margin (no I/O, no lock held
+    /// across an await); otherwise refreshed exactly once, whoever else asks at the same time.
+    ///
+    /// # Errors
+    /// [`ManagerError::ReauthRequired`] when the grant is dead, [`ManagerError::Unavailable`]
+    /// for transient failures (the tokens are kept), [`ManagerError::NotFound`].
+    pub async fn access_token(&self, id: &ConnectionId) -> Result<AccessToken, ManagerError> {
+        if let Some(token) = self.inner.cache.get(id, self.inner.clock.now()) {
+            return Ok(token);
+        }
+        self.obtain(id, Want::Token).await
+    }
+
+    /// Refreshes now, even if the token looks fresh — unless it already changed since
+    /// `stale` (the token Kit just refused), in which case the newer token is returned.
+    ///
+    /// # Errors
+    /// As [`Self::access_token`].
+    pub async fn force_refresh(
+        &self,
+        id: &ConnectionId,
+        stale: Option<&AccessToken>,
+    ) -> Result<AccessToken, ManagerError> {
+        let stale = match stale {
+            Some(token) => token.clone(),
+            None => match self.read(id).await?.grant {
+                Grant::Active(tokens) => tokens.access().clone(),
+                Grant::Ended(reason) => return Err(ended(id, &reason)),
+            },
+        };
+        self.inner.cache.evict_if(id, &stale);
+        let outcome = self.obtain(id, Want::Replace(stale.fingerprint())).await?;
+        Ok(outcome)
+    }
+
+    /// Renews the token if the background schedule says so (`next_refresh_at` has passed).
+    ///
+    /// # Errors
+    /// As [`Self::access_token`].
+    pub async fn refresh_if_scheduled(&self, id: &ConnectionId) -> Result<(), ManagerError> {
+        self.obtain(id, Want::Scheduled).await.map(drop)
+    }
+
+    /// Runs the refresh protocol once per connection at a time in this process.
+    async fn obtain(&self, id: &ConnectionId, want: Want) -> Result<AccessToken, ManagerError> {
+        loop {
+            let inner = Arc::clone(&self.inner);
+            let key = id.clone();
+            let result = self
+                .inner
+                .flights
+                .run(id, move || async move { inner.obtain(&key, want).await })
+                .await;
+            // A flight started for another purpose may have returned the very token we were
+            // asked to replace: run our own.
+            match (&result, want) {
+                (Ok(token), Want::Replace(stale)) if token.fingerprint() == stale => {}
+                _ => return result,
+            }
+        }
+    }
+
+    /// Revokes the grant at Kit, then marks the connection `Unauthorized` (revoked).
+    ///
+    /// # Errors
+    /// [`ManagerError::Unavailable`] when Kit could not be reached (nothing is changed then),
+    /// [`ManagerError::NotFound`].
+    pub async fn revoke(&self, id: &ConnectionId) -> Result<(), ManagerError> {
+        loop {
+            let record = self.read(id).await?;
+            let Grant::Active(tokens) = &record.grant else {
+                self.inner.cache.evict(id);
+                return Ok(());
+            };
+            self.inner
+                .endpoint
+                .revoke(RevocableToken::Refresh(tokens.refresh()))
+                .await
+                .map_err(|e| ManagerError::Unavailable {
+                    reason: format!("revoking at Kit failed: {e}"),
+                    retry_at: None,
+                })?;
+            let now = self.inner.clock.now();
+            let mut ended = record.clone();
+            ended.grant = Grant::Ended(UnauthorizedReason::Revoked);
+            ended.next_refresh_at = None;
+            ended.updated_at = now;
+            match self.inner.store.put(&ended, record.version).await {
+                Ok(_) => {
+                    self.inner.cache.evict(id);
+                    self.inner.emit(&record, EventKind::Revoked).await;
+                    return Ok(());
+                }
+                // A refresh or reinstall landed meanwhile: revoke what is there now.
+                Err(kit_oauth_core::StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(ManagerError::from_store(e)),
+            }
+        }
+    }
+
+    /// Revokes the grant at Kit (best effort when it is already dead) and deletes the
+    /// connection.
+    ///
+    /// # Errors
+    /// As [`Self::revoke`].
+    pub async fn remove(&self, id: &ConnectionId) -> Result<(), ManagerError> {
+        self.revoke(id).await?;
+        self.inner
+            .store
+            .delete(id)
+            .await
+            .map_err(ManagerError::from_store)?;
+        self.inner.cache.evict(id);
+        Ok(())
+    }
+
+    /// The connection's state, expiry and refresh health.
+    ///
+    /// # Errors
+    /// [`ManagerError::NotFound`], or a storage error.
+    pub async fn status(&self, id: &ConnectionId) -> Result<ConnectionStatus, ManagerError> {
+        let record = self.read(id).await?;
+        Ok(ConnectionStatus::of(&record, self.inner.clock.now()))
+    }
+
+    /// A page of connections.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub async fn list(&self, query: &ListQuery) -> Result<Vec<ConnectionStatus>, ManagerError> {
+        let now = self.inner.clock.now();
+        let records = self
+            .inner
+            .store
+            .list(query)
+            .await
+            .map_err(ManagerError::from_store)?;
+        Ok(records
+            .iter()
+            .map(|r| ConnectionStatus::of(r, now))
+            .collect())
+    }
+
+    /// Kit refused `rejected` as invalid or revoked (a 401 on an API call). The grant is dead
+    /// unless the stored token has moved on (another task refreshed it): then nothing changes
+    /// and `Ok(false)` says "retry with the new token".
+    ///
+    /// # Errors
+    /// A storage error.
+    pub async fn report_rejected(
+        &self,
+        id: &ConnectionId,
+        rejected: &AccessToken,
+        reason: &str,
+    ) -> Result<bool, ManagerError> {
+        self.inner.cache.evict_if(id, rejected);
+        loop {
+            let record = self.read(id).await?;
+            let Grant::Active(tokens) = &record.grant else {
+                return Ok(true);
+            };
+            if tokens.access() != rejected {
+                return Ok(false);
+            }
+            let mut dead = record.clone();
+            dead.grant = Grant::Ended(UnauthorizedReason::ReauthRequired {
+                detail: reason.to_owned(),
+            });
+            dead.next_refresh_at = None;
+            dead.health.last_error = Some(reason.to_owned());
+            dead.updated_at = self.inner.clock.now();
+            match self.inner.store.put(&dead, record.version).await {
+                Ok(_) => {
+                    self.inner.cache.evict(id);
+                    self.inner
+                        .emit(
+                            &record,
+                            EventKind::ReauthRequired {
+                                reason: reason.to_owned(),
+                            },
+                        )
+                        .await;
+                    return Ok(true);
+                }
+                Err(kit_oauth_core::StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(ManagerError::from_store(e)),
+            }
+        }
+    }
+
+    /// The store behind this manager (for the server's readiness check and the CLI).
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The endpoint behind this manager.
+    pub fn endpoint(&self) -> &E {
+        &self.inner.endpoint
+    }
+
+    /// The clock this manager decides expiry by.
+    #[must_use]
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// This instance's lease owner name.
+    #[must_use]
+    pub fn owner(&self) -> &LeaseOwner {
+        &self.inner.owner
+    }
+
+    async fn read(&self, id: &ConnectionId) -> Result<ConnectionRecord, ManagerError> {
+        self.inner
+            .store
+            .get(id)
+            .await
+            .map_err(ManagerError::from_store)?
+            .ok_or_else(|| ManagerError::NotFound(id.clone()))
+    }
+}
+
+pub(crate) fn ended(id: &ConnectionId, reason: &UnauthorizedReason) -> ManagerError {
+    let reason = match reason {
+        UnauthorizedReason::Revoked => "the connection was revoked".to_owned(),
+        UnauthorizedReason::ReauthRequired { detail } => detail.clone(),
+        other => format!("{other:?}"),
+    };
+    ManagerError::ReauthRequired {
+        id: id.clone(),
+        reason,
+    }
+}
+
+impl<E, S> Inner<E, S>
+where
+    S: ConnectionStore,
+{
+    /// Emits an event about `record`'s connection to the sink and the audit trail.
+    pub(crate) async fn emit(&self, record: &ConnectionRecord, kind: EventKind) {
+        let mut rng = rand::rngs::OsRng;
+        let event = Event {
+            id: EventId::generate(&mut rng),
+            at: self.clock.now(),
+            connection: record.id.clone(),
+            tenant: record.tenant.clone(),
+            account: Some(record.account.id.clone()),
+            kind,
+        };
+        self.events.emit(&event);
+        if let Err(error) = self.store.append_event(&event).await {
+            tracing::warn!(connection = %record.id, %error, "could not append to the audit trail");
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! The refresh protocol, across processes: DESIGN.md "Tokens always fresh", steps 2–4.
+//!
+//! 1. Read the row. A token that does not need refreshing is returned as it is.
+//! 2. Take the row's lease (one owner across every process, fenced). If someone else holds it,
+//!    wait for their commit (or hand out the current token while it is still valid).
+//! 3. Under the lease: re-check (another instance may have just refreshed), record the refresh
+//!    token about to be sent, call Kit, and commit the new tokens with a compare-and-swap that
+//!    also releases the lease — before any caller sees them.
+//! 4. Classify failures: transient ones keep the tokens and start a cooldown; `invalid_grant`
+//!    re-reads the row first and only a grant nobody else rotated becomes "reinstall needed".
+
+use std::time::Duration;
+
+use kit_oauth_core::{
+    AccessToken, AccountLookup, Authorized, Connection, ConnectionId, ConnectionRecord,
+    ConnectionStore, EndpointError, EventKind, Freshness, Grant, InFlight, Lease, LeaseOutcome,
+    RefreshHealth, Sha256Hash, StoreError, Timestamp, TokenEndpoint, TokenSet, UnauthorizedReason,
+};
+use rand::Rng as _;
+
+use crate::error::ManagerError;
+use crate::manager::{Inner, ended};
+
+/// Why a caller runs the protocol, which decides whether a refresh is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// A token outside its refresh margin.
+    Token,
+    /// The background schedule: refresh once `next_refresh_at` has passed.
+    Scheduled,
+    /// Replace the token with this fingerprint (Kit refused it, or an operator forced it).
+    Replace(Sha256Hash),
+}
+
+impl Want {
+    fn needs_refresh(self, record: &ConnectionRecord, tokens: &TokenSet, now: Timestamp) -> bool {
+        match self {
+            Self::Token => tokens.is_due(now),
+            Self::Scheduled => {
+                tokens.is_due(now) || record.next_refresh_at.is_some_and(|at| now >= at)
+            }
+            Self::Replace(stale) => tokens.access().fingerprint() == stale,
+        }
+    }
+
+    /// Whether the current token may be handed out while a refresh is impossible right now
+    /// (cooling down, or another instance is refreshing).
+    fn accepts_current(self, tokens: &TokenSet, now: Timestamp) -> bool {
+        match self {
+            Self::Token | Self::Scheduled => now < tokens.expires_at(),
+            Self::Replace(_) => false,
+        }
+    }
+}
+
+/// How long to sleep between polls of a row that another instance is refreshing, at most.
+const MAX_WAIT_SLICE: Duration = Duration::from_secs(5);
+
+impl<E, S> Inner<E, S>
+where
+    E: TokenEndpoint + AccountLookup,
+    S: ConnectionStore,
+{
+    pub(crate) async fn obtain(
+        &self,
+        id: &ConnectionId,
+        want: Want,
+    ) -> Result<AccessToken, ManagerError> {
+        let give_up_at = tokio::time::Instant::now() + self.config.wait_timeout;
+        loop {
+            let record = self.read(id).await?;
+            let tokens = active(&record)?;
+            let now = self.clock.now();
+            if !want.needs_refresh(&record, tokens, now) {
+                self.cache.put(id, tokens, record.version);
+                return Ok(tokens.access().clone());
+            }
+            if let Some(until) = record.health.cooldown_until.filter(|until| now < *until) {
+                if want.accepts_current(tokens, now) {
+                    return Ok(tokens.access().clone());
+                }
+                return Err(ManagerError::Unavailable {
+                    reason: format!(
+                        "refresh is cooling down after {} failures: {}",
+                        record.health.consecutive_failures,
+                        record
+                            .health
+                            .last_error
+                            .as_deref()
+                            .unwrap_or("unknown error")
+                    ),
+                    retry_at: Some(until),
+                });
+            }
+            let outcome = self
+                .store
+                .acquire_lease(id, &self.owner, now, self.config.lease_ttl)
+                .await
+                .map_err(ManagerError::from_store)?;
+            match outcome {
+                LeaseOutcome::Acquired { lease, record, .. } => {
+                    match self.refresh_under_lease(&lease, *record, want).await? {
+                        Some(token) => return Ok(token),
+                        None => continue,
+                    }
+                }
+                LeaseOutcome::Held { until, .. } => {
+                    if want.accepts_current(tokens, now) {
+                        return Ok(tokens.access().clone());
+                    }
+                    let left = give_up_at.saturating_duration_since(tokio::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(ManagerError::Unavailable {
+                            reason: "another instance's refresh is taking too long".into(),
+                            retry_at: Some(until),
+                        });
+                    }
+                    self.store
+                        .wait_for_change(id, record.version, left.min(MAX_WAIT_SLICE))
+                        .await
+                        .map_err(ManagerError::from_store)?;
+                }
+            }
+        }
+    }
+
+    /// Refreshes under `lease`. `Ok(None)` means "the row changed under us: start over".
+    async fn refresh_under_lease(
+        &self,
+        lease: &Lease,
+        record: ConnectionRecord,
+        want: Want,
+    ) -> Result<Option<AccessToken>, ManagerError> {
+        let id = &record.id;
+        let connection = match authorized(&record) {
+            Ok(connection) => connection,
+            Err(error) => {
+                self.release(lease, None).await;
+                return Err(error);
+            }
+        };
+        let now = self.clock.now();
+        // Someone refreshed between our read and our lease: use their tokens.
+        if !want.needs_refresh(&record, connection.tokens(), now) {
+            self.release(lease, None).await;
+            self.cache.put(id, connection.tokens(), record.version);
+            return Ok(Some(connection.tokens().access().clone()));
+        }
+        let expired = match connection.observe(&*self.clock) {
+            Freshness::Due(expired) => expired,
+            Freshness::Fresh(fresh) => fresh.expire_now(),
+        };
+        let in_flight = InFlight {
+            refresh_token: expired.refresh_token().fingerprint(),
+            started_at: now,
+        };
+        match self.store.mark_in_flight(lease, &in_flight).await {
+            Ok(()) => {}
+            Err(StoreError::LeaseLost(_)) => return Ok(None),
+            Err(e) => {
+                self.release(lease, None).await;
+                return Err(ManagerError::from_store(e));
+            }
+        }
+
+        let answer = self.endpoint.refresh(expired.refresh_token()).await;
+        let received_at = self.clock.now();
+        let previous = expired.refresh_token().clone();
+        let result = answer.and_then(|response| {
+            TokenSet::from_response(response, received_at, Some(previous)).map_err(|e| {
+                EndpointError::Protocol {
+                    status: Some(200),
+                    excerpt: e.to_string(),
+                }
+            })
+        });
+        match result {
+            Ok(tokens) => {
+                let renewed = expired.refreshed(tokens);
+                self.commit(lease, record, renewed).await.map(Some)
+            }
+            Err(EndpointError::InvalidGrant { description }) => {
+                self.on_invalid_grant(lease, record, &in_flight.refresh_token, description)
+                    .await
+            }
+            Err(error) => Err(self.on_failure(lease, record, &error).await),
+        }
+    }
+
+    /// Stores the refreshed tokens (CAS + lease release in one step), then caches them.
+    async fn commit(
+        &self,
+        lease: &Lease,
+        record: ConnectionRecord,
+        renewed: Connection<Authorized>,
+    ) -> Result<AccessToken, ManagerError> {
+        let now = self.clock.now();
+        let tokens = renewed.tokens().clone();
+        let mut rng = rand::rngs::OsRng;
+        let next = ConnectionRecord {
+            grant: Grant::Active(tokens.clone()),
+            health: RefreshHealth {
+                consecutive_failures: 0,
+                cooldown_until: None,
+                last_error: None,
+                last_refresh_at: Some(now),
+            },
+            next_refresh_at: Some(tokens.next_refresh_at(&mut rng)),
+            updated_at: now,
+            ..record.clone()
+        };
+        let mut attempt = 0;
+        let version = loop {
+            let written = match self
+                .store
+                .commit_refresh(lease, &next, record.version)
+                .await
+            {
+                // Our lease lapsed and was taken, but Kit has already rotated: these tokens are
+                // the only working ones. A plain CAS still refuses to overwrite anything newer;
+                // the new holder's refresh then fails `invalid_grant`, re-reads, and finds ours.
+                Err(StoreError::LeaseLost(_)) => self.store.put(&next, record.version).await,
+                other => other,
+            };
+            match written {
+                Ok(version) => break version,
+                Err(StoreError::Unavailable(reason))
+                    if attempt + 1 < self.config.commit_attempts =>
+                {
+                    attempt += 1;
+                    tracing::warn!(connection = %record.id, attempt, %reason,
+                        "database unavailable while committing refreshed tokens; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(StoreError::Conflict { .. } | StoreError::LeaseLost(_)) => {
+                    // A reinstall or a revocation replaced the grant meanwhile: it wins.
+                    tracing::warn!(connection = %record.id,
+                        "connection changed during refresh; discarding the refreshed tokens");
+                    return self
+                        .read(&record.id)
+                        .await
+                        .and_then(|current| active(&current).map(|t| t.access().clone()));
+                }
+                Err(e) => {
+                    tracing::error!(connection = %record.id, error = %e,
+                        "could not store refreshed tokens");
+                    return Err(ManagerError::from_store(e));
+                }
+            }
+        };
+        self.cache.put(&record.id, &tokens, version);
+        self.emit(
+            &next,
+            EventKind::Refreshed {
+                expires_at: tokens.expires_at(),
+            },
+        )
+        .await;
+        Ok(tokens.access().clone())
+    }
+
+    /// `invalid_grant` is not trusted blindly: if the row moved on, another worker rotated the
+    /// tokens and we lost a race; only a grant nobody rotated is dead.
+    async fn on_invalid_grant(
+        &self,
+        lease: &Lease,
+        record: ConnectionRecord,
+        sent: &Sha256Hash,
+        description: String,
+    ) -> Result<Option<AccessToken>, ManagerError> {
+        let current = self.read(&record.id).await?;
+        let rotated_elsewhere = match &current.grant {
+            Grant::Active(tokens) => {
+                current.version != record.version || tokens.refresh().fingerprint() != *sent
+            }
+            Grant::Ended(_) => true,
+        };
+        if rotated_elsewhere {
+            self.release(lease, None).await;
+            return Ok(None);
+        }
+        let detail = format!("Kit refused the refresh token (invalid_grant): {description}");
+        let now = self.clock.now();
+        let dead = ConnectionRecord {
+            grant: Grant::Ended(UnauthorizedReason::ReauthRequired {
+                detail: detail.clone(),
+            }),
+            next_refresh_at: None,
+            health: RefreshHealth {
+                consecutive_failures: record.health.consecutive_failures + 1,
+                cooldown_until: None,
+                last_error: Some(detail.clone()),
+                last_refresh_at: record.health.last_refresh_at,
+            },
+            updated_at: now,
+            ..record.clone()
+        };
+        match self
+            .store
+            .commit_refresh(lease, &dead, record.version)
+            .await
+        {
+            Ok(_) => {
+                self.cache.evict(&record.id);
+                self.emit(
+                    &dead,
+                    EventKind::ReauthRequired {
+                        reason: detail.clone(),
+                    },
+                )
+                .await;
+                Err(ManagerError::ReauthRequired {
+                    id: record.id,
+                    reason: detail,
+                })
+            }
+            Err(StoreError::Conflict { .. } | StoreError::LeaseLost(_)) => Ok(None),
+            Err(e) => Err(ManagerError::from_store(e)),
+        }
+    }
+
+    /// A failure that does not end the grant: keep the tokens, count it, cool down.
+    async fn on_failure(
+        &self,
+        lease: &Lease,
+        record: ConnectionRecord,
+        error: &EndpointError,
+    ) -> ManagerError {
+        let now = self.clock.now();
+        let failures = record.health.consecutive_failures.saturating_add(1);
+        let base = self.config.cooldown(failures);
+        // Jitter the cooldown to [50 %, 100 %] of its length so failing connections spread out.
+        let jittered = base.mul_f64(rand::rngs::OsRng.gen_range(0.5..=1.0));
+        let retry_after = match error {
+            EndpointError::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        let cooldown = retry_after.map_or(jittered, |r| r.max(jittered));
+        let until = now.saturating_add(cooldown);
+        let message = error.to_string();
+        let health = RefreshHealth {
+            consecutive_failures: failures,
+            cooldown_until: Some(until),
+            last_error: Some(message.clone()),
+            last_refresh_at: record.health.last_refresh_at,
+        };
+        self.release(lease, Some(&health)).await;
+        if failures == 1 {
+            self.emit(
+                &record,
+                EventKind::RefreshFailed {
+                    reason: message.clone(),
+                    failures,
+                },
+            )
+            .await;
+        }
+        tracing::warn!(connection = %record.id, failures, error = %message, "refresh failed");
+        match error {
+            EndpointError::InvalidClient { description } => {
+                ManagerError::InvalidClient(description.clone())
+            }
+            _ => ManagerError::Unavailable {
+                reason: message,
+                retry_at: Some(until),
+            },
+        }
+    }
+
+    async fn release(&self, lease: &Lease, health: Option<&RefreshHealth>) {
+        if let Err(error) = self.store.release_lease(lease, health, false).await {
+            // The lease lapses by itself; nothing is lost.
+            tracing::warn!(connection = %lease.connection, %error, "could not release a refresh lease");
+        }
+    }
+
+    pub(crate) async fn read(&self, id: &ConnectionId) -> Result<ConnectionRecord, ManagerError> {
+        self.store
+            .get(id)
+            .await
+            .map_err(ManagerError::from_store)?
+            .ok_or_else(|| ManagerError::NotFound(id.clone()))
+    }
+}
+
+fn active(record: &ConnectionRecord) -> Result<&TokenSet, ManagerError> {
+    match &record.grant {
+        Grant::Active(tokens) => Ok(tokens),
+        Grant::Ended(reason) => Err(ended(&record.id, reason)),
+    }
+}
+
+fn authorized(record: &ConnectionRecord) -> Result<Connection<Authorized>, ManagerError> {
+    match &record.grant {
+        Grant::Active(tokens) => Ok(Connection::<Authorized>::restore(
+            record.id.clone(),
+            record.tenant.clone(),
+            record.account.clone(),
+            tokens.clone(),
+        )),
+        Grant::Ended(reason) => Err(ended(&record.id, reason)),
+    }
+}
+
+/// 50 ms, 100 ms, 200 ms, … capped at 2 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(50u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(2))
+}
