@@ -25,6 +25,7 @@ mod install;
 mod manager;
 mod refresh;
 mod refresher;
+mod settings;
 mod single_flight;
 
 pub use config::ManagerConfig;
@@ -33,3 +34,7 @@ pub use events::{BroadcastEvents, FanOut, TracingEvents};
 pub use install::{InstallFlow, InstallStarted, Installed};
 pub use manager::{ConnectionStatus, TokenManager};
 pub use refresher::{Refresher, RefresherConfig, RefresherHandle};
+pub use settings::{
+    ConfigError, DEFAULT_BASE, DEFAULT_DATABASE_URL, EncryptionKeySetting, KitOAuthConfig,
+    TokenBody, redact_url_password, vars,
+};
