@@ -2,7 +2,9 @@
 //!
 //! A read takes one shard's read lock for the length of a hash lookup and a clone — never across
 //! an `.await`, never a global lock — and does no I/O. An entry is served only while the token
-//! is outside its refresh margin; after that the caller takes the slow path.
+//! is outside its refresh margin and before the background refresher's scheduled renewal
+//! (Kit may revoke the previous access token when it rotates, so a token that another instance
+//! is about to replace is not served from memory); after that the caller takes the slow path.
 
 use dashmap::DashMap;
 use kit_oauth_core::{AccessToken, ConnectionId, Timestamp, TokenSet, Version};
@@ -10,7 +12,7 @@ use kit_oauth_core::{AccessToken, ConnectionId, Timestamp, TokenSet, Version};
 #[derive(Debug)]
 struct Cached {
     access: AccessToken,
-    due_at: Timestamp,
+    serve_until: Timestamp,
     version: Version,
 }
 
@@ -24,15 +26,23 @@ impl TokenCache {
     /// The cached token, if it is not yet due at `now`.
     pub(crate) fn get(&self, id: &ConnectionId, now: Timestamp) -> Option<AccessToken> {
         let entry = self.entries.get(id)?;
-        (now < entry.due_at).then(|| entry.access.clone())
+        (now < entry.serve_until).then(|| entry.access.clone())
     }
 
-    /// Remembers `tokens` as of row `version`, unless a newer version is already cached (a
-    /// slow reader must not replace what a faster refresh stored).
-    pub(crate) fn put(&self, id: &ConnectionId, tokens: &TokenSet, version: Version) {
+    /// Remembers `tokens` as of row `version`, to be served until they are due or the
+    /// scheduled refresh (`next_refresh_at`) comes, whichever is first — unless a newer
+    /// version is already cached (a slow reader must not replace what a faster refresh stored).
+    pub(crate) fn put(
+        &self,
+        id: &ConnectionId,
+        tokens: &TokenSet,
+        version: Version,
+        next_refresh_at: Option<Timestamp>,
+    ) {
+        let serve_until = next_refresh_at.map_or(tokens.due_at(), |at| at.min(tokens.due_at()));
         let fresh = Cached {
             access: tokens.access().clone(),
-            due_at: tokens.due_at(),
+            serve_until,
             version,
         };
         self.entries
@@ -41,7 +51,7 @@ impl TokenCache {
                 if current.version <= version {
                     *current = Cached {
                         access: fresh.access.clone(),
-                        due_at: fresh.due_at,
+                        serve_until: fresh.serve_until,
                         version,
                     };
                 }
@@ -82,25 +92,22 @@ mod tests {
     fn serves_until_due_then_misses() {
         let cache = TokenCache::default();
         let id = ConnectionId::parse("c").unwrap();
-        cache.put(&id, &tokens("a", 9_100), Version(1));
-        assert!(
-            cache
-                .get(&id, Timestamp::from_unix_seconds(9_099))
-                .is_some()
-        );
-        assert!(
-            cache
-                .get(&id, Timestamp::from_unix_seconds(9_100))
-                .is_none()
-        );
+        let at = Timestamp::from_unix_seconds;
+        cache.put(&id, &tokens("a", 9_100), Version(1), None);
+        assert!(cache.get(&id, at(9_099)).is_some());
+        assert!(cache.get(&id, at(9_100)).is_none());
+        // The scheduled refresh comes first: served until then only.
+        cache.put(&id, &tokens("a", 9_100), Version(2), Some(at(9_000)));
+        assert!(cache.get(&id, at(8_999)).is_some());
+        assert!(cache.get(&id, at(9_000)).is_none());
     }
 
     #[test]
     fn an_older_version_never_replaces_a_newer_one() {
         let cache = TokenCache::default();
         let id = ConnectionId::parse("c").unwrap();
-        cache.put(&id, &tokens("new", 9_100), Version(3));
-        cache.put(&id, &tokens("old", 9_100), Version(2));
+        cache.put(&id, &tokens("new", 9_100), Version(3), None);
+        cache.put(&id, &tokens("old", 9_100), Version(2), None);
         let now = Timestamp::from_unix_seconds(1);
         assert_eq!(cache.get(&id, now).unwrap(), AccessToken::new("new"));
         cache.evict_if(&id, &AccessToken::new("old"));

@@ -272,9 +272,12 @@ where
             .store
             .upsert_installed(&ConnectionRecord::authorized(&connection, next, now))
             .await?;
-        inner
-            .cache
-            .put(&stored.id, connection.tokens(), stored.version);
+        inner.cache.put(
+            &stored.id,
+            connection.tokens(),
+            stored.version,
+            stored.next_refresh_at,
+        );
         inner.emit(&stored, EventKind::Authorized).await;
         Ok(Installed {
             connection_id: stored.id,

@@ -72,7 +72,8 @@ where
             let tokens = active(&record)?;
             let now = self.clock.now();
             if !want.needs_refresh(&record, tokens, now) {
-                self.cache.put(id, tokens, record.version);
+                self.cache
+                    .put(id, tokens, record.version, record.next_refresh_at);
                 return Ok(tokens.access().clone());
             }
             if let Some(until) = record.health.cooldown_until.filter(|until| now < *until) {
@@ -143,7 +144,12 @@ where
         // Someone refreshed between our read and our lease: use their tokens.
         if !want.needs_refresh(&record, connection.tokens(), now) {
             self.release(lease, None).await;
-            self.cache.put(id, connection.tokens(), record.version);
+            self.cache.put(
+                id,
+                connection.tokens(),
+                record.version,
+                record.next_refresh_at,
+            );
             return Ok(Some(connection.tokens().access().clone()));
         }
         let expired = match connection.observe(&*self.clock) {
@@ -248,7 +254,8 @@ where
                 }
             }
         };
-        self.cache.put(&record.id, &tokens, version);
+        self.cache
+            .put(&record.id, &tokens, version, next.next_refresh_at);
         self.emit(
             &next,
             EventKind::Refreshed {
