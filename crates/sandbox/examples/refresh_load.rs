@@ -73,12 +73,58 @@ async fn first_refresh_token(sb: &SandboxHandle, tenant: &str) -> String {
     t["refresh_token"].as_str().unwrap().to_owned()
 }
 
-/// Refreshes over one keep-alive connection until `remaining` runs out; returns latencies (µs).
+/// Latency histogram in 10 µs buckets up to 100 ms (last bucket: slower), allocated once so
+/// the harness's own memory does not grow during the run.
+struct Histogram(Vec<AtomicU64>);
+
+impl Histogram {
+    const BUCKETS: usize = 10_000;
+
+    fn new() -> Self {
+        Self((0..Self::BUCKETS).map(|_| AtomicU64::new(0)).collect())
+    }
+
+    fn record(&self, d: Duration) {
+        let b = usize::try_from(d.as_micros() / 10)
+            .unwrap_or(usize::MAX)
+            .min(Self::BUCKETS - 1);
+        self.0[b].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn reset(&self) {
+        for b in &self.0 {
+            b.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The upper bound (µs) of the bucket holding quantile `q`.
+    fn quantile(&self, q: f64) -> u64 {
+        let counts: Vec<u64> = self.0.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let target = ((total as f64) * q).ceil() as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= target.max(1) {
+                return (i as u64 + 1) * 10;
+            }
+        }
+        0
+    }
+}
+
+/// Refreshes over one keep-alive connection until `remaining` runs out.
 async fn worker(
     addr: std::net::SocketAddr,
     mut refresh_token: String,
     remaining: Arc<AtomicU64>,
-) -> (String, Vec<u32>) {
+    hist: Arc<Histogram>,
+) -> String {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -86,7 +132,6 @@ async fn worker(
         .unwrap();
     tokio::spawn(conn);
     let host = addr.to_string();
-    let mut latencies = Vec::new();
     while remaining
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
         .is_ok()
@@ -104,45 +149,30 @@ async fn worker(
         let resp = sender.send_request(req).await.unwrap();
         assert_eq!(resp.status(), 200);
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        latencies.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+        hist.record(started.elapsed());
         let v: Value = serde_json::from_slice(&bytes).unwrap();
         refresh_token = v["refresh_token"].as_str().unwrap().to_owned();
     }
-    (refresh_token, latencies)
+    refresh_token
 }
 
 async fn run(
     sb: &SandboxHandle,
     tokens: Vec<String>,
     total: u64,
-) -> (Vec<String>, Duration, Vec<u32>) {
+    hist: &Arc<Histogram>,
+) -> (Vec<String>, Duration) {
     let remaining = Arc::new(AtomicU64::new(total));
     let started = Instant::now();
     let handles: Vec<_> = tokens
         .into_iter()
-        .map(|t| tokio::spawn(worker(sb.addr(), t, remaining.clone())))
+        .map(|t| tokio::spawn(worker(sb.addr(), t, remaining.clone(), hist.clone())))
         .collect();
     let mut next = Vec::new();
-    let mut lat = Vec::new();
     for h in handles {
-        let (t, l) = h.await.unwrap();
-        next.push(t);
-        lat.extend(l);
+        next.push(h.await.unwrap());
     }
-    (next, started.elapsed(), lat)
-}
-
-fn pct(sorted: &[u32], p: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i]
+    (next, started.elapsed())
 }
 
 fn main() {
@@ -170,27 +200,35 @@ fn main() {
         for i in 0..conns {
             tokens.push(first_refresh_token(&sb, &format!("tenant-{i}")).await);
         }
-        let (tokens, _, _) = run(&sb, tokens, 100_000).await;
+        let hist = Arc::new(Histogram::new());
+        let (mut tokens, _) = run(&sb, tokens, 100_000, &hist).await;
+        hist.reset();
         let (rss_before, _) = rss_kib();
         let sizes_before = sb.sizes();
-        let (_, elapsed, mut lat) = run(&sb, tokens, total).await;
+        println!("kit-sandbox refresh load: {total} refreshes over {conns} keep-alive connections, reuse detection on");
+        println!("  RSS after 100k warm-up refreshes: {rss_before} KiB");
+        let mut elapsed = Duration::ZERO;
+        let chunk = total / 5;
+        for i in 1..=5 {
+            let n = if i == 5 { total - chunk * 4 } else { chunk };
+            let (next, took) = run(&sb, tokens, n, &hist).await;
+            tokens = next;
+            elapsed += took;
+            let (rss, _) = rss_kib();
+            println!("  RSS after {} measured refreshes: {rss} KiB", chunk * (i - 1) + n);
+        }
         let (rss_after, hwm) = rss_kib();
         let sizes_after = sb.sizes();
-        lat.sort_unstable();
         let stats = sb.stats();
         #[allow(clippy::cast_precision_loss)]
         let rate = total as f64 / elapsed.as_secs_f64();
-        println!("kit-sandbox refresh load: {total} refreshes over {conns} keep-alive connections, reuse detection on");
         println!("  elapsed {:.2} s, {rate:.0} refreshes/s", elapsed.as_secs_f64());
         println!(
-            "  latency p50 {} µs, p99 {} µs, max {} µs",
-            pct(&lat, 0.50),
-            pct(&lat, 0.99),
-            pct(&lat, 1.0)
+            "  latency p50 <= {} µs, p99 <= {} µs",
+            hist.quantile(0.50),
+            hist.quantile(0.99)
         );
-        println!(
-            "  RSS after 100k warm-up {rss_before} KiB, after {total} more {rss_after} KiB (peak {hwm} KiB)"
-        );
+        println!("  RSS {rss_before} KiB -> {rss_after} KiB (peak {hwm} KiB)");
         println!("  tables before {sizes_before:?}");
         println!("  tables after  {sizes_after:?}");
         println!(
