@@ -134,7 +134,9 @@ impl Connection {
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
+            // Also the idle keep-alive limit: longer than reqwest's 90 s pool idle timeout, so
+            // clients close idle connections first and never race a server-side close.
+            .header_read_timeout(Duration::from_secs(120))
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), service);
         tokio::pin!(conn);
