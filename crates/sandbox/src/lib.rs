@@ -29,7 +29,7 @@
 //! assert!(token_url.ends_with("/v4/oauth/token"));
 //!
 //! // The next token response is lost after the server rotated the tokens.
-//! sandbox.add_fault(Fault::new(FaultEndpoint::Token, FaultKind::RotateThenDrop));
+//! sandbox.add_fault(Fault::new(FaultEndpoint::Token, FaultKind::RotateThenDrop))?;
 //! // Expiry without sleeping.
 //! sandbox.advance_clock(7_200);
 //! assert_eq!(sandbox.stats().refreshes_ok, 0);
