@@ -1,13 +1,46 @@
 //! # kit-oauth-http — Kit's OAuth endpoints and API v4 over `oauth2` + `reqwest`
 //!
-//! **Skeleton.** This crate will hold the HTTP adapter for the core's ports:
+//! The HTTP adapter for the ports of [`kit_oauth_core`]:
 //!
-//! - `KitEndpoints`: validated configuration of the authorize, token and revoke URLs, the token
-//!   body encoding (JSON as Kit documents, or RFC 6749 form), client credentials and timeouts;
-//! - an implementation of `kit_oauth_core::TokenEndpoint` (authorize URL with PKCE S256, code
-//!   exchange, refresh, revoke) built on the `oauth2` crate's typed client, extended where Kit
-//!   differs from RFC 6749 (JSON bodies, `created_at`, lenient `token_type`);
-//! - an implementation of `kit_oauth_core::AccountLookup` (`GET /v4/account`);
-//! - `KitClient`, the way apps call Kit's API v4 with the retry rules of `kit-protocol.md`.
+//! - [`KitEndpoints`]: validated configuration of the authorize, token and revoke URLs, the
+//!   token body encoding (JSON as Kit documents, or RFC 6749 form), client credentials,
+//!   redirect URI and timeouts;
+//! - [`KitOAuthClient`]: implements [`kit_oauth_core::TokenEndpoint`] (authorize URL with PKCE
+//!   S256, code exchange, refresh, revoke) on the `oauth2` crate's typed client — extended with
+//!   [`KitTokenResponse`] (Kit's `created_at`, lenient `token_type` and `scope`) and a custom
+//!   async HTTP client (JSON bodies, capped responses, 429/5xx as transient) — and
+//!   [`kit_oauth_core::AccountLookup`] (`GET /v4/account`);
+//! - [`KitClient`]: the way apps call Kit's API v4, with tokens from a [`TokenSource`] and the
+//!   retry rules of `kit-protocol.md` §6, plus cursor pagination.
 //!
-//! Every failure maps into `kit_oauth_core::RefreshError`'s classification.
+//! Every failure maps into the core's classification ([`kit_oauth_core::EndpointError`],
+//! [`kit_oauth_core::LookupError`]) or [`ApiError`]; none of them, and no log line, carries a
+//! token, code, verifier or secret. All calls share one `reqwest` client per process (rustls,
+//! redirects off, `User-Agent: kit-oauth-http/<version>`, HTTP/2 when offered, keep-alive).
+//!
+//! `examples/exchange_and_refresh.rs` runs a complete install, exchange and refresh against
+//! the local `kit-sandbox`:
+//!
+//! ```sh
+//! cargo run -p kit-oauth-http --example exchange_and_refresh
+//! ```
+
+#![warn(missing_docs)]
+
+mod api;
+mod config;
+mod kit_errors;
+mod oauth;
+mod redact;
+mod transport;
+
+pub use api::{
+    ApiError, DEFAULT_MAX_API_RESPONSE_BYTES, KitClient, KitRequest, KitResponse, Page, Pagination,
+    Paginator, ReauthReason, RetryPolicy, TokenSource, TokenSourceError,
+};
+pub use config::{
+    ConfigError, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_OAUTH_RESPONSE_BYTES,
+    DEFAULT_REQUEST_TIMEOUT, KitEndpoints, KitEndpointsBuilder, PathFamily, TokenBody,
+};
+pub use oauth::{KitOAuthClient, KitTokenResponse};
+pub use transport::{TransportError, USER_AGENT, shared_client};
