@@ -1,0 +1,411 @@
+//! The broker API under `/v1`: bearer API keys, JSON in and out.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kit_oauth::core::{ConnectionId, ListQuery, StateName, TenantName};
+use kit_oauth::{ConnectionStatus, ManagerError};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::web::{ApiError, rfc3339};
+use crate::{AppState, Scope};
+
+/// Connections per page when the caller does not say.
+pub const DEFAULT_PAGE: u32 = 50;
+/// The largest page.
+pub const MAX_PAGE: u32 = 200;
+
+/// A connection as the API shows it. Never carries a token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionView {
+    /// The connection id.
+    pub id: String,
+    /// The app's tenant, or null for a single-tenant app.
+    pub tenant: Option<String>,
+    /// Kit's account id.
+    pub account_id: String,
+    /// Kit's account name.
+    pub account_name: String,
+    /// `authorized`, `expired` (refresh due) or `unauthorized` (needs reinstall).
+    pub state: String,
+    /// Why the grant ended, when it has.
+    pub ended_reason: Option<String>,
+    /// When the access token expires (RFC 3339).
+    pub expires_at: Option<String>,
+    /// When the background refresher renews it.
+    pub next_refresh_at: Option<String>,
+    /// The last successful refresh.
+    pub last_refresh_at: Option<String>,
+    /// The last refresh failure.
+    pub last_error: Option<String>,
+    /// Consecutive failed refreshes.
+    pub consecutive_failures: u32,
+    /// First installed.
+    pub created_at: String,
+    /// Last changed.
+    pub updated_at: String,
+}
+
+impl From<&ConnectionStatus> for ConnectionView {
+    fn from(s: &ConnectionStatus) -> Self {
+        Self {
+            id: s.id.as_str().to_owned(),
+            tenant: s.tenant.as_ref().map(|t| t.as_str().to_owned()),
+            account_id: s.account.id.as_str().to_owned(),
+            account_name: s.account.name.clone(),
+            state: s.state.as_str().to_owned(),
+            ended_reason: s.ended.as_ref().map(|r| format!("{r:?}")),
+            expires_at: s.expires_at.map(rfc3339),
+            next_refresh_at: s.next_refresh_at.map(rfc3339),
+            last_refresh_at: s.last_refresh_at.map(rfc3339),
+            last_error: s.last_error.clone(),
+            consecutive_failures: s.consecutive_failures,
+            created_at: rfc3339(s.created_at),
+            updated_at: rfc3339(s.updated_at),
+        }
+    }
+}
+
+/// A page of connections.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionPage {
+    /// The connections, ordered by id.
+    pub connections: Vec<ConnectionView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A fresh access token.
+#[derive(Serialize, ToSchema)]
+pub struct TokenView {
+    /// The bearer token for Kit's API v4.
+    pub access_token: String,
+    /// When it expires (RFC 3339); it is renewed well before.
+    pub expires_at: Option<String>,
+}
+
+/// Filters and cursor of `GET /v1/connections`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListParams {
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Only `authorized` (active grants) or `unauthorized` (ended grants).
+    pub state: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size (1–200, default 50).
+    pub limit: Option<u32>,
+}
+
+/// Checks the bearer key.
+///
+/// # Errors
+/// 401 `unauthorized` without a valid key.
+pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Scope, ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(presented) = presented else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send an API key as `Authorization: Bearer <key>`",
+        ));
+    };
+    state
+        .options
+        .api_keys
+        .authenticate(presented)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the API key is not valid",
+            )
+        })
+}
+
+/// Maps a library error to the API's JSON error.
+pub(crate) fn manager_error(error: &ManagerError) -> ApiError {
+    match error {
+        ManagerError::NotFound(_) => ApiError::not_found(),
+        ManagerError::ReauthRequired { reason, .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            "reauth_required",
+            format!("the creator must reinstall the app: {reason}"),
+        ),
+        ManagerError::Unavailable { reason, .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("temporarily unavailable, try again: {reason}"),
+        ),
+        ManagerError::InvalidClient(reason) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "invalid_client",
+            format!("Kit refused the app's client credentials: {reason}"),
+        ),
+        ManagerError::Store(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage_error",
+            "the connection could not be read from storage",
+        ),
+    }
+}
+
+/// Resolves `raw` to a connection visible to `scope` (404 otherwise, whatever the reason).
+pub(crate) async fn visible(
+    state: &AppState,
+    scope: &Scope,
+    raw: &str,
+) -> Result<(ConnectionId, ConnectionStatus), ApiError> {
+    let id = ConnectionId::parse(raw).map_err(|_| ApiError::not_found())?;
+    let status = state.ops.status(&id).await.map_err(|e| manager_error(&e))?;
+    if scope.allows(status.tenant.as_ref()) {
+        Ok((id, status))
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+/// Lists connections visible to the key.
+#[utoipa::path(
+    get, path = "/v1/connections", tag = "connections",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of connections", body = ConnectionPage),
+        (status = 400, description = "Invalid filter", body = ApiError),
+        (status = 401, description = "Missing or invalid API key", body = ApiError),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<ListParams>,
+) -> Result<Json<ConnectionPage>, ApiError> {
+    let scope = authenticate(&state, &headers)?;
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let tenant = params
+        .tenant
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .map(TenantName::parse)
+        .transpose()
+        .map_err(|e| bad_request(format!("tenant: {e}")))?;
+    let state_filter = match params.state.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => match StateName::parse(raw) {
+            Some(name @ (StateName::Authorized | StateName::Unauthorized)) => Some(name),
+            _ => return Err(bad_request("state must be `authorized` or `unauthorized`")),
+        },
+    };
+    let after = params
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(ConnectionId::parse)
+        .transpose()
+        .map_err(|_| bad_request("cursor is not valid"))?;
+    if let (Some(t), Scope::Tenants(_)) = (&tenant, &scope)
+        && !scope.allows(Some(t))
+    {
+        return Ok(Json(ConnectionPage {
+            connections: Vec::new(),
+            next_cursor: None,
+        }));
+    }
+    // A key scoped to exactly one tenant lists that tenant; wider scopes filter page by page.
+    let store_tenant = match (&tenant, &scope) {
+        (Some(t), _) => Some(Some(t.clone())),
+        (None, Scope::Tenants(set)) if set.len() == 1 => set.iter().next().cloned().map(Some),
+        _ => None,
+    };
+    let mut query = ListQuery {
+        tenant: store_tenant,
+        state: state_filter,
+        after,
+        limit,
+    };
+    let mut connections = Vec::new();
+    let mut last_seen = None;
+    let mut exhausted = false;
+    while connections.len() < limit as usize {
+        let page = state
+            .ops
+            .list(&query)
+            .await
+            .map_err(|e| manager_error(&e))?;
+        let full = page.len() >= query.limit as usize;
+        let mut consumed = 0;
+        for status in &page {
+            if connections.len() == limit as usize {
+                break;
+            }
+            consumed += 1;
+            last_seen = Some(status.id.clone());
+            if scope.allows(status.tenant.as_ref()) {
+                connections.push(ConnectionView::from(status));
+            }
+        }
+        if !full && consumed == page.len() {
+            exhausted = true;
+            break;
+        }
+        query.after.clone_from(&last_seen);
+    }
+    let next_cursor = if exhausted {
+        None
+    } else {
+        last_seen.map(|id| id.as_str().to_owned())
+    };
+    Ok(Json(ConnectionPage {
+        connections,
+        next_cursor,
+    }))
+}
+
+/// One connection.
+#[utoipa::path(
+    get, path = "/v1/connections/{id}", tag = "connections",
+    params(("id" = String, Path, description = "Connection id")),
+    responses(
+        (status = 200, description = "The connection", body = ConnectionView),
+        (status = 401, description = "Missing or invalid API key", body = ApiError),
+        (status = 404, description = "No such connection (or not visible to this key)", body = ApiError),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ConnectionView>, ApiError> {
+    let scope = authenticate(&state, &headers)?;
+    let (_, status) = visible(&state, &scope, &id).await?;
+    Ok(Json(ConnectionView::from(&status)))
+}
+
+/// A fresh access token (refreshed first when due).
+#[utoipa::path(
+    post, path = "/v1/connections/{id}/token", tag = "tokens",
+    params(("id" = String, Path, description = "Connection id")),
+    responses(
+        (status = 200, description = "A token that is valid now", body = TokenView),
+        (status = 401, description = "Missing or invalid API key", body = ApiError),
+        (status = 404, description = "No such connection", body = ApiError),
+        (status = 409, description = "The grant is dead: the creator must reinstall", body = ApiError),
+        (status = 503, description = "Kit or the database is temporarily unavailable", body = ApiError),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let scope = authenticate(&state, &headers)?;
+    let (id, _) = visible(&state, &scope, &id).await?;
+    let token = state
+        .ops
+        .access_token(&id)
+        .await
+        .map_err(|e| manager_error(&e))?;
+    let expires_at = state
+        .ops
+        .status(&id)
+        .await
+        .ok()
+        .and_then(|s| s.expires_at)
+        .map(rfc3339);
+    Ok(no_store(Json(TokenView {
+        access_token: token.expose_secret().to_owned(),
+        expires_at,
+    })))
+}
+
+/// Refreshes now, whatever the token's age.
+#[utoipa::path(
+    post, path = "/v1/connections/{id}/refresh", tag = "tokens",
+    params(("id" = String, Path, description = "Connection id")),
+    responses(
+        (status = 200, description = "Refreshed; the new token", body = TokenView),
+        (status = 401, description = "Missing or invalid API key", body = ApiError),
+        (status = 404, description = "No such connection", body = ApiError),
+        (status = 409, description = "The grant is dead: the creator must reinstall", body = ApiError),
+        (status = 503, description = "Kit or the database is temporarily unavailable", body = ApiError),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let scope = authenticate(&state, &headers)?;
+    let (id, _) = visible(&state, &scope, &id).await?;
+    let started = Instant::now();
+    let token = state
+        .ops
+        .force_refresh(&id, None)
+        .await
+        .map_err(|e| manager_error(&e))?;
+    metrics::histogram!("kit_oauth_api_refresh_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    let expires_at = state
+        .ops
+        .status(&id)
+        .await
+        .ok()
+        .and_then(|s| s.expires_at)
+        .map(rfc3339);
+    Ok(no_store(Json(TokenView {
+        access_token: token.expose_secret().to_owned(),
+        expires_at,
+    })))
+}
+
+/// Revokes the grant at Kit, then deletes the connection.
+#[utoipa::path(
+    delete, path = "/v1/connections/{id}", tag = "connections",
+    params(("id" = String, Path, description = "Connection id")),
+    responses(
+        (status = 204, description = "Revoked and removed"),
+        (status = 401, description = "Missing or invalid API key", body = ApiError),
+        (status = 404, description = "No such connection", body = ApiError),
+        (status = 503, description = "Kit could not be reached; nothing was changed", body = ApiError),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let scope = authenticate(&state, &headers)?;
+    let (id, _) = visible(&state, &scope, &id).await?;
+    state.ops.remove(&id).await.map_err(|e| manager_error(&e))?;
+    tracing::info!(connection = %id, "connection revoked and removed through the API");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn no_store(body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}

@@ -1,0 +1,242 @@
+//! Configuration of the binaries: every variable of DESIGN.md's table is also a flag, and
+//! every problem is one line naming the variable.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+use kit_oauth::{ConfigError, KitOAuthConfig, vars};
+use secrecy::SecretString;
+
+use crate::keys::{API_KEYS_VAR, ApiKeys};
+use crate::telemetry::LogFormat;
+
+/// Listen address variable.
+pub const BIND_VAR: &str = "KIT_OAUTH_BIND";
+/// Default listen address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Dashboard admin key variable.
+pub const ADMIN_KEY_VAR: &str = "KIT_OAUTH_ADMIN_KEY";
+/// Webhook receiver variable.
+pub const WEBHOOK_URL_VAR: &str = "KIT_OAUTH_WEBHOOK_URL";
+/// Webhook signing secret variable.
+pub const WEBHOOK_SECRET_VAR: &str = "KIT_OAUTH_WEBHOOK_SECRET";
+/// Log format variable.
+pub const LOG_FORMAT_VAR: &str = "KIT_OAUTH_LOG_FORMAT";
+
+/// The library's variables, as flags (shared by `kit-oauth-server` and `kit-oauth`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct KitArgs {
+    /// The app's OAuth client id.
+    #[arg(long, env = "KIT_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// The app's OAuth client secret (absent: public client, PKCE only).
+    #[arg(long, env = "KIT_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// The registered callback URL (…/kit/oauth/callback).
+    #[arg(long, env = "KIT_REDIRECT_URI")]
+    pub redirect_uri: Option<String>,
+    /// Base URL of Kit's endpoints and API [default: https://api.kit.com].
+    #[arg(long, env = "KIT_OAUTH_BASE")]
+    pub oauth_base: Option<String>,
+    /// Authorize endpoint [default: base + /v4/oauth/authorize].
+    #[arg(long, env = "KIT_AUTHORIZE_URL")]
+    pub authorize_url: Option<String>,
+    /// Token endpoint [default: base + /v4/oauth/token].
+    #[arg(long, env = "KIT_TOKEN_URL")]
+    pub token_url: Option<String>,
+    /// Revoke endpoint [default: base + /v4/oauth/revoke].
+    #[arg(long, env = "KIT_REVOKE_URL")]
+    pub revoke_url: Option<String>,
+    /// Token request body: json or form [default: json].
+    #[arg(long, env = "KIT_TOKEN_BODY")]
+    pub token_body: Option<String>,
+    /// Prefixes a redirect back to Kit may start with [default: https://app.kit.com/].
+    #[arg(long, env = "KIT_REDIRECT_ALLOW")]
+    pub redirect_allow: Option<String>,
+    /// SQLite file or postgres:// URL [default: sqlite://kit-oauth.db?mode=rwc].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Encryption key ring: base64 32-byte key, or id:key,id:key (first = current).
+    #[arg(long, env = "KIT_OAUTH_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+}
+
+impl KitArgs {
+    /// The value for a variable name of [`vars`].
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<String> {
+        let value = match name {
+            vars::CLIENT_ID => &self.client_id,
+            vars::CLIENT_SECRET => &self.client_secret,
+            vars::REDIRECT_URI => &self.redirect_uri,
+            vars::OAUTH_BASE => &self.oauth_base,
+            vars::AUTHORIZE_URL => &self.authorize_url,
+            vars::TOKEN_URL => &self.token_url,
+            vars::REVOKE_URL => &self.revoke_url,
+            vars::TOKEN_BODY => &self.token_body,
+            vars::REDIRECT_ALLOW => &self.redirect_allow,
+            vars::DATABASE_URL => &self.database_url,
+            vars::ENCRYPTION_KEY => &self.encryption_key,
+            _ => &None,
+        };
+        value.clone().filter(|v| !v.trim().is_empty())
+    }
+
+    /// Whether nothing that identifies an app is configured (then `cargo run` is the demo).
+    #[must_use]
+    pub fn is_unconfigured(&self) -> bool {
+        self.get(vars::CLIENT_ID).is_none() && self.get(vars::REDIRECT_URI).is_none()
+    }
+
+    /// The library configuration, requiring the encryption key.
+    ///
+    /// # Errors
+    /// The first missing or malformed variable.
+    pub fn library_config(&self) -> Result<KitOAuthConfig, ConfigError> {
+        let config = KitOAuthConfig::from_lookup(|name| self.get(name))?;
+        if config.encryption_key.is_none() {
+            return Err(ConfigError::new(
+                vars::ENCRYPTION_KEY,
+                "is required (tokens are encrypted at rest): a base64 32-byte key, e.g. from `openssl rand -base64 32`",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+/// The server's own flags and variables.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArgs {
+    /// Listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "KIT_OAUTH_BIND")]
+    pub bind: Option<String>,
+    /// Broker API keys: KEY or TENANT=KEY, comma-separated (or sha256:HEX instead of KEY).
+    #[arg(long, env = "KIT_OAUTH_API_KEYS", hide_env_values = true)]
+    pub api_keys: Option<String>,
+    /// Dashboard sign-in key [default: any unscoped API key].
+    #[arg(long, env = "KIT_OAUTH_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// Where to POST connection events.
+    #[arg(long, env = "KIT_OAUTH_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// The secret that signs webhook deliveries.
+    #[arg(long, env = "KIT_OAUTH_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Log format: pretty or json.
+    #[arg(long, env = "KIT_OAUTH_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The server's settings, validated.
+pub struct ServerSettings {
+    /// Where to listen.
+    pub bind: SocketAddr,
+    /// API keys.
+    pub api_keys: ApiKeys,
+    /// Dashboard sign-in keys.
+    pub admin_keys: ApiKeys,
+    /// Webhook receiver and secret.
+    pub webhook: Option<(kit_oauth::core::Url, SecretString)>,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+fn non_empty(v: Option<&String>) -> Option<&str> {
+    v.map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+impl ServerArgs {
+    /// The log format (checked first, so that the rest can be logged).
+    ///
+    /// # Errors
+    /// `KIT_OAUTH_LOG_FORMAT` malformed.
+    pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
+        match non_empty(self.log_format.as_ref()) {
+            None => Ok(LogFormat::Pretty),
+            Some(raw) => LogFormat::parse(raw).ok_or_else(|| {
+                ConfigError::new(
+                    LOG_FORMAT_VAR,
+                    format!("must be `pretty` or `json`, not {raw:?}"),
+                )
+            }),
+        }
+    }
+
+    /// The listen address.
+    ///
+    /// # Errors
+    /// `KIT_OAUTH_BIND` malformed.
+    pub fn bind(&self) -> Result<SocketAddr, ConfigError> {
+        let raw = non_empty(self.bind.as_ref()).unwrap_or(DEFAULT_BIND);
+        raw.parse().map_err(|_| {
+            ConfigError::new(
+                BIND_VAR,
+                format!("must be an address like 127.0.0.1:8080 or 0.0.0.0:8080, not {raw:?}"),
+            )
+        })
+    }
+
+    /// Validates everything for a real (non-demo) deployment.
+    ///
+    /// # Errors
+    /// The first missing or malformed variable.
+    pub fn settings(&self) -> Result<ServerSettings, ConfigError> {
+        let log_format = self.log_format()?;
+        let bind = self.bind()?;
+        let api_keys = match non_empty(self.api_keys.as_ref()) {
+            Some(raw) => ApiKeys::parse(raw)?,
+            None => {
+                return Err(ConfigError::new(
+                    API_KEYS_VAR,
+                    "is required: the keys apps use for the broker API (at least 16 characters each)",
+                ));
+            }
+        };
+        let admin_keys = match non_empty(self.admin_key.as_ref()) {
+            Some(raw) => {
+                ApiKeys::parse(raw).map_err(|e| ConfigError::new(ADMIN_KEY_VAR, e.problem))?
+            }
+            None => api_keys.clone(),
+        };
+        let webhook = match (
+            non_empty(self.webhook_url.as_ref()),
+            non_empty(self.webhook_secret.as_ref()),
+        ) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    WEBHOOK_SECRET_VAR,
+                    "is required when KIT_OAUTH_WEBHOOK_URL is set (it signs every delivery)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    WEBHOOK_URL_VAR,
+                    "is required when KIT_OAUTH_WEBHOOK_SECRET is set",
+                ));
+            }
+            (Some(url), Some(secret)) => {
+                let url = kit_oauth::core::Url::parse(url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                    .ok_or_else(|| {
+                        ConfigError::new(WEBHOOK_URL_VAR, "must be an http:// or https:// URL")
+                    })?;
+                if secret.len() < 16 {
+                    return Err(ConfigError::new(
+                        WEBHOOK_SECRET_VAR,
+                        "must be at least 16 characters long",
+                    ));
+                }
+                Some((url, SecretString::from(secret.to_owned())))
+            }
+        };
+        Ok(ServerSettings {
+            bind,
+            api_keys,
+            admin_keys,
+            webhook,
+            log_format,
+        })
+    }
+}

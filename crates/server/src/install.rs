@@ -1,0 +1,263 @@
+//! `GET /kit/oauth` (the app's Authorization URL) and `GET /kit/oauth/callback` (its
+//! Redirect URI).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use kit_oauth::InstallError;
+use kit_oauth::core::CallbackError;
+
+use crate::AppState;
+use crate::pages::error_page;
+use crate::web::{cookie, found};
+
+/// The browser-binding cookie.
+pub const BINDING_COOKIE: &str = "kit_oauth_install";
+/// The binding lives as long as a pending install (10 minutes).
+const BINDING_MAX_AGE: u64 = 600;
+
+/// The parameters of the Authorization URL, parsed leniently: Kit's documented example puts an
+/// un-encoded URL (with its own `?`) in `redirect`, so unknown parameters after `redirect` are
+/// taken to be part of it. The result is checked against the allowlist by the library.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BeginQuery {
+    /// Kit's `redirect`.
+    pub redirect: Option<String>,
+    /// The app's tenant.
+    pub tenant: Option<String>,
+}
+
+impl BeginQuery {
+    /// Parses a raw query string.
+    #[must_use]
+    pub fn parse(raw: &str) -> Self {
+        let mut out = Self::default();
+        let mut redirect_raw: Option<String> = None;
+        for piece in raw.split('&') {
+            let (key, value) = piece.split_once('=').unwrap_or((piece, ""));
+            match key {
+                "redirect" if redirect_raw.is_none() => redirect_raw = Some(value.to_owned()),
+                "tenant" | "tenant_name" => out.tenant = Some(decode(value)),
+                _ => {
+                    if let Some(redirect) = redirect_raw.as_mut() {
+                        redirect.push('&');
+                        redirect.push_str(piece);
+                    }
+                }
+            }
+        }
+        out.redirect = redirect_raw.map(|r| decode(&r));
+        out.tenant = out.tenant.filter(|t| !t.is_empty());
+        out
+    }
+}
+
+/// Percent-decoding that leaves `+` alone (it is literal in a URL's path and query values that
+/// Kit sends un-encoded) and keeps invalid sequences as they are.
+fn decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = bytes.get(i + 1..i + 3)
+            && let Ok(text) = std::str::from_utf8(hex)
+            && let Ok(byte) = u8::from_str_radix(text, 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn page(state: &AppState, status: StatusCode, title: &str, message: &str) -> Response {
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(error_page(title, message, &state.options.start_again_url).into_string()),
+    )
+        .into_response()
+}
+
+/// Begins an install: binds a fresh `state` to this browser and sends it to Kit.
+pub async fn begin(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let query = BeginQuery::parse(uri.query().unwrap_or_default());
+    let Some(redirect) = query.redirect.as_deref() else {
+        return page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "Start the install from Kit",
+            "This address is opened by Kit's App Store with a redirect parameter; it is missing here.",
+        );
+    };
+    let binding = cookie(&headers, BINDING_COOKIE);
+    match state
+        .ops
+        .begin(redirect, query.tenant.as_deref(), binding)
+        .await
+    {
+        Ok(started) => {
+            tracing::info!(tenant = query.tenant.as_deref(), "install started");
+            let mut response = found(started.authorize_url.as_str());
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                "no-store"
+                    .parse()
+                    .unwrap_or_else(|_| header::HeaderValue::from_static("no-store")),
+            );
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                state.options.cookies.set(
+                    BINDING_COOKIE,
+                    started.browser_binding.expose_secret(),
+                    "Lax",
+                    BINDING_MAX_AGE,
+                ),
+            );
+            response
+        }
+        Err(InstallError::Redirect(error)) => {
+            tracing::warn!(%error, "install refused: redirect is not Kit's");
+            page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "This install link is not from Kit",
+                "The redirect address does not point back to Kit, so the install was refused.",
+            )
+        }
+        Err(InstallError::Tenant(error)) => page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "Invalid tenant",
+            &format!("The tenant name is invalid: {error}."),
+        ),
+        Err(error) => {
+            tracing::error!(%error, "install could not start");
+            page(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The install could not start",
+                "A temporary problem stopped the install. Please try again in a moment.",
+            )
+        }
+    }
+}
+
+/// Completes an install and sends the browser back to Kit.
+pub async fn callback(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let query = uri.query().unwrap_or_default();
+    let binding = cookie(&headers, BINDING_COOKIE);
+    match state.ops.complete(query, binding).await {
+        Ok(installed) => {
+            metrics::counter!("kit_oauth_installs_total", "outcome" => "ok").increment(1);
+            tracing::info!(
+                connection = %installed.connection_id,
+                account = %installed.account.id,
+                tenant = installed.tenant.as_ref().map(kit_oauth::core::TenantName::as_str),
+                "install completed"
+            );
+            let mut response = found(installed.kit_redirect.as_str());
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
+            response
+        }
+        Err(error) => {
+            let (status, outcome, title, message) = describe(&error);
+            metrics::counter!("kit_oauth_installs_total", "outcome" => outcome).increment(1);
+            tracing::warn!(%error, outcome, "install failed");
+            page(&state, status, title, message)
+        }
+    }
+}
+
+fn describe(error: &InstallError) -> (StatusCode, &'static str, &'static str, &'static str) {
+    match error {
+        InstallError::Callback(CallbackError::ForeignBrowser) => (
+            StatusCode::FORBIDDEN,
+            "foreign_browser",
+            "Finish the install in the same browser",
+            "This install was started in another browser (or its cookie was lost). For your safety it was stopped.",
+        ),
+        InstallError::Callback(CallbackError::Expired) => (
+            StatusCode::BAD_REQUEST,
+            "expired",
+            "The install link expired",
+            "The install took more than 10 minutes to complete.",
+        ),
+        InstallError::Callback(CallbackError::AccessDenied { .. }) => (
+            StatusCode::BAD_REQUEST,
+            "denied",
+            "Access was not granted",
+            "The app was not given access to your Kit account.",
+        ),
+        InstallError::Callback(CallbackError::Provider { .. }) => (
+            StatusCode::BAD_GATEWAY,
+            "provider_error",
+            "Kit reported an error",
+            "Kit could not complete the authorization.",
+        ),
+        InstallError::Callback(
+            CallbackError::Malformed(_)
+            | CallbackError::StateMismatch
+            | CallbackError::UnknownState,
+        ) => (
+            StatusCode::BAD_REQUEST,
+            "bad_state",
+            "This install link is not valid",
+            "The link is unknown, was already used, or was altered.",
+        ),
+        InstallError::Exchange(_) | InstallError::Account(_) | InstallError::Token(_) => (
+            StatusCode::BAD_GATEWAY,
+            "kit_failed",
+            "Kit did not complete the install",
+            "Kit's token service failed or answered something unexpected.",
+        ),
+        InstallError::Redirect(_) | InstallError::Tenant(_) => (
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "This install link is not valid",
+            "The install request was invalid.",
+        ),
+        InstallError::Store(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The install could not be saved",
+            "A temporary problem stopped the install. Please start again in a moment.",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kits_unencoded_redirect_keeps_its_query() {
+        let q =
+            BeginQuery::parse("redirect=https://app.kit.com/apps/1?success=true&x=1&tenant=acme");
+        assert_eq!(
+            q.redirect.as_deref(),
+            Some("https://app.kit.com/apps/1?success=true&x=1")
+        );
+        assert_eq!(q.tenant.as_deref(), Some("acme"));
+    }
+
+    #[test]
+    fn an_encoded_redirect_is_decoded() {
+        let q = BeginQuery::parse(
+            "tenant=t1&redirect=https%3A%2F%2Fapp.kit.com%2Fapps%2F1%3Fsuccess%3Dtrue",
+        );
+        assert_eq!(
+            q.redirect.as_deref(),
+            Some("https://app.kit.com/apps/1?success=true")
+        );
+        assert_eq!(q.tenant.as_deref(), Some("t1"));
+        assert_eq!(BeginQuery::parse("").redirect, None);
+    }
+}

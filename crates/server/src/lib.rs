@@ -1,0 +1,198 @@
+//! # kit-oauth-server — the Kit OAuth broker over HTTP
+//!
+//! An axum [`router`] that an app can mount, and the `kit-oauth-server` binary built on it:
+//!
+//! - `GET /kit/oauth` and `GET /kit/oauth/callback`: the install flow (the app's Authorization
+//!   URL and Redirect URI on Kit);
+//! - `/v1/...`: the broker API for apps in any language (fresh tokens, refresh, revoke, and a
+//!   proxy to Kit's API v4 that injects the token), with bearer API keys;
+//! - `GET /`: the operator dashboard;
+//! - `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//!
+//! ```no_run
+//! # async fn demo<E, S>(manager: kit_oauth::TokenManager<E, S>, install: kit_oauth::InstallFlow<E, S>)
+//! # where E: kit_oauth::core::TokenEndpoint + kit_oauth::core::AccountLookup + 'static,
+//! #       S: kit_oauth::core::ConnectionStore + 'static {
+//! use kit_oauth_server::{BrokerOptions, Engine, router};
+//! let app = router(Engine::new(manager, install), BrokerOptions::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+//! axum::serve(listener, app).await.unwrap();
+//! # }
+//! ```
+
+pub mod api;
+pub mod config;
+pub mod dashboard;
+pub mod install;
+pub mod keys;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+pub mod ops_routes;
+pub mod pages;
+pub mod proxy;
+pub mod sessions;
+pub mod telemetry;
+pub mod web;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::Request;
+use axum::routing::{any, get, post};
+use kit_oauth::core::Url;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+
+pub use keys::{ApiKeys, Scope};
+pub use ops::{BoxFuture, BrokerOps, Engine};
+pub use proxy::KitApi;
+pub use web::CookiePolicy;
+
+/// The request id header, set on every request (or kept from the caller) and on every response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A readiness probe (`/readyz`): `Ok` when the database is reachable and migrated.
+pub type ReadyCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// Who may use the dashboard.
+#[derive(Clone, Default)]
+pub enum DashboardAccess {
+    /// Everyone (demo mode on loopback only).
+    Open,
+    /// People who sign in with this key (an admin key, or an unscoped API key).
+    Key(Arc<ApiKeys>),
+    /// Nobody: the dashboard is off.
+    #[default]
+    Disabled,
+}
+
+/// What the demo shows on the dashboard.
+#[derive(Debug, Clone)]
+pub struct DemoInfo {
+    /// The sandbox App Store's install link.
+    pub app_store_install_url: String,
+    /// The sandbox's base URL.
+    pub sandbox_url: String,
+    /// The demo's API key, shown on the dashboard for curl examples.
+    pub api_key: String,
+}
+
+/// Everything about the HTTP layer that is not the library.
+#[derive(Clone)]
+pub struct BrokerOptions {
+    /// Keys of the broker API.
+    pub api_keys: ApiKeys,
+    /// Who may use the dashboard.
+    pub dashboard: DashboardAccess,
+    /// Cookie flags.
+    pub cookies: CookiePolicy,
+    /// Kit's API for the proxy (`None`: the proxy answers 501).
+    pub kit_api: Option<KitApi>,
+    /// Where an error page's "start again" link points.
+    pub start_again_url: String,
+    /// `/readyz`; `None` probes by listing one connection.
+    pub ready: Option<ReadyCheck>,
+    /// Demo details for the dashboard.
+    pub demo: Option<DemoInfo>,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        Self {
+            api_keys: ApiKeys::none(),
+            dashboard: DashboardAccess::Disabled,
+            cookies: CookiePolicy { secure: true },
+            kit_api: None,
+            start_again_url: kit_oauth::core::DEFAULT_REDIRECT_PREFIX.to_owned(),
+            ready: None,
+            demo: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for BrokerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerOptions")
+            .field("api_keys", &self.api_keys)
+            .field("cookies", &self.cookies)
+            .field("demo", &self.demo.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) ops: Arc<dyn BrokerOps>,
+    pub(crate) options: Arc<BrokerOptions>,
+    pub(crate) sessions: sessions::Sessions,
+}
+
+/// The broker's routes, with request ids, request logs and HTTP metrics.
+///
+/// Mount it at the root of a host (the install routes are `/kit/oauth…`).
+pub fn router(ops: impl BrokerOps + 'static, options: BrokerOptions) -> Router {
+    let state = AppState {
+        ops: Arc::new(ops),
+        options: Arc::new(options),
+        sessions: sessions::Sessions::default(),
+    };
+    let routes = Router::new()
+        .route("/kit/oauth", get(install::begin))
+        .route("/kit/oauth/callback", get(install::callback))
+        .route("/v1/connections", get(api::list))
+        .route("/v1/connections/{id}", get(api::show).delete(api::delete))
+        .route("/v1/connections/{id}/token", post(api::token))
+        .route("/v1/connections/{id}/refresh", post(api::refresh))
+        .route("/v1/connections/{id}/kit/{*path}", any(proxy::handle))
+        .route("/", get(dashboard::page))
+        .route("/login", post(dashboard::login))
+        .route("/logout", post(dashboard::logout))
+        .route("/connections/{id}/refresh", post(dashboard::refresh))
+        .route("/connections/{id}/revoke", post(dashboard::revoke))
+        .route("/healthz", get(ops_routes::healthz))
+        .route("/readyz", get(ops_routes::readyz))
+        .route("/metrics", get(ops_routes::metrics))
+        .route("/openapi.json", get(openapi::document))
+        .with_state(state);
+    routes
+        .layer(axum::middleware::from_fn(metrics::track_http))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(telemetry::request_span)
+                .on_request(())
+                .on_response(telemetry::on_response)
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(http::HeaderName::from_static(
+            REQUEST_ID_HEADER,
+        )))
+        .layer(SetRequestIdLayer::new(
+            http::HeaderName::from_static(REQUEST_ID_HEADER),
+            RandomRequestId,
+        ))
+}
+
+/// Request ids: 12 random bytes, hex (unguessable, so they can be shown to users).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        let mut bytes = [0u8; 12];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        http::HeaderValue::from_str(&hex::encode(bytes))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// Whether a URL is plain-HTTP loopback (where the demo may drop the `Secure` cookie flag).
+#[must_use]
+pub fn is_loopback_http(url: &Url) -> bool {
+    url.scheme() == "http" && matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+}

@@ -1,0 +1,107 @@
+//! Prometheus metrics: HTTP requests by route and status, connection events (refresh
+//! outcomes), connections by state and tokens due, webhook outcomes.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use kit_oauth::core::{Event, EventKind, EventSink};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process's Prometheus recorder, installed on first use. `None` when another recorder
+/// was installed first (an embedding app's own): then `/metrics` says so.
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ])
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "kit_oauth_http_requests_total",
+        "HTTP requests by route and status"
+    );
+    metrics::describe_histogram!(
+        "kit_oauth_http_request_duration_seconds",
+        "HTTP request latency by route"
+    );
+    metrics::describe_counter!(
+        "kit_oauth_events_total",
+        "connection events by kind (refreshed, refresh_failed, reauth_required, …)"
+    );
+    metrics::describe_counter!(
+        "kit_oauth_refreshes_total",
+        "refreshes by outcome (ok, transient_failure, reauth_required)"
+    );
+    metrics::describe_histogram!(
+        "kit_oauth_api_refresh_duration_seconds",
+        "latency of refreshes forced through the API and dashboard"
+    );
+    metrics::describe_gauge!("kit_oauth_connections", "connections by state");
+    metrics::describe_gauge!(
+        "kit_oauth_tokens_due",
+        "active connections whose token is inside its refresh margin"
+    );
+    metrics::describe_counter!(
+        "kit_oauth_webhook_deliveries_total",
+        "webhook delivery attempts by outcome"
+    );
+    metrics::describe_counter!("kit_oauth_installs_total", "install callbacks by outcome");
+}
+
+/// Counts every request by matched route (never the raw path: ids would explode the labels).
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(
+        "kit_oauth_http_requests_total",
+        "route" => route.clone(),
+        "method" => method,
+        "status" => status
+    )
+    .increment(1);
+    metrics::histogram!("kit_oauth_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// An [`EventSink`] that counts events (and refresh outcomes) in metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetricsEvents;
+
+impl EventSink for MetricsEvents {
+    fn emit(&self, event: &Event) {
+        let _ = handle();
+        metrics::counter!("kit_oauth_events_total", "kind" => event.kind.name()).increment(1);
+        let outcome = match &event.kind {
+            EventKind::Refreshed { .. } => Some("ok"),
+            EventKind::RefreshFailed { .. } => Some("transient_failure"),
+            EventKind::ReauthRequired { .. } => Some("reauth_required"),
+            EventKind::Authorized | EventKind::Revoked => None,
+        };
+        if let Some(outcome) = outcome {
+            metrics::counter!("kit_oauth_refreshes_total", "outcome" => outcome).increment(1);
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Server-rendered HTML (maud escapes every interpolated value).
+
+use kit_oauth::ConnectionStatus;
+use kit_oauth::core::{StateName, Timestamp, UnauthorizedReason};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use crate::DemoInfo;
+use crate::web::relative;
+
+const STYLE: &str = "\
+:root{color-scheme:light dark}\
+body{font-family:system-ui,-apple-system,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;line-height:1.45}\
+h1{font-size:1.4rem}\
+.card{border:1px solid #8884;border-radius:10px;padding:1rem;margin:.75rem 0}\
+.state{font-weight:700;padding:.1rem .5rem;border-radius:999px;display:inline-block}\
+.authorized{background:#1f6f4333;color:inherit}.expired{background:#f3a71233}.unauthorized{background:#a0000033}\
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;margin:.5rem 0}dt{opacity:.7}dd{margin:0;overflow-wrap:anywhere}\
+form.inline{display:inline}button,.button{font-size:1rem;padding:.45rem 1rem;border-radius:6px;border:1px solid #555;cursor:pointer;text-decoration:none;display:inline-block;margin:.2rem .3rem .2rem 0}\
+.primary{background:#1f6f43;color:#fff}.danger{background:#a00000;color:#fff}\
+.error{color:#c00000}code{overflow-wrap:anywhere}pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#8881;padding:.5rem;border-radius:6px}\
+input[type=password]{font-size:1rem;padding:.4rem;width:100%;max-width:24rem;box-sizing:border-box}";
+
+/// Updates every `[data-expires]` countdown once a second and reloads the page every 15 s, so
+/// a person watching sees the refresher at work.
+const SCRIPT: &str = "\
+function tick(){var now=Date.now()/1000;document.querySelectorAll('[data-expires]').forEach(function(e){\
+var d=Math.round(e.dataset.expires-now),a=Math.abs(d),s=a<60?a+' s':Math.floor(a/60)+' min '+(a%60)+' s';\
+if(a>=3600){s=Math.floor(a/3600)+' h '+Math.floor((a%3600)/60)+' min'}e.textContent=d>=0?'in '+s:s+' ago';});}\
+setInterval(tick,1000);tick();setTimeout(function(){location.reload()},15000);";
+
+fn layout(title: &str, body: &Markup, script: bool) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · kit-oauth" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                main { (body) }
+                @if script { script { (PreEscaped(SCRIPT)) } }
+            }
+        }
+    }
+}
+
+/// A small error page with a link to start again.
+#[must_use]
+pub fn error_page(title: &str, message: &str, start_again: &str) -> Markup {
+    layout(
+        title,
+        &html! {
+            h1 { (title) }
+            p.error role="alert" { (message) }
+            p { "Nothing was saved. " a href=(start_again) { "Start the install again" } "." }
+        },
+        false,
+    )
+}
+
+/// The sign-in form.
+#[must_use]
+pub fn login_page(error: Option<&str>) -> Markup {
+    layout(
+        "Sign in",
+        &html! {
+            h1 { "kit-oauth dashboard" }
+            @if let Some(error) = error { p.error role="alert" { (error) } }
+            form method="post" action="/login" {
+                label for="key" { "Admin key" }
+                br;
+                input type="password" id="key" name="key" autocomplete="current-password" required;
+                p { button.primary type="submit" { "Sign in" } }
+            }
+        },
+        false,
+    )
+}
+
+/// The dashboard page.
+#[must_use]
+pub fn dashboard(
+    rows: &[ConnectionStatus],
+    now: Timestamp,
+    csrf: &str,
+    signed_in: bool,
+    demo: Option<&DemoInfo>,
+    notice: Option<&str>,
+) -> Markup {
+    layout(
+        "Connections",
+        &html! {
+            h1 { "Kit connections" }
+            @if let Some(notice) = notice { p role="status" { (notice) } }
+            @if let Some(demo) = demo {
+                section.card {
+                    p { "Demo mode: a local Kit sandbox at " code { (demo.sandbox_url) } " stands in for Kit; tokens live two minutes, so you can watch them being refreshed." }
+                    p { a.button.primary id="install" href=(demo.app_store_install_url) { "Install from the Kit App Store (sandbox)" } }
+                    details {
+                        summary { "Use the broker API" }
+                        pre { "curl -H 'Authorization: Bearer " (demo.api_key) "' \\\n  http://HOST/v1/connections" }
+                        p { "The API is described at " a href="/openapi.json" { "/openapi.json" } "." }
+                    }
+                }
+            }
+            @if rows.is_empty() {
+                p id="empty" { "No connections yet." }
+            }
+            @for row in rows {
+                (connection_card(row, now, csrf))
+            }
+            @if signed_in {
+                form.inline method="post" action="/logout" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    button type="submit" { "Sign out" }
+                }
+            }
+        },
+        true,
+    )
+}
+
+fn state_label(row: &ConnectionStatus) -> (&'static str, &'static str) {
+    match (row.state, &row.ended) {
+        (StateName::Authorized, _) => ("Authorized", "authorized"),
+        (StateName::Expired, _) => ("Expired (refresh due)", "expired"),
+        (StateName::Pending, _) => ("Pending", "expired"),
+        (StateName::Unauthorized, Some(UnauthorizedReason::Revoked)) => ("Revoked", "unauthorized"),
+        (StateName::Unauthorized, _) => ("Needs reinstall", "unauthorized"),
+    }
+}
+
+fn connection_card(row: &ConnectionStatus, now: Timestamp, csrf: &str) -> Markup {
+    let (label, class) = state_label(row);
+    let id = row.id.as_str();
+    html! {
+        article.card data-connection=(id) {
+            div {
+                span class={"state " (class)} data-state=(row.state.as_str()) { (label) }
+                " "
+                strong { (row.account.name) }
+            }
+            dl {
+                dt { "Tenant" } dd { (row.tenant.as_ref().map_or("—", |t| t.as_str())) }
+                dt { "Kit account" } dd { (row.account.id.as_str()) }
+                dt { "Connection" } dd { code { (id) } }
+                dt { "Expires" }
+                dd {
+                    @if let Some(at) = row.expires_at {
+                        span data-expires=(at.unix_seconds()) { (relative(at, now)) }
+                    } @else { "—" }
+                }
+                dt { "Last refresh" }
+                dd { (row.last_refresh_at.map_or_else(|| "never".to_owned(), |at| relative(at, now))) }
+                dt { "Last error" }
+                dd { (row.last_error.as_deref().unwrap_or("none")) }
+            }
+            @if row.state != StateName::Unauthorized {
+                form.inline method="post" action={"/connections/" (id) "/refresh"} {
+                    input type="hidden" name="csrf" value=(csrf);
+                    button type="submit" { "Refresh" }
+                }
+                form.inline method="post" action={"/connections/" (id) "/revoke"} {
+                    input type="hidden" name="csrf" value=(csrf);
+                    button.danger type="submit" { "Revoke" }
+                }
+            }
+        }
+    }
+}
