@@ -1,7 +1,38 @@
 //! # kit-oauth-store — durable, encrypted storage on sea-orm
 //!
-//! **Skeleton.** This crate will hold the storage adapter for `kit_oauth_core::ConnectionStore`:
-//! sea-orm entities and forward-only migrations for SQLite (the embedded default) and PostgreSQL
-//! (several instances sharing one database), AES-256-GCM encryption of tokens at rest with a key
-//! ring, single-use pending authorizations, compare-and-swap writes on a version column, and
-//! refresh leases with an owner and a fencing counter.
+//! [`SeaOrmStore`] implements [`kit_oauth_core::ConnectionStore`] on SQLite (the embedded
+//! default: one file, WAL, busy timeout, foreign keys on) and PostgreSQL (several instances
+//! sharing one database).
+//!
+//! - **Encryption at rest**: access and refresh tokens and PKCE verifiers are sealed with
+//!   AES-256-GCM under a [`KeyRing`] (`KIT_OAUTH_ENCRYPTION_KEY`), a fresh nonce per write,
+//!   bound to their row, version and column. [`SeaOrmStore::reencrypt_batch`] rotates keys
+//!   online.
+//! - **Compare-and-swap** on a `version` column for every token write.
+//! - **Refresh leases** with an owner and a fencing counter, taken by one conditional
+//!   `UPDATE … RETURNING`; waiters wake on PostgreSQL `NOTIFY` or a bounded SQLite poll.
+//! - **Single-use installs**: `DELETE … RETURNING` on the hash of the `state`.
+//! - **Migrations** ([`Migrator`]) run on [`SeaOrmStore::connect`] and on demand
+//!   ([`SeaOrmStore::migrate`]); [`SeaOrmStore::readiness`] backs `/readyz`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use kit_oauth_store::{KeyRing, SeaOrmStore};
+//! let store = SeaOrmStore::connect(kit_oauth_store::DEFAULT_DATABASE_URL, KeyRing::from_env()?).await?;
+//! store.readiness().await?;
+//! # Ok(()) }
+//! ```
+
+mod crypto;
+mod error;
+mod migration;
+mod notify;
+mod store;
+
+pub use crypto::{DEFAULT_KEY_ID, ENCRYPTION_KEY_ENV, KEY_LEN, KeyRing, KeyRingError};
+pub use migration::{CHANGE_CHANNEL, CreateTables, IndexesAndEvents, Migrator};
+pub use sea_orm_migration::MigratorTrait;
+pub use store::{DEFAULT_PAGE, MAX_PAGE, ReencryptProgress, SeaOrmStore, StoreOptions};
+
+/// The default `DATABASE_URL`: a SQLite file in the working directory, created if missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://kit-oauth.db?mode=rwc";

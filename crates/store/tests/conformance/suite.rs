@@ -1,0 +1,1284 @@
+//! The suite itself: generic over the backend, every assertion count-based.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kit_oauth_core::{
+    AccessToken, ConnectionId, ConnectionRecord, ConnectionStore, CsrfState, Event, EventId,
+    EventKind, Grant, InFlight, KitAccount, KitAccountId, KitRedirect, LeaseOutcome, LeaseOwner,
+    ListQuery, PendingRecord, PkceVerifier, RefreshHealth, RefreshToken, Sha256Hash, StateName,
+    StoreError, TenantName, Timestamp, TokenSet, UnauthorizedReason, Version,
+};
+use kit_oauth_store::{CreateTables, KeyRing, Migrator, MigratorTrait as _, SeaOrmStore};
+use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
+use sea_orm_migration::MigrationName as _;
+
+use crate::fixture::{Fixture, Kind};
+
+const NOW: Timestamp = Timestamp::from_unix_seconds(1_750_000_000);
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn rng() -> rand::rngs::OsRng {
+    rand::rngs::OsRng
+}
+
+fn tokens(tag: &str) -> TokenSet {
+    TokenSet::from_parts(
+        AccessToken::new(format!("access-{tag}-PLAINTEXT-MARKER")),
+        RefreshToken::new(format!("refresh-{tag}-PLAINTEXT-MARKER")),
+        Some("public".into()),
+        NOW,
+        NOW.saturating_add(Duration::from_secs(7200)),
+    )
+}
+
+fn record(tenant: Option<&str>, account: &str, tag: &str) -> ConnectionRecord {
+    ConnectionRecord {
+        id: ConnectionId::generate(&mut rng()),
+        tenant: tenant.map(|t| TenantName::parse(t).unwrap()),
+        account: KitAccount {
+            id: KitAccountId::parse(account).unwrap(),
+            name: format!("Account {account}"),
+            primary_email: Some(format!("{account}@example.com")),
+        },
+        grant: Grant::Active(tokens(tag)),
+        version: Version::INITIAL,
+        health: RefreshHealth::default(),
+        next_refresh_at: Some(NOW.saturating_add(Duration::from_secs(6000))),
+        created_at: NOW,
+        updated_at: NOW,
+    }
+}
+
+fn pending(tag: u8) -> (CsrfState, PendingRecord) {
+    let state = CsrfState::generate(&mut rng());
+    let record = PendingRecord {
+        state_hash: state.fingerprint(),
+        verifier: PkceVerifier::parse(&format!("verifier{tag:03}{}", "V".repeat(40))).unwrap(),
+        kit_redirect: KitRedirect::try_from("https://app.kit.com/apps/1?success=true".to_owned())
+            .unwrap(),
+        tenant: Some(TenantName::parse("acme").unwrap()),
+        reinstall_of: Some(ConnectionId::generate(&mut rng())),
+        browser_binding: Sha256Hash::of(b"cookie"),
+        started_at: NOW,
+        expires_at: NOW.saturating_add(Duration::from_secs(600)),
+    };
+    (state, record)
+}
+
+async fn sql(store: &SeaOrmStore, statement: &str) -> u64 {
+    store
+        .connection()
+        .execute_unprepared(statement)
+        .await
+        .unwrap()
+        .rows_affected()
+}
+
+async fn scalar_i64(store: &SeaOrmStore, statement: &str) -> i64 {
+    let backend = store.backend();
+    let row = store
+        .connection()
+        .query_one_raw(Statement::from_string(backend, statement.to_owned()))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+async fn insert(store: &SeaOrmStore, tenant: Option<&str>, account: &str) -> ConnectionRecord {
+    store
+        .upsert_installed(&record(tenant, account, account))
+        .await
+        .unwrap()
+}
+
+// ----- round trips -----
+
+pub(crate) async fn round_trips_every_state(f: &Fixture) {
+    let store = f.store().await;
+    let single = insert(&store, None, "1").await;
+    let tenant = insert(&store, Some("Acme — EU"), "1").await;
+    assert_ne!(
+        single.id, tenant.id,
+        "same account, another tenant: another grant"
+    );
+    assert_eq!(store.get(&single.id).await.unwrap().unwrap(), single);
+    assert_eq!(store.get(&tenant.id).await.unwrap().unwrap(), tenant);
+    assert_eq!(
+        store
+            .find_by_account(None, &KitAccountId::parse("1").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        single.id
+    );
+    let acme = TenantName::parse("Acme — EU").unwrap();
+    assert_eq!(
+        store
+            .find_by_account(Some(&acme), &KitAccountId::parse("1").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        tenant.id
+    );
+    assert!(
+        store
+            .get(&ConnectionId::generate(&mut rng()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let reasons = [
+        UnauthorizedReason::NotInstalled,
+        UnauthorizedReason::Denied,
+        UnauthorizedReason::InstallExpired,
+        UnauthorizedReason::InstallFailed {
+            detail: "bad".into(),
+        },
+        UnauthorizedReason::ReauthRequired {
+            detail: "invalid_grant".into(),
+        },
+        UnauthorizedReason::Revoked,
+    ];
+    let mut current = single;
+    for reason in reasons {
+        let next = ConnectionRecord {
+            grant: Grant::Ended(reason),
+            next_refresh_at: None,
+            health: RefreshHealth {
+                consecutive_failures: 3,
+                cooldown_until: Some(NOW),
+                last_error: Some("boom".into()),
+                last_refresh_at: Some(NOW),
+            },
+            ..current.clone()
+        };
+        let version = store.put(&next, current.version).await.unwrap();
+        assert_eq!(version, current.version.next());
+        let read = store.get(&next.id).await.unwrap().unwrap();
+        assert_eq!(read, ConnectionRecord { version, ..next });
+        assert_eq!(read.state_name(), StateName::Unauthorized);
+        current = read;
+    }
+    // And back to authorized, with no scope.
+    let back = ConnectionRecord {
+        grant: Grant::Active(TokenSet::from_parts(
+            AccessToken::new("a2"),
+            RefreshToken::new("r2"),
+            None,
+            NOW,
+            NOW.saturating_add(MINUTE),
+        )),
+        ..current.clone()
+    };
+    let version = store.put(&back, current.version).await.unwrap();
+    assert_eq!(
+        store.get(&back.id).await.unwrap().unwrap(),
+        ConnectionRecord { version, ..back }
+    );
+}
+
+pub(crate) async fn upsert_keeps_id_and_created_at(f: &Fixture) {
+    let store = f.store().await;
+    let first = insert(&store, Some("t"), "42").await;
+    assert_eq!(first.version, Version::INITIAL);
+    let mut again = record(Some("t"), "42", "second");
+    again.created_at = NOW.saturating_add(MINUTE);
+    again.updated_at = NOW.saturating_add(MINUTE);
+    again.account.name = "Renamed".into();
+    let stored = store.upsert_installed(&again).await.unwrap();
+    assert_eq!(stored.id, first.id);
+    assert_eq!(stored.created_at, first.created_at);
+    assert_eq!(stored.version, Version(2));
+    let read = store.get(&first.id).await.unwrap().unwrap();
+    assert_eq!(read, stored);
+    assert_eq!(read.grant, Grant::Active(tokens("second")));
+    assert_eq!(read.account.name, "Renamed");
+    assert!(store.get(&again.id).await.unwrap().is_none());
+}
+
+pub(crate) async fn concurrent_upserts_make_one_row(f: &Fixture) {
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(f.store().await);
+    }
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = stores[i % stores.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .upsert_installed(&record(Some("race"), "7", &format!("r{i}")))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    let mut versions = Vec::new();
+    for task in tasks {
+        let stored = task.await.unwrap();
+        ids.push(stored.id);
+        versions.push(stored.version.0);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one (tenant, account), one id");
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (1..=16).collect::<Vec<_>>(),
+        "every upsert bumped the version once"
+    );
+    let rows = stores[0].list(&ListQuery::default()).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].version, Version(16));
+}
+
+// ----- compare-and-swap -----
+
+pub(crate) async fn put_is_compare_and_swap(f: &Fixture) {
+    let store = f.store().await;
+    let row = insert(&store, None, "5").await;
+    let newer = ConnectionRecord {
+        grant: Grant::Active(tokens("newer")),
+        ..row.clone()
+    };
+    let v2 = store.put(&newer, row.version).await.unwrap();
+    // A stale writer, still at version 1, must not overwrite.
+    let stale = ConnectionRecord {
+        grant: Grant::Active(tokens("stale")),
+        ..row.clone()
+    };
+    assert_eq!(
+        store.put(&stale, row.version).await,
+        Err(StoreError::Conflict {
+            id: row.id.clone(),
+            expected: 1
+        })
+    );
+    let read = store.get(&row.id).await.unwrap().unwrap();
+    assert_eq!(read.grant, Grant::Active(tokens("newer")));
+    assert_eq!(read.version, v2);
+    let ghost = record(None, "404", "x");
+    assert_eq!(
+        store.put(&ghost, Version::INITIAL).await,
+        Err(StoreError::NotFound(ghost.id.clone()))
+    );
+}
+
+pub(crate) async fn concurrent_puts_one_winner(f: &Fixture) {
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(f.store().await);
+    }
+    let row = insert(&stores[0], None, "9").await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = stores[i % stores.len()].clone();
+        let next = ConnectionRecord {
+            grant: Grant::Active(tokens(&format!("w{i}"))),
+            ..row.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            store.put(&next, Version::INITIAL).await
+        }));
+    }
+    let mut ok = 0;
+    let mut conflicts = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(v) => {
+                assert_eq!(v, Version(2));
+                ok += 1;
+            }
+            Err(StoreError::Conflict { .. }) => conflicts += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((ok, conflicts), (1, 11));
+}
+
+pub(crate) async fn delete_removes_the_row(f: &Fixture) {
+    let store = f.store().await;
+    let row = insert(&store, None, "3").await;
+    assert!(store.delete(&row.id).await.unwrap());
+    assert!(!store.delete(&row.id).await.unwrap());
+    assert!(store.get(&row.id).await.unwrap().is_none());
+    // The (tenant, account) is free again.
+    let again = insert(&store, None, "3").await;
+    assert_ne!(again.id, row.id);
+}
+
+// ----- pending installs -----
+
+pub(crate) async fn pending_is_consumed_exactly_once(f: &Fixture) {
+    let mut stores = Vec::new();
+    for _ in 0..5 {
+        stores.push(f.store().await);
+    }
+    let (state, stored) = pending(1);
+    stores[0].insert_pending(&stored).await.unwrap();
+    assert_eq!(
+        stores[0].insert_pending(&stored).await,
+        Err(StoreError::Duplicate)
+    );
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = stores[i % stores.len()].clone();
+        let hash = stored.state_hash;
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.consume_pending(&hash).await.unwrap()
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        if let Some(found) = task.await.unwrap() {
+            winners.push(found);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one consumer gets the install");
+    let won = winners.pop().unwrap();
+    assert_eq!(won, stored);
+    let restored = won.into_pending(state);
+    assert_eq!(restored.verifier(), &stored.verifier);
+    assert!(
+        stores[0]
+            .consume_pending(&stored.state_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub(crate) async fn pending_purge_removes_only_expired(f: &Fixture) {
+    let store = f.store().await;
+    let (_, live) = pending(2);
+    let (_, mut dead) = pending(3);
+    dead.expires_at = NOW.saturating_sub(MINUTE);
+    store.insert_pending(&live).await.unwrap();
+    store.insert_pending(&dead).await.unwrap();
+    assert_eq!(store.purge_expired_pending(NOW).await.unwrap(), 1);
+    assert!(
+        store
+            .consume_pending(&dead.state_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.consume_pending(&live.state_hash).await.unwrap(),
+        Some(live)
+    );
+}
+
+// ----- leases -----
+
+pub(crate) async fn lease_has_one_holder_across_pools(f: &Fixture) {
+    let a = f.store().await;
+    let b = f.store().await;
+    let row = insert(&a, None, "11").await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let id = row.id.clone();
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let owner = LeaseOwner(format!("worker-{i}"));
+            store.acquire_lease(&id, &owner, NOW, MINUTE).await.unwrap()
+        }));
+    }
+    let mut acquired = Vec::new();
+    let mut held = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            LeaseOutcome::Acquired { lease, record, .. } => {
+                assert_eq!(*record, row);
+                acquired.push(lease);
+            }
+            LeaseOutcome::Held { owner, until } => {
+                assert_eq!(until, NOW.saturating_add(MINUTE));
+                held.push(owner);
+            }
+        }
+    }
+    assert_eq!(acquired.len(), 1, "never two holders");
+    assert_eq!(held.len(), 19);
+    let winner = &acquired[0];
+    assert_eq!(winner.fence, 1);
+    assert!(held.iter().all(|o| *o == winner.owner));
+    assert!(matches!(
+        a.acquire_lease(
+            &ConnectionId::generate(&mut rng()),
+            &winner.owner,
+            NOW,
+            MINUTE
+        )
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub(crate) async fn lease_expires_and_fences_the_old_holder(f: &Fixture) {
+    let a = f.store().await;
+    let b = f.store().await;
+    let row = insert(&a, None, "12").await;
+    let owner_a = LeaseOwner("a".into());
+    let owner_b = LeaseOwner("b".into());
+    let LeaseOutcome::Acquired { lease: lease_a, .. } = a
+        .acquire_lease(&row.id, &owner_a, NOW, MINUTE)
+        .await
+        .unwrap()
+    else {
+        panic!("first acquisition must succeed")
+    };
+    // Still held half-way through.
+    assert!(matches!(
+        b.acquire_lease(&row.id, &owner_b, NOW.saturating_add(MINUTE / 2), MINUTE)
+            .await
+            .unwrap(),
+        LeaseOutcome::Held { owner, .. } if owner == owner_a
+    ));
+    let in_flight = InFlight {
+        refresh_token: tokens("12").refresh().fingerprint(),
+        started_at: NOW,
+    };
+    a.mark_in_flight(&lease_a, &in_flight).await.unwrap();
+    // A dies; its lease lapses; B takes over and learns about A's unfinished refresh.
+    let later = NOW.saturating_add(MINUTE);
+    let LeaseOutcome::Acquired {
+        lease: lease_b,
+        previous_in_flight,
+        record,
+    } = b
+        .acquire_lease(&row.id, &owner_b, later, MINUTE)
+        .await
+        .unwrap()
+    else {
+        panic!("an expired lease must be taken over")
+    };
+    assert_eq!(lease_b.fence, lease_a.fence + 1);
+    assert_eq!(previous_in_flight, Some(in_flight.clone()));
+    assert_eq!(record.version, row.version);
+    // A wakes up: every write under its old lease is refused.
+    let refreshed = ConnectionRecord {
+        grant: Grant::Active(tokens("by-a")),
+        ..row.clone()
+    };
+    assert_eq!(
+        a.commit_refresh(&lease_a, &refreshed, row.version).await,
+        Err(StoreError::LeaseLost(row.id.clone()))
+    );
+    assert_eq!(
+        a.mark_in_flight(&lease_a, &in_flight).await,
+        Err(StoreError::LeaseLost(row.id.clone()))
+    );
+    assert!(!a.release_lease(&lease_a, None, true).await.unwrap());
+    // Same owner name, stale fence: still refused.
+    let mut forged = lease_b.clone();
+    forged.fence = lease_a.fence;
+    assert_eq!(
+        b.commit_refresh(&forged, &refreshed, row.version).await,
+        Err(StoreError::LeaseLost(row.id.clone()))
+    );
+    // B commits; the lease and the in-flight mark are cleared in the same step.
+    let by_b = ConnectionRecord {
+        grant: Grant::Active(tokens("by-b")),
+        ..row.clone()
+    };
+    let v2 = b
+        .commit_refresh(&lease_b, &by_b, row.version)
+        .await
+        .unwrap();
+    assert_eq!(v2, Version(2));
+    assert_eq!(
+        a.get(&row.id).await.unwrap().unwrap().grant,
+        Grant::Active(tokens("by-b"))
+    );
+    let LeaseOutcome::Acquired {
+        lease: lease_c,
+        previous_in_flight,
+        ..
+    } = a
+        .acquire_lease(&row.id, &owner_a, later, MINUTE)
+        .await
+        .unwrap()
+    else {
+        panic!("a committed lease is free")
+    };
+    assert_eq!(previous_in_flight, None);
+    assert_eq!(lease_c.fence, lease_b.fence + 1);
+    assert_eq!(
+        b.commit_refresh(&lease_b, &by_b, v2).await,
+        Err(StoreError::LeaseLost(row.id.clone()))
+    );
+}
+
+pub(crate) async fn commit_refresh_refuses_a_stale_version(f: &Fixture) {
+    let store = f.store().await;
+    let row = insert(&store, None, "13").await;
+    let LeaseOutcome::Acquired { lease, .. } = store
+        .acquire_lease(&row.id, &LeaseOwner("w".into()), NOW, MINUTE)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    // A reinstall replaces the grant while the refresh is in flight.
+    let reinstalled = store
+        .upsert_installed(&record(None, "13", "reinstalled"))
+        .await
+        .unwrap();
+    assert_eq!(reinstalled.id, row.id);
+    let refreshed = ConnectionRecord {
+        grant: Grant::Active(tokens("refreshed")),
+        ..row.clone()
+    };
+    assert_eq!(
+        store.commit_refresh(&lease, &refreshed, row.version).await,
+        Err(StoreError::Conflict {
+            id: row.id.clone(),
+            expected: 1
+        })
+    );
+    assert_eq!(
+        store.get(&row.id).await.unwrap().unwrap().grant,
+        Grant::Active(tokens("reinstalled"))
+    );
+    assert!(store.release_lease(&lease, None, true).await.unwrap());
+}
+
+pub(crate) async fn release_lease_records_health_and_in_flight(f: &Fixture) {
+    let store = f.store().await;
+    let row = insert(&store, None, "14").await;
+    let owner = LeaseOwner("w".into());
+    let LeaseOutcome::Acquired { lease, .. } = store
+        .acquire_lease(&row.id, &owner, NOW, MINUTE)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let in_flight = InFlight {
+        refresh_token: Sha256Hash::of(b"spent"),
+        started_at: NOW,
+    };
+    store.mark_in_flight(&lease, &in_flight).await.unwrap();
+    let health = RefreshHealth {
+        consecutive_failures: 2,
+        cooldown_until: Some(NOW.saturating_add(MINUTE)),
+        last_error: Some("503 from Kit".into()),
+        last_refresh_at: None,
+    };
+    // The token may have reached Kit: the mark stays for the next holder.
+    assert!(
+        store
+            .release_lease(&lease, Some(&health), false)
+            .await
+            .unwrap()
+    );
+    assert!(!store.release_lease(&lease, None, false).await.unwrap());
+    let read = store.get(&row.id).await.unwrap().unwrap();
+    assert_eq!(read.health, health);
+    assert_eq!(
+        read.version, row.version,
+        "bookkeeping does not move the version"
+    );
+    let LeaseOutcome::Acquired {
+        lease,
+        previous_in_flight,
+        ..
+    } = store
+        .acquire_lease(&row.id, &owner, NOW, MINUTE)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(previous_in_flight, Some(in_flight));
+    // Unspent: cleared.
+    assert!(store.release_lease(&lease, None, true).await.unwrap());
+    let LeaseOutcome::Acquired {
+        previous_in_flight, ..
+    } = store
+        .acquire_lease(&row.id, &owner, NOW, MINUTE)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(previous_in_flight, None);
+}
+
+pub(crate) async fn wait_for_change_wakes_on_commit(f: &Fixture) {
+    let a = f.store().await;
+    let b = f.store().await;
+    let row = insert(&a, None, "15").await;
+    let LeaseOutcome::Acquired { lease, .. } = a
+        .acquire_lease(&row.id, &LeaseOwner("holder".into()), NOW, MINUTE)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    // Nothing changes: the wait ends at its (short) timeout without error.
+    b.wait_for_change(&row.id, row.version, Duration::from_millis(100))
+        .await
+        .unwrap();
+    let waiter = {
+        let b = b.clone();
+        let id = row.id.clone();
+        tokio::spawn(async move {
+            b.wait_for_change(&id, Version::INITIAL, Duration::from_secs(120))
+                .await
+                .unwrap();
+            b.get(&id).await.unwrap().unwrap().version
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let next = ConnectionRecord {
+        grant: Grant::Active(tokens("woken")),
+        ..row.clone()
+    };
+    a.commit_refresh(&lease, &next, row.version).await.unwrap();
+    // Woken by the change, long before the waiter's own two-minute timeout.
+    let seen = tokio::time::timeout(Duration::from_secs(30), waiter)
+        .await
+        .expect("the waiter must wake on the commit, not at its timeout")
+        .unwrap();
+    assert_eq!(seen, Version(2));
+    // A deleted row wakes its waiters too.
+    a.delete(&row.id).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        b.wait_for_change(&row.id, Version(2), Duration::from_secs(120)),
+    )
+    .await
+    .expect("a deleted row must not keep waiters")
+    .unwrap();
+}
+
+// ----- listing -----
+
+pub(crate) async fn list_pages_and_filters(f: &Fixture) {
+    let store = f.store().await;
+    let mut all = Vec::new();
+    for i in 0..25 {
+        let tenant = match i % 3 {
+            0 => None,
+            1 => Some("one"),
+            _ => Some("two"),
+        };
+        let mut row = insert(&store, tenant, &format!("{}", 100 + i)).await;
+        if i % 5 == 0 {
+            let ended = ConnectionRecord {
+                grant: Grant::Ended(UnauthorizedReason::Revoked),
+                next_refresh_at: None,
+                ..row.clone()
+            };
+            let v = store.put(&ended, row.version).await.unwrap();
+            row = ConnectionRecord {
+                version: v,
+                ..ended
+            };
+        }
+        all.push(row);
+    }
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list(&ListQuery {
+                after: after.clone(),
+                limit: 10,
+                ..ListQuery::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 10);
+        after = page.last().map(|r| r.id.clone());
+        pages.push(page.len());
+        for r in &page {
+            assert!(all.contains(r), "listed rows decode to what was stored");
+        }
+    }
+    assert_eq!(pages, [10, 10, 5]);
+    let ids: Vec<_> = {
+        let mut ids = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .list(&ListQuery {
+                    after: after.clone(),
+                    limit: 7,
+                    ..ListQuery::default()
+                })
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            ids.extend(page.into_iter().map(|r| r.id));
+        }
+        ids
+    };
+    assert_eq!(ids, all.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+
+    let count = |tenant: Option<Option<&str>>, state: Option<StateName>| {
+        let store = store.clone();
+        let tenant = tenant.map(|t| t.map(|t| TenantName::parse(t).unwrap()));
+        async move {
+            store
+                .list(&ListQuery {
+                    tenant,
+                    state,
+                    after: None,
+                    limit: 1000,
+                })
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(count(Some(None), None).await, 9);
+    assert_eq!(count(Some(Some("one")), None).await, 8);
+    assert_eq!(count(Some(Some("two")), None).await, 8);
+    assert_eq!(count(Some(Some("nobody")), None).await, 0);
+    assert_eq!(count(None, Some(StateName::Unauthorized)).await, 5);
+    assert_eq!(count(None, Some(StateName::Authorized)).await, 20);
+    // i in {0, 15} are single-tenant and ended.
+    assert_eq!(count(Some(None), Some(StateName::Unauthorized)).await, 2);
+    assert_eq!(count(None, Some(StateName::Pending)).await, 0);
+}
+
+pub(crate) async fn list_due_selects_due_unleased_rows(f: &Fixture) {
+    let store = f.store().await;
+    let make = |account: &str, next: Option<u64>| {
+        let mut r = record(None, account, account);
+        r.next_refresh_at = next.map(|s| NOW.saturating_sub(Duration::from_secs(s)));
+        r
+    };
+    let early = store.upsert_installed(&make("1", Some(300))).await.unwrap();
+    let later = store.upsert_installed(&make("2", Some(100))).await.unwrap();
+    let exactly_now = store.upsert_installed(&make("3", Some(0))).await.unwrap();
+    let _future = store
+        .upsert_installed(&{
+            let mut r = make("4", None);
+            r.next_refresh_at = Some(NOW.saturating_add(MINUTE));
+            r
+        })
+        .await
+        .unwrap();
+    let cooling = store.upsert_installed(&make("5", Some(200))).await.unwrap();
+    let leased = store.upsert_installed(&make("6", Some(250))).await.unwrap();
+    let ended = store.upsert_installed(&make("7", Some(400))).await.unwrap();
+    let cooled = ConnectionRecord {
+        health: RefreshHealth {
+            consecutive_failures: 1,
+            cooldown_until: Some(NOW.saturating_add(MINUTE)),
+            last_error: Some("503".into()),
+            last_refresh_at: None,
+        },
+        ..cooling.clone()
+    };
+    store.put(&cooled, cooling.version).await.unwrap();
+    let dead = ConnectionRecord {
+        grant: Grant::Ended(UnauthorizedReason::Revoked),
+        ..ended.clone()
+    };
+    store.put(&dead, ended.version).await.unwrap();
+    assert!(matches!(
+        store
+            .acquire_lease(&leased.id, &LeaseOwner("w".into()), NOW, MINUTE)
+            .await
+            .unwrap(),
+        LeaseOutcome::Acquired { .. }
+    ));
+    let due = store.list_due(NOW, 100).await.unwrap();
+    assert_eq!(
+        due,
+        vec![early.id.clone(), later.id.clone(), exactly_now.id.clone()]
+    );
+    assert_eq!(
+        store.list_due(NOW, 2).await.unwrap(),
+        vec![early.id.clone(), later.id]
+    );
+    // Once the lease and the cooldown lapse, those rows are due too.
+    let after = NOW.saturating_add(MINUTE);
+    let due = store.list_due(after, 100).await.unwrap();
+    assert_eq!(due.len(), 6);
+    assert_eq!(due[0], early.id);
+    assert!(due.contains(&leased.id) && due.contains(&cooling.id));
+}
+
+pub(crate) async fn list_due_uses_the_index(f: &Fixture) {
+    let store = f.store().await;
+    // Enough rows that a planner with statistics prefers the index.
+    let fill = match f.kind {
+        Kind::Postgres => {
+            "INSERT INTO connections (id, tenant_name, kit_account_id, account_name, state, \
+             ended_reason, next_refresh_at, version, created_at, updated_at) \
+             SELECT 'fill' || g, '', 'acct' || g, 'n', 'unauthorized', '{\"kind\":\"revoked\"}', \
+             1750000000000 + g * 1000, 1, 0, 0 FROM generate_series(1, 5000) AS g"
+        }
+        Kind::Sqlite => {
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 5000) \
+             INSERT INTO connections (id, tenant_name, kit_account_id, account_name, state, \
+             ended_reason, next_refresh_at, version, created_at, updated_at) \
+             SELECT 'fill' || n, '', 'acct' || n, 'n', 'unauthorized', '{\"kind\":\"revoked\"}', \
+             1750000000000 + n * 1000, 1, 0, 0 FROM g"
+        }
+    };
+    assert_eq!(sql(&store, fill).await, 5000);
+    sql(&store, "ANALYZE").await;
+    let plan = store.list_due_plan(NOW, 100).await.unwrap();
+    assert!(
+        plan.contains("connections_next_refresh_at_idx"),
+        "list_due must use the next_refresh_at index; plan:\n{plan}"
+    );
+    if f.kind == Kind::Postgres {
+        assert!(!plan.contains("Seq Scan"), "plan:\n{plan}");
+    }
+}
+
+// ----- encryption -----
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+pub(crate) async fn no_plaintext_at_rest(f: &Fixture) {
+    let store = f.store().await;
+    let mut secrets: Vec<Vec<u8>> = Vec::new();
+    for i in 0..5 {
+        let row = insert(&store, None, &format!("{}", 200 + i)).await;
+        let Grant::Active(t) = &row.grant else {
+            panic!()
+        };
+        secrets.push(t.access().expose_secret().as_bytes().to_vec());
+        secrets.push(t.refresh().expose_secret().as_bytes().to_vec());
+        let next = ConnectionRecord {
+            grant: Grant::Active(tokens(&format!("rotated{i}"))),
+            ..row.clone()
+        };
+        store.put(&next, row.version).await.unwrap();
+        let Grant::Active(t) = &next.grant else {
+            panic!()
+        };
+        secrets.push(t.access().expose_secret().as_bytes().to_vec());
+        secrets.push(t.refresh().expose_secret().as_bytes().to_vec());
+    }
+    let (_, p) = pending(9);
+    store.insert_pending(&p).await.unwrap();
+    secrets.push(p.verifier.expose_secret().as_bytes().to_vec());
+    // The common marker alone would already betray a plaintext token.
+    secrets.push(b"PLAINTEXT-MARKER".to_vec());
+
+    match f.kind {
+        Kind::Sqlite => {
+            let files = f.sqlite_files();
+            assert!(files.iter().any(|p| p.to_string_lossy().ends_with("-wal")));
+            let mut scanned = 0;
+            for path in files {
+                let bytes = std::fs::read(&path).unwrap();
+                scanned += bytes.len();
+                for secret in &secrets {
+                    assert!(
+                        !contains(&bytes, secret),
+                        "{} contains a plaintext secret",
+                        path.display()
+                    );
+                }
+            }
+            assert!(scanned > 0);
+            // The raw scan is meaningful: non-secret columns are found in the same bytes.
+            let mut all = Vec::new();
+            for path in f.sqlite_files() {
+                all.extend(std::fs::read(path).unwrap());
+            }
+            assert!(contains(&all, b"200@example.com"));
+        }
+        Kind::Postgres => {
+            // Every column of every row, as PostgreSQL prints it (bytea as hex).
+            let rows = store
+                .connection()
+                .query_all_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT t::text FROM connections t UNION ALL \
+                     SELECT p::text FROM pending_authorizations p"
+                        .to_owned(),
+                ))
+                .await
+                .unwrap();
+            let text: String = rows
+                .iter()
+                .map(|r| r.try_get_by_index::<String>(0).unwrap())
+                .collect();
+            assert!(text.contains("200@example.com"));
+            for secret in &secrets {
+                let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+                assert!(!contains(text.as_bytes(), secret));
+                assert!(!text.contains(&hex));
+            }
+            // And the table's files on disk, when this process may read them.
+            sql(&store, "CHECKPOINT").await;
+            let dir = store
+                .connection()
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT current_setting('data_directory') || '/' || \
+                     pg_relation_filepath('connections')"
+                        .to_owned(),
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get_by_index::<String>(0)
+                .unwrap();
+            match std::fs::read(&dir) {
+                Ok(bytes) => {
+                    assert!(contains(&bytes, b"200@example.com"));
+                    for secret in &secrets {
+                        assert!(!contains(&bytes, secret), "{dir} holds a plaintext secret");
+                    }
+                }
+                Err(e) => eprintln!("(raw heap file {dir} not readable here: {e})"),
+            }
+        }
+    }
+}
+
+pub(crate) async fn wrong_key_is_unknown_key(f: &Fixture) {
+    let store = f.store().await;
+    let row = insert(&store, None, "21").await;
+    let (_, p) = pending(4);
+    store.insert_pending(&p).await.unwrap();
+    let other = f.store_with(KeyRing::generate_with_id("k2").unwrap()).await;
+    assert_eq!(
+        other.get(&row.id).await,
+        Err(StoreError::UnknownKey {
+            key_id: "k1".into()
+        })
+    );
+    assert!(matches!(
+        other.consume_pending(&p.state_hash).await,
+        Err(StoreError::UnknownKey { key_id }) if key_id == "k1"
+    ));
+    // Same id, other material: the tag does not verify.
+    let impostor = f.store_with(KeyRing::generate_with_id("k1").unwrap()).await;
+    assert_eq!(
+        impostor.get(&row.id).await,
+        Err(StoreError::Integrity {
+            key_id: "k1".into()
+        })
+    );
+    // A lease on an unreadable row is not kept.
+    assert!(
+        impostor
+            .acquire_lease(&row.id, &LeaseOwner("x".into()), NOW, MINUTE)
+            .await
+            .is_err()
+    );
+    assert!(matches!(
+        store
+            .acquire_lease(&row.id, &LeaseOwner("y".into()), NOW, MINUTE)
+            .await
+            .unwrap(),
+        LeaseOutcome::Acquired { .. }
+    ));
+}
+
+pub(crate) async fn tampered_ciphertext_is_integrity_error(f: &Fixture) {
+    let store = f.store().await;
+    let a = insert(&store, None, "31").await;
+    let b = insert(&store, None, "32").await;
+    // Flip the first byte of a ciphertext in place.
+    let flip = match f.kind {
+        Kind::Sqlite => format!(
+            "UPDATE connections SET access_token_ct = \
+             (CASE WHEN substr(access_token_ct, 1, 1) = X'00' THEN X'01' ELSE X'00' END) \
+             || substr(access_token_ct, 2) WHERE id = '{}'",
+            a.id
+        ),
+        Kind::Postgres => format!(
+            "UPDATE connections SET access_token_ct = \
+             set_byte(access_token_ct, 0, (get_byte(access_token_ct, 0) + 1) % 256) \
+             WHERE id = '{}'",
+            a.id
+        ),
+    };
+    assert_eq!(sql(&store, &flip).await, 1);
+    assert_eq!(
+        store.get(&a.id).await,
+        Err(StoreError::Integrity {
+            key_id: "k1".into()
+        })
+    );
+    // A valid ciphertext moved to another row does not decrypt there.
+    let mv = format!(
+        "UPDATE connections SET refresh_token_ct = \
+         (SELECT refresh_token_ct FROM connections WHERE id = '{a}'), \
+         refresh_token_nonce = (SELECT refresh_token_nonce FROM connections WHERE id = '{a}') \
+         WHERE id = '{b}'",
+        a = a.id,
+        b = b.id
+    );
+    assert_eq!(sql(&store, &mv).await, 1);
+    assert!(matches!(
+        store.get(&b.id).await,
+        Err(StoreError::Integrity { .. })
+    ));
+    // Replaying an old version's ciphertext after the version moved on fails as well.
+    let c = insert(&store, None, "33").await;
+    sql(
+        &store,
+        &format!(
+            "UPDATE connections SET version = version + 1 WHERE id = '{}'",
+            c.id
+        ),
+    )
+    .await;
+    assert!(matches!(
+        store.get(&c.id).await,
+        Err(StoreError::Integrity { .. })
+    ));
+    let listed = store.list(&ListQuery::default()).await;
+    assert!(matches!(listed, Err(StoreError::Integrity { .. })));
+}
+
+pub(crate) async fn corrupt_rows_are_corrupt_errors(f: &Fixture) {
+    let store = f.store().await;
+    let cases = [
+        "state = 'sideways'",
+        "ended_reason = 'not json', state = 'unauthorized'",
+        "access_token_nonce = NULL",
+        "key_id = NULL",
+        "expires_at = NULL",
+        "version = -3",
+        "tenant_name = 'bad\ntenant'",
+    ];
+    for (i, set) in cases.iter().enumerate() {
+        let row = insert(&store, None, &format!("{}", 40 + i)).await;
+        let update = format!("UPDATE connections SET {set} WHERE id = '{}'", row.id);
+        assert_eq!(sql(&store, &update).await, 1);
+        let got = store.get(&row.id).await;
+        assert!(
+            matches!(got, Err(StoreError::Corrupt(_))),
+            "{set}: expected Corrupt, got {got:?}"
+        );
+    }
+    let nonce = match f.kind {
+        Kind::Sqlite => "X'0102'",
+        Kind::Postgres => "'\\x0102'::bytea",
+    };
+    let row = insert(&store, None, "49").await;
+    sql(
+        &store,
+        &format!(
+            "UPDATE connections SET refresh_token_nonce = {nonce} WHERE id = '{}'",
+            row.id
+        ),
+    )
+    .await;
+    assert!(matches!(
+        store.get(&row.id).await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+pub(crate) async fn key_rotation_reencrypts_everything_resumably(f: &Fixture) {
+    let old = f
+        .store_with(KeyRing::from_env_value(&f.keys().to_env_value()).unwrap())
+        .await;
+    let mut rows = Vec::new();
+    for i in 0..30 {
+        rows.push(insert(&old, Some("rot"), &format!("{}", 300 + i)).await);
+    }
+    for i in 0..3 {
+        let (_, p) = pending(10 + i);
+        old.insert_pending(&p).await.unwrap();
+    }
+    // Ended grants have no secrets and nothing to re-encrypt.
+    let ended = ConnectionRecord {
+        grant: Grant::Ended(UnauthorizedReason::Revoked),
+        ..rows[0].clone()
+    };
+    old.put(&ended, rows[0].version).await.unwrap();
+
+    let rotated = f
+        .keys()
+        .rotated_to(KeyRing::generate_with_id("k2").unwrap());
+    let new_only = rotated.to_env_value();
+    let store = f.store_with(rotated).await;
+    let first = store.reencrypt_batch(10).await.unwrap();
+    assert_eq!(first.reencrypted + first.skipped, 10);
+    assert_eq!(first.remaining, 29 + 3 - first.reencrypted);
+
+    // Concurrent writes while the rotation runs: refreshes through the old and new rings.
+    let writer = {
+        let old = old.clone();
+        let rows = rows.clone();
+        tokio::spawn(async move {
+            for (i, row) in rows.iter().enumerate().skip(20) {
+                let next = ConnectionRecord {
+                    grant: Grant::Active(tokens(&format!("during{i}"))),
+                    ..row.clone()
+                };
+                old.put(&next, row.version).await.unwrap();
+            }
+        })
+    };
+    let mut batches = 1;
+    let mut total = first.reencrypted;
+    loop {
+        let progress = store.reencrypt_batch(7).await.unwrap();
+        batches += 1;
+        total += progress.reencrypted;
+        if progress.remaining == 0 && writer.is_finished() {
+            break;
+        }
+        assert!(batches < 100, "rotation must converge");
+    }
+    writer.await.unwrap();
+    // Writers on the old ring still seal with k1: one more pass picks up what they wrote.
+    let mut last = store.reencrypt_batch(100).await.unwrap();
+    while last.remaining > 0 {
+        last = store.reencrypt_batch(100).await.unwrap();
+    }
+    total += last.reencrypted;
+    assert!(
+        total >= 32,
+        "every sealed row re-encrypted at least once ({total})"
+    );
+
+    // Only the new key is needed now.
+    let only_new = KeyRing::from_env_value(new_only.split(',').next().unwrap()).unwrap();
+    assert_eq!(only_new.current_key_id(), "k2");
+    let fresh = f.store_with(only_new).await;
+    for (i, row) in rows.iter().enumerate().skip(1) {
+        let read = fresh.get(&row.id).await.unwrap().unwrap();
+        let expected = if i >= 20 {
+            tokens(&format!("during{i}"))
+        } else {
+            tokens(&format!("{}", 300 + i))
+        };
+        assert_eq!(read.grant, Grant::Active(expected));
+    }
+    assert_eq!(
+        scalar_i64(
+            &fresh,
+            "SELECT COUNT(*) FROM pending_authorizations WHERE key_id = 'k2'"
+        )
+        .await,
+        3
+    );
+    let none_left = fresh.reencrypt_batch(10).await.unwrap();
+    assert_eq!(none_left, kit_oauth_store::ReencryptProgress::default());
+}
+
+// ----- migrations -----
+
+pub(crate) async fn migrations_from_empty_are_idempotent(f: &Fixture) {
+    let store = f.unmigrated_store().await;
+    assert!(matches!(
+        store.readiness().await,
+        Err(StoreError::Backend(_))
+    ));
+    store.migrate().await.unwrap();
+    store.readiness().await.unwrap();
+    store.migrate().await.unwrap();
+    // Concurrent start-ups of several instances.
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let s = f.store().await;
+        tasks.push(tokio::spawn(async move { s.migrate().await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    store.readiness().await.unwrap();
+    assert_eq!(
+        scalar_i64(&store, "SELECT COUNT(*) FROM seaql_migrations").await,
+        2
+    );
+    let row = insert(&store, None, "1").await;
+    assert_eq!(store.get(&row.id).await.unwrap().unwrap(), row);
+}
+
+pub(crate) async fn migrations_from_previous_version(f: &Fixture) {
+    let store = f.unmigrated_store().await;
+    Migrator::up(store.connection(), Some(1)).await.unwrap();
+    assert_eq!(
+        Migrator::get_applied_migrations(store.connection())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        Migrator::get_applied_migrations(store.connection())
+            .await
+            .unwrap()[0]
+            .name(),
+        CreateTables.name()
+    );
+    // Data written by the previous version survives the upgrade.
+    let row = store
+        .upsert_installed(&record(Some("old"), "77", "old"))
+        .await
+        .unwrap();
+    let (_, p) = pending(5);
+    store.insert_pending(&p).await.unwrap();
+    assert!(store.readiness().await.is_err());
+    store.migrate().await.unwrap();
+    store.readiness().await.unwrap();
+    assert_eq!(store.get(&row.id).await.unwrap().unwrap(), row);
+    assert_eq!(store.consume_pending(&p.state_hash).await.unwrap(), Some(p));
+    let plan = store.list_due_plan(NOW, 10).await.unwrap();
+    assert!(!plan.is_empty());
+}
+
+// ----- events -----
+
+pub(crate) async fn events_are_appended_once(f: &Fixture) {
+    let store = f.store().await;
+    let row = insert(&store, Some("ev"), "88").await;
+    let event = Event {
+        id: EventId::generate(&mut rng()),
+        at: NOW,
+        connection: row.id.clone(),
+        tenant: row.tenant.clone(),
+        account: Some(row.account.id.clone()),
+        kind: EventKind::RefreshFailed {
+            reason: "503".into(),
+            failures: 1,
+        },
+    };
+    store.append_event(&event).await.unwrap();
+    store.append_event(&event).await.unwrap();
+    let second = Event {
+        id: EventId::generate(&mut rng()),
+        at: NOW.saturating_add(MINUTE),
+        kind: EventKind::Refreshed {
+            expires_at: NOW.saturating_add(MINUTE),
+        },
+        ..event.clone()
+    };
+    store.append_event(&second).await.unwrap();
+    let events = store.events(&row.id).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].0, "refresh_failed");
+    assert_eq!(events[1].0, "refreshed");
+    // The trail outlives the connection.
+    store.delete(&row.id).await.unwrap();
+    assert_eq!(store.events(&row.id).await.unwrap().len(), 2);
+}
