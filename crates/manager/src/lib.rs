@@ -16,25 +16,34 @@
 //! - Event sinks: [`BroadcastEvents`], [`TracingEvents`], [`FanOut`].
 
 pub use kit_oauth_core as core;
+pub use kit_oauth_http as http;
+pub use kit_oauth_http::TokenBody;
+pub use kit_oauth_store as store;
 
 mod cache;
 mod config;
 mod error;
 mod events;
+mod facade;
 mod install;
 mod manager;
 mod refresh;
 mod refresher;
 mod settings;
 mod single_flight;
+mod source;
 
 pub use config::ManagerConfig;
 pub use error::{InstallError, ManagerError};
 pub use events::{BroadcastEvents, FanOut, TracingEvents};
+pub use facade::{
+    BuildError, Client, Endpoint, Install, KitOAuth, KitOAuthBuilder, Manager, Store,
+    endpoints_from, key_ring_from,
+};
 pub use install::{InstallFlow, InstallStarted, Installed};
 pub use manager::{ConnectionStatus, TokenManager};
 pub use refresher::{Refresher, RefresherConfig, RefresherHandle};
 pub use settings::{
     ConfigError, DEFAULT_BASE, DEFAULT_DATABASE_URL, EncryptionKeySetting, KitOAuthConfig,
-    TokenBody, redact_url_password, vars,
+    redact_url_password, vars,
 };

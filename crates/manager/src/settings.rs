@@ -5,6 +5,7 @@
 use std::fmt;
 
 use kit_oauth_core::{ClientId, ClientSecret, RedirectAllowlist, Url};
+use kit_oauth_http::TokenBody;
 use thiserror::Error;
 
 /// The variables, as names (also the CLI flags' `env` names).
@@ -37,16 +38,6 @@ pub mod vars {
 pub const DEFAULT_BASE: &str = "https://api.kit.com";
 /// The embedded default database.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://kit-oauth.db?mode=rwc";
-
-/// How the token endpoint wants its request bodies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TokenBody {
-    /// JSON, as Kit documents and its SDKs send.
-    #[default]
-    Json,
-    /// `application/x-www-form-urlencoded`, the RFC 6749 default.
-    Form,
-}
 
 /// A configuration value that is missing or malformed; `Display` is the one line to print.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
