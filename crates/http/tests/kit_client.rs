@@ -321,6 +321,14 @@ async fn list_server(total: usize) -> String {
                     axum::Json(serde_json::json!({"errors":["The access token is invalid"]})),
                 );
             }
+            if q.contains_key("stuck") {
+                // A broken server: always "more", always the same cursor.
+                let body = serde_json::json!({
+                    "subscribers": [],
+                    "pagination": {"has_next_page": true, "end_cursor": "cur-0"}
+                });
+                return (axum::http::StatusCode::OK, axum::Json(body));
+            }
             let per_page: usize = q.get("per_page").and_then(|v| v.parse().ok()).unwrap_or(2);
             let start: usize = q
                 .get("after")
@@ -418,4 +426,16 @@ async fn cursor_pagination_walks_every_page() {
         .await
         .unwrap_err();
     assert!(matches!(err, ApiError::InvalidRequest(_)), "{err:?}");
+
+    // A server that never advances its cursor cannot make the walk loop forever.
+    let mut stuck = client.paginate::<Subscriber>(
+        connection_id(),
+        KitRequest::get("/v4/subscribers").query("stuck", "1"),
+        "subscribers",
+        None,
+    );
+    assert!(stuck.next_page().await.unwrap().is_some());
+    let err = stuck.next_page().await.unwrap_err();
+    assert!(matches!(err, ApiError::Protocol { .. }), "{err:?}");
+    assert!(stuck.next_page().await.unwrap().is_none());
 }
