@@ -140,8 +140,6 @@ struct GrantColumns {
 
 /// The lease columns of a row.
 struct LeaseColumns {
-    owner: Option<String>,
-    fence: i64,
     in_flight_hash: Option<String>,
     in_flight_started_at: Option<i64>,
 }
@@ -503,8 +501,6 @@ impl SeaOrmStore {
             id,
         };
         let lease = LeaseColumns {
-            owner: get(row, "lease_owner")?,
-            fence: get(row, "lease_fence")?,
             in_flight_hash: get(row, "in_flight_hash")?,
             in_flight_started_at: get(row, "in_flight_started_at")?,
         };
@@ -1113,8 +1109,6 @@ impl ConnectionStore for SeaOrmStore {
                     }),
                     _ => None,
                 };
-                debug_assert_eq!(lease_cols.owner.as_deref(), Some(owner.0.as_str()));
-                debug_assert_eq!(lease_cols.fence, fence);
                 return Ok(LeaseOutcome::Acquired {
                     lease: Lease {
                         connection: id.clone(),
