@@ -1,0 +1,324 @@
+//! Guarantee 3 — Faults: with each sandbox fault the old tokens are kept, retries back off with
+//! jitter, the grant stays alive, and once the fault clears the next call succeeds; no fault
+//! makes the manager send a spent refresh token except inside the server's grace window. A
+//! response lost after rotation recovers with `--reuse-grace`; without it the connection ends
+//! `ReauthRequired` with an event and a clear `last_error`, and no retry loop.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Db, World, invalid_grants};
+use kit_oauth::core::{Clock as _, ConnectionId, StateName};
+use kit_oauth::{KitOAuth, ManagerError};
+use kit_sandbox::{Fault, FaultEndpoint, FaultKind, SandboxBuilder};
+
+struct Setup {
+    world: World,
+    _db: Db,
+    kit: KitOAuth,
+    id: ConnectionId,
+}
+
+/// An installed connection whose token has expired, stats reset.
+async fn expired_connection(customize: impl FnOnce(SandboxBuilder) -> SandboxBuilder) -> Setup {
+    let world = World::new(customize).await;
+    let db = Db::sqlite();
+    let kit = world.instance(&db).await;
+    let id = world.install(&kit, "faulty", None).await;
+    world.advance(172_800 + 60);
+    world.sandbox.reset_stats();
+    Setup {
+        world,
+        _db: db,
+        kit,
+        id,
+    }
+}
+
+fn token_requests(world: &World) -> u64 {
+    world.stats().requests.get("token").copied().unwrap_or(0)
+}
+
+async fn stored_refresh_fingerprint(setup: &Setup) -> String {
+    use kit_oauth::core::{ConnectionStore as _, Grant};
+    let record = setup
+        .kit
+        .manager()
+        .store()
+        .get(&setup.id)
+        .await
+        .unwrap()
+        .unwrap();
+    match record.grant {
+        Grant::Active(tokens) => tokens.refresh().fingerprint().to_string(),
+        Grant::Ended(reason) => panic!("grant ended: {reason:?}"),
+    }
+}
+
+/// Moves both clocks past the connection's cooldown.
+async fn wait_out_cooldown(setup: &Setup) {
+    let status = setup.kit.manager().status(&setup.id).await.unwrap();
+    let until = status.cooldown_until.expect("a cooldown was set");
+    let now = setup.world.clock.now();
+    let secs = until.duration_since(now).as_secs() + 1;
+    setup.world.advance(secs);
+}
+
+/// One fault of `kind` on the token endpoint; the refresh fails transiently, nothing is lost,
+/// hammering during the cooldown costs no upstream call, and the next call after it succeeds.
+async fn transient_fault_is_survived(kind: FaultKind) {
+    let setup = expired_connection(|b| b).await;
+    let mut events = setup.kit.events().subscribe();
+    let before = stored_refresh_fingerprint(&setup).await;
+    setup
+        .world
+        .sandbox
+        .add_fault(Fault::new(FaultEndpoint::Token, kind.clone()).times(2))
+        .unwrap();
+
+    let first = setup
+        .kit
+        .manager()
+        .access_token(&setup.id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            first,
+            ManagerError::Unavailable {
+                retry_at: Some(_),
+                ..
+            }
+        ),
+        "{first}"
+    );
+    let status = setup.kit.manager().status(&setup.id).await.unwrap();
+    assert_eq!(status.ended, None, "the grant is alive");
+    assert_eq!(status.consecutive_failures, 1);
+    assert!(status.last_error.is_some());
+    let first_cooldown = status
+        .cooldown_until
+        .unwrap()
+        .duration_since(setup.world.clock.now());
+    assert_eq!(
+        stored_refresh_fingerprint(&setup).await,
+        before,
+        "old tokens kept"
+    );
+
+    // Hammering during the cooldown costs nothing upstream.
+    let calls = token_requests(&setup.world);
+    for _ in 0..100 {
+        assert!(setup.kit.manager().access_token(&setup.id).await.is_err());
+    }
+    assert_eq!(
+        token_requests(&setup.world),
+        calls,
+        "no upstream call while cooling down"
+    );
+
+    // The second failure backs off for longer (exponential, jittered).
+    wait_out_cooldown(&setup).await;
+    assert!(setup.kit.manager().access_token(&setup.id).await.is_err());
+    let status = setup.kit.manager().status(&setup.id).await.unwrap();
+    assert_eq!(status.consecutive_failures, 2);
+    let second_cooldown = status
+        .cooldown_until
+        .unwrap()
+        .duration_since(setup.world.clock.now());
+    assert!(
+        second_cooldown >= first_cooldown,
+        "{second_cooldown:?} < {first_cooldown:?}"
+    );
+
+    // The fault has cleared: the next call succeeds.
+    wait_out_cooldown(&setup).await;
+    let token = setup.kit.manager().access_token(&setup.id).await.unwrap();
+    let stats = setup.world.stats();
+    assert_eq!(stats.refreshes_ok, 1, "{stats:?}");
+    assert_eq!(
+        stats.refresh_reuse_attempts, 0,
+        "a spent token was never sent: {stats:?}"
+    );
+    assert_eq!(invalid_grants(&stats), 0);
+    let status = setup.kit.manager().status(&setup.id).await.unwrap();
+    assert_eq!(status.state, StateName::Authorized);
+    assert_eq!(status.consecutive_failures, 0);
+    assert_eq!(status.last_error, None);
+    assert_eq!(
+        setup.kit.client().account(&setup.id).await.unwrap().name,
+        "faulty"
+    );
+    drop(token);
+
+    // Events fired on transitions only: one failure (the first of the streak), one refresh.
+    let mut kinds = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        kinds.push(event.kind.name());
+    }
+    assert_eq!(kinds, ["refresh_failed", "refreshed"]);
+}
+
+#[tokio::test]
+async fn server_errors_500() {
+    transient_fault_is_survived(FaultKind::Status {
+        status: 500,
+        body: None,
+        retry_after: None,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rate_limited_429_with_retry_after() {
+    let setup = expired_connection(|b| b).await;
+    setup
+        .world
+        .sandbox
+        .add_fault(Fault::new(
+            FaultEndpoint::Token,
+            FaultKind::Status {
+                status: 429,
+                body: None,
+                retry_after: Some(120),
+            },
+        ))
+        .unwrap();
+    assert!(setup.kit.manager().access_token(&setup.id).await.is_err());
+    let status = setup.kit.manager().status(&setup.id).await.unwrap();
+    let cooldown = status
+        .cooldown_until
+        .unwrap()
+        .duration_since(setup.world.clock.now());
+    assert!(
+        cooldown.as_secs() >= 120,
+        "Retry-After honoured: {cooldown:?}"
+    );
+    wait_out_cooldown(&setup).await;
+    setup.kit.manager().access_token(&setup.id).await.unwrap();
+    assert_eq!(setup.world.stats().refreshes_ok, 1);
+    assert_eq!(setup.world.stats().refresh_reuse_attempts, 0);
+}
+
+#[tokio::test]
+async fn rate_limited_429_without_body() {
+    transient_fault_is_survived(FaultKind::Status {
+        status: 429,
+        body: None,
+        retry_after: None,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropped_connection() {
+    transient_fault_is_survived(FaultKind::Drop).await;
+}
+
+#[tokio::test]
+async fn malformed_json() {
+    transient_fault_is_survived(FaultKind::MalformedJson).await;
+}
+
+/// The sandbox processes a slow request before holding its answer: a client timing out has
+/// lost a rotated pair, exactly like "rotate, then drop". Recovery needs the grace window.
+#[tokio::test]
+async fn latency_past_the_timeout_recovers_within_grace() {
+    let setup = expired_connection(|b| b.reuse_grace(300)).await;
+    setup
+        .world
+        .sandbox
+        .add_fault(Fault::new(
+            FaultEndpoint::Token,
+            FaultKind::Latency { ms: 3_000 },
+        ))
+        .unwrap();
+    let err = setup
+        .kit
+        .manager()
+        .access_token(&setup.id)
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    wait_out_cooldown(&setup).await;
+    setup.kit.manager().access_token(&setup.id).await.unwrap();
+    let stats = setup.world.stats();
+    assert_eq!(stats.refresh_grace_hits, 1, "{stats:?}");
+    assert_eq!(invalid_grants(&stats), 0);
+    assert_eq!(
+        setup.kit.client().account(&setup.id).await.unwrap().name,
+        "faulty"
+    );
+}
+
+#[tokio::test]
+async fn rotate_then_drop_recovers_within_grace() {
+    let setup = expired_connection(|b| b.reuse_grace(300)).await;
+    setup
+        .world
+        .sandbox
+        .add_fault(Fault::new(FaultEndpoint::Token, FaultKind::RotateThenDrop))
+        .unwrap();
+    assert!(setup.kit.manager().access_token(&setup.id).await.is_err());
+    wait_out_cooldown(&setup).await;
+    setup.kit.manager().access_token(&setup.id).await.unwrap();
+    let stats = setup.world.stats();
+    assert_eq!(stats.refreshes_ok, 1, "{stats:?}");
+    assert_eq!(stats.refresh_grace_hits, 1, "{stats:?}");
+    let status = setup.kit.manager().status(&setup.id).await.unwrap();
+    assert_eq!(status.state, StateName::Authorized);
+    assert_eq!(
+        setup.kit.client().account(&setup.id).await.unwrap().name,
+        "faulty"
+    );
+}
+
+#[tokio::test]
+async fn rotate_then_drop_without_grace_ends_in_reauth_required() {
+    let setup = expired_connection(|b| b).await;
+    let mut events = setup.kit.events().subscribe();
+    setup
+        .world
+        .sandbox
+        .add_fault(Fault::new(FaultEndpoint::Token, FaultKind::RotateThenDrop))
+        .unwrap();
+    assert!(setup.kit.manager().access_token(&setup.id).await.is_err());
+    wait_out_cooldown(&setup).await;
+    let err = setup
+        .kit
+        .manager()
+        .access_token(&setup.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ManagerError::ReauthRequired { .. }), "{err}");
+    let status = setup.kit.manager().status(&setup.id).await.unwrap();
+    assert_eq!(status.state, StateName::Unauthorized);
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("invalid_grant"),
+        "{status:?}"
+    );
+
+    // No retry loop: a dead grant costs no further upstream call, however hard it is asked.
+    let calls = token_requests(&setup.world);
+    for _ in 0..100 {
+        let err = setup
+            .kit
+            .manager()
+            .access_token(&setup.id)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ManagerError::ReauthRequired { .. }));
+    }
+    setup.world.advance(3_600);
+    assert!(setup.kit.manager().access_token(&setup.id).await.is_err());
+    assert_eq!(token_requests(&setup.world), calls);
+
+    let kinds: Vec<&str> = std::iter::from_fn(|| events.try_recv().ok())
+        .map(|e| e.kind.name())
+        .collect();
+    assert_eq!(kinds, ["refresh_failed", "reauth_required"]);
+}
