@@ -62,7 +62,8 @@ async fn install_one(base: &str, kit: &KitOAuth, account: &str) -> ConnectionId 
 /// busy under four pools); a dead grant fails the test.
 async fn hammer(kit: KitOAuth, ids: Arc<Vec<ConnectionId>>) {
     let mut calls = Vec::with_capacity(ids.len());
-    for id in ids.iter().cloned() {
+    for id in ids.iter() {
+        let id = id.clone();
         let manager = kit.manager().clone();
         calls.push(tokio::spawn(async move {
             for _ in 0..200 {

@@ -237,7 +237,13 @@ async fn reinstalls_keep_the_id_and_tenants_get_their_own_connection() {
     // The reinstall's tokens replaced the old ones and work.
     assert_eq!(kit.client().account(&first).await.unwrap().name, "acme");
     let status = kit.manager().status(&tenant_a).await.unwrap();
-    assert_eq!(status.tenant.as_ref().map(|t| t.as_str()), Some("tenant-a"));
+    assert_eq!(
+        status
+            .tenant
+            .as_ref()
+            .map(kit_oauth::core::TenantName::as_str),
+        Some("tenant-a")
+    );
 }
 
 #[tokio::test]

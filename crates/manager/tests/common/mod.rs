@@ -105,13 +105,13 @@ impl Db {
     }
 
     pub(crate) async fn drop_database(self) {
-        if let Some((admin, name)) = &self.pg {
-            if let Ok(db) = Database::connect(admin.as_str()).await {
-                let _ = db
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
-                let _ = db.close().await;
-            }
+        if let Some((admin, name)) = &self.pg
+            && let Ok(db) = Database::connect(admin.as_str()).await
+        {
+            let _ = db
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+            let _ = db.close().await;
         }
     }
 }
