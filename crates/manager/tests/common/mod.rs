@@ -193,6 +193,16 @@ impl World {
         account: &str,
         tenant: Option<&str>,
     ) -> ConnectionId {
+        self.try_install(kit, account, tenant).await.unwrap()
+    }
+
+    /// As [`World::install`], returning the install's error instead of failing.
+    pub(crate) async fn try_install(
+        &self,
+        kit: &KitOAuth,
+        account: &str,
+        tenant: Option<&str>,
+    ) -> Result<ConnectionId, kit_oauth::InstallError> {
         let redirect = format!("{}/apps/1?success=true", self.sandbox.base_url());
         let started = kit.install().begin(&redirect, tenant, None).await.unwrap();
         let query = self.consent(&started.authorize_url, account).await;
@@ -200,8 +210,7 @@ impl World {
         kit.install()
             .complete(&query, Some(&binding))
             .await
-            .unwrap()
-            .connection_id
+            .map(|installed| installed.connection_id)
     }
 
     /// Follows an authorize URL (auto-approve) and returns the callback's query string.
