@@ -64,8 +64,12 @@ impl Run {
                     .try_install(&self.kit, &format!("account-{account}"), tenant)
                     .await;
                 match installed {
-                    Ok(id) if !self.ids.contains(&id) => self.ids.push(id),
-                    Ok(_) => {}
+                    Ok(id) => {
+                        // A reinstall of the same account and tenant keeps its id.
+                        if !self.ids.contains(&id) {
+                            self.ids.push(id);
+                        }
+                    }
                     // An injected fault hit the code exchange: the install fails, nothing is
                     // stored (checked below), and the person would simply try again.
                     Err(kit_oauth::InstallError::Exchange(
