@@ -58,7 +58,7 @@ async fn fill(store: &SeaOrmStore, postgres: bool) {
         "INSERT INTO connections (id, tenant_name, kit_account_id, account_name, state, \
          next_refresh_at, version, created_at, updated_at) \
          SELECT 'fill' || n, 'bench', 'acct' || n, 'n', 'authorized', \
-         {now} - 1000000 + (n * 1000000 / 1000), 1, 0, 0 FROM ({series}) AS t"
+         {now} - 1000000 + CAST(n AS BIGINT) * 1000, 1, 0, 0 FROM ({series}) AS t"
     );
     store.connection().execute_unprepared(&sql).await.unwrap();
     store
@@ -134,10 +134,10 @@ fn benches(c: &mut Criterion) {
 
     let admin = std::env::var("KIT_OAUTH_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let Ok(Ok(admin_db)) = rt.block_on(tokio::time::timeout(
-        Duration::from_secs(5),
-        Database::connect(admin.as_str()),
-    )) else {
+    let connect = async {
+        tokio::time::timeout(Duration::from_secs(5), Database::connect(admin.as_str())).await
+    };
+    let Ok(Ok(admin_db)) = rt.block_on(connect) else {
         eprintln!("!!!!! PostgreSQL at {admin} unreachable: PostgreSQL benchmarks skipped !!!!!");
         return;
     };
