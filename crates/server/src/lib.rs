@@ -21,8 +21,10 @@
 //! ```
 
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod dashboard;
+pub mod demo;
 pub mod install;
 pub mod keys;
 pub mod metrics;

@@ -1,0 +1,217 @@
+//! Assembling and running the whole server: the library facade, the refresher, webhooks, the
+//! router, graceful shutdown. The binary and the end-to-end tests both start it from here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kit_oauth::core::Url;
+use kit_oauth::{BuildError, KitOAuth, KitOAuthConfig, RefresherConfig};
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::keys::ApiKeys;
+use crate::metrics::MetricsEvents;
+use crate::webhook::{WebhookConfig, WebhookWorker};
+use crate::{BrokerOptions, CookiePolicy, DashboardAccess, DemoInfo, Engine, KitApi, ReadyCheck};
+
+/// What to run.
+pub struct RunConfig {
+    /// The library's configuration (Kit endpoints, database, key ring).
+    pub library: KitOAuthConfig,
+    /// A bound listener.
+    pub listener: TcpListener,
+    /// Broker API keys.
+    pub api_keys: ApiKeys,
+    /// Dashboard access.
+    pub dashboard: DashboardAccess,
+    /// Webhook receiver and signing secret.
+    pub webhook: Option<(Url, SecretString)>,
+    /// Demo details (dashboard banner, loopback cookies).
+    pub demo: Option<DemoInfo>,
+    /// Background refresher pace.
+    pub refresher: RefresherConfig,
+    /// How long shutdown waits for webhook deliveries.
+    pub shutdown_grace: Duration,
+}
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration (exit code 2).
+    #[error(transparent)]
+    Config(#[from] kit_oauth::ConfigError),
+    /// Anything else: the database, the network (exit code 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<BuildError> for StartError {
+    fn from(error: BuildError) -> Self {
+        match error {
+            BuildError::Config(config) => Self::Config(config),
+            other => Self::Failed(other.to_string()),
+        }
+    }
+}
+
+/// A running server.
+pub struct Running {
+    addr: SocketAddr,
+    kit: KitOAuth,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// The address it listens on.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The library facade it runs on.
+    #[must_use]
+    pub fn kit(&self) -> &KitOAuth {
+        &self.kit
+    }
+
+    /// Stops accepting, finishes requests, stops the refresher (in-flight refreshes commit or
+    /// release their leases) and webhook deliveries, then returns.
+    pub async fn shutdown(self) {
+        let Self {
+            kit, stop, task, ..
+        } = self;
+        // The webhook queue closes when the last manager clone (and its sinks) is gone.
+        drop(kit);
+        let _ = stop.send(true);
+        if let Err(error) = task.await {
+            tracing::error!(%error, "the server task failed");
+        }
+    }
+
+    /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+    pub async fn until_signal(self) {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Builds the facade, starts the refresher and serves.
+///
+/// # Errors
+/// [`StartError::Config`] for configuration problems, [`StartError::Failed`] otherwise.
+pub async fn start(config: RunConfig) -> Result<Running, StartError> {
+    let addr = config
+        .listener
+        .local_addr()
+        .map_err(|e| StartError::Failed(format!("cannot read the listen address: {e}")))?;
+    let mut builder = KitOAuth::builder()
+        .config(config.library.clone())
+        .event_sink(MetricsEvents);
+    let worker = match &config.webhook {
+        Some((url, secret)) => {
+            let (sink, worker) =
+                WebhookWorker::spawn(WebhookConfig::new(url.clone(), secret.clone()))
+                    .map_err(|e| StartError::Failed(format!("webhook client: {e}")))?;
+            builder = builder.event_sink(sink);
+            Some(worker)
+        }
+        None => None,
+    };
+    let kit = builder.build().await?;
+    let refresher = kit.refresher(config.refresher.clone()).spawn();
+    let store = kit.manager().store().clone();
+    let ready: ReadyCheck = Arc::new(move || {
+        let store = store.clone();
+        Box::pin(async move { store.readiness().await.map_err(|e| e.to_string()) })
+    });
+    let loopback = crate::is_loopback_http(&config.library.redirect_uri);
+    let start_again_url = if config.demo.is_some() {
+        "/".to_owned()
+    } else {
+        config
+            .library
+            .redirect_allow
+            .prefixes()
+            .next()
+            .unwrap_or(kit_oauth::core::DEFAULT_REDIRECT_PREFIX)
+            .to_owned()
+    };
+    let options = BrokerOptions {
+        api_keys: config.api_keys,
+        dashboard: config.dashboard,
+        cookies: CookiePolicy { secure: !loopback },
+        kit_api: Some(
+            KitApi::new(config.library.base.clone())
+                .map_err(|e| StartError::Failed(format!("Kit API client: {e}")))?,
+        ),
+        start_again_url,
+        ready: Some(ready),
+        demo: config.demo,
+    };
+    let router = crate::router(
+        Engine::new(kit.manager().clone(), kit.install().clone()),
+        options,
+    );
+    let (stop, mut stopped) = watch::channel(false);
+    let grace = config.shutdown_grace;
+    let listener = config.listener;
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the server stopped with an error");
+        }
+        refresher.shutdown().await;
+        if let Some(worker) = worker {
+            worker.shutdown(grace).await;
+        }
+        tracing::info!("stopped");
+    });
+    tracing::info!(%addr, "kit-oauth-server listening");
+    Ok(Running {
+        addr,
+        kit,
+        stop,
+        task,
+    })
+}
