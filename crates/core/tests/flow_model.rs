@@ -131,14 +131,15 @@ struct World {
 
 fn legal(from: StateName, to: StateName) -> bool {
     use StateName::{Authorized, Expired, Pending, Unauthorized};
-    from == to
-        || matches!(
-            (from, to),
-            (Unauthorized, Pending)
-                | (Pending, Unauthorized | Authorized)
-                | (Authorized, Expired | Unauthorized)
-                | (Expired, Authorized | Unauthorized)
-        )
+    if from == to {
+        return true;
+    }
+    match from {
+        Unauthorized => to == Pending,
+        Pending => matches!(to, Unauthorized | Authorized),
+        Authorized => matches!(to, Expired | Unauthorized),
+        Expired => matches!(to, Authorized | Unauthorized),
+    }
 }
 
 impl World {
