@@ -41,7 +41,10 @@ fn map_sqlx(err: &sqlx::Error) -> StoreError {
         | sqlx::Error::Protocol(_) => StoreError::Unavailable(sqlx_message(err)),
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
+            #[cfg(feature = "sqlite")]
             let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
+            #[cfg(not(feature = "sqlite"))]
+            let sqlite = false;
             if is_transient_code(sqlite, code.deref()) {
                 StoreError::Unavailable(db.message().to_owned())
             } else {

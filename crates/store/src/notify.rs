@@ -8,11 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "postgres")]
 use sea_orm::sqlx::PgPool;
+#[cfg(feature = "postgres")]
 use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+#[cfg(feature = "postgres")]
 use crate::migration::CHANGE_CHANNEL;
 
 /// How often a waiter re-reads the row even without a notification.
@@ -32,6 +35,7 @@ impl Drop for Notifier {
 
 impl Notifier {
     /// Connects a dedicated listener and starts forwarding notifications.
+    #[cfg(feature = "postgres")]
     pub(crate) async fn start(pool: PgPool) -> Result<Self, sea_orm::sqlx::Error> {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANGE_CHANNEL).await?;

@@ -97,6 +97,8 @@ struct Inner {
     db: DatabaseConnection,
     backend: DbBackend,
     keys: KeyRing,
+    /// Only PostgreSQL has a listener; without the feature it stays empty.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     notifier: OnceCell<Notifier>,
 }
 
@@ -605,6 +607,14 @@ impl SeaOrmStore {
         Ok(version != to_i64(seen.0, "version")? || owner.is_none())
     }
 
+    /// Without the `postgres` feature there is no listener: waiters poll.
+    #[cfg(not(feature = "postgres"))]
+    #[allow(clippy::unused_async)]
+    async fn notifier(&self) -> Option<&Notifier> {
+        None
+    }
+
+    #[cfg(feature = "postgres")]
     async fn notifier(&self) -> Option<&Notifier> {
         if self.inner.backend != DbBackend::Postgres {
             return None;
@@ -784,6 +794,14 @@ async fn open(url: &str, options: &StoreOptions) -> Result<DatabaseConnection, S
         .acquire_timeout(options.acquire_timeout)
         .connect_timeout(options.acquire_timeout)
         .sqlx_logging(false);
+    let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if (sqlite && !cfg!(feature = "sqlite")) || (postgres && !cfg!(feature = "postgres")) {
+        let feature = if sqlite { "sqlite" } else { "postgres" };
+        return Err(E::Backend(format!(
+            "this build has no {feature} support: enable the `{feature}` feature of kit-oauth"
+        )));
+    }
+    #[cfg(feature = "sqlite")]
     if sqlite {
         let busy = options.busy_timeout;
         opts.map_sqlx_sqlite_opts(move |o| {
