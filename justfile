@@ -26,9 +26,9 @@ bench:
 bench-load:
     @echo "the load harness is not built yet (see the 'Proof' issue)" && exit 1
 
-# End-to-end suites (server + sandbox + store, and the browser test).
+# End-to-end suites: the server binary beside the sandbox, on SQLite and PostgreSQL.
 e2e:
-    cargo test -p kit-oauth-tests
+    cargo test -p kit-oauth-server --test e2e --test demo
 
 # Fuzz targets: not wired yet (issue "Proof: ... fuzzing").
 fuzz:

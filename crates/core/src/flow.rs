@@ -93,25 +93,110 @@ pub struct Pending {
     deadline: Timestamp,
 }
 
-/// A working grant whose access token was fresh when last observed.
+/// What a connection with a grant holds, whether its token is fresh or due.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Authorized {
+pub struct Granted {
     id: ConnectionId,
     tenant: Option<TenantName>,
     account: KitAccount,
     tokens: TokenSet,
 }
 
+/// A working grant whose access token was fresh when last observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Authorized(Granted);
+
 /// A grant whose access token is inside its refresh margin (or past expiry): it must be
 /// refreshed before its access token is used again.
 ///
 /// Not `Clone`: its refresh token is spent by one [`Connection::<Expired>::refreshed`].
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Expired {
-    id: ConnectionId,
-    tenant: Option<TenantName>,
-    account: KitAccount,
-    tokens: TokenSet,
+#[serde(transparent)]
+pub struct Expired(Granted);
+
+/// The states that hold a grant (sealed: only [`Authorized`] and [`Expired`]).
+pub trait HoldsGrant: sealed::Sealed {
+    #[doc(hidden)]
+    fn granted(&self) -> &Granted;
+    #[doc(hidden)]
+    fn into_granted(self) -> Granted;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Authorized {}
+    impl Sealed for super::Expired {}
+}
+
+impl HoldsGrant for Authorized {
+    fn granted(&self) -> &Granted {
+        &self.0
+    }
+    fn into_granted(self) -> Granted {
+        self.0
+    }
+}
+
+impl HoldsGrant for Expired {
+    fn granted(&self) -> &Granted {
+        &self.0
+    }
+    fn into_granted(self) -> Granted {
+        self.0
+    }
+}
+
+/// What every state with a grant offers, fresh or due.
+impl<S: HoldsGrant> Connection<S> {
+    /// The connection id.
+    #[must_use]
+    pub fn id(&self) -> &ConnectionId {
+        &self.state.granted().id
+    }
+
+    /// The tenant.
+    #[must_use]
+    pub fn tenant(&self) -> Option<&TenantName> {
+        self.state.granted().tenant.as_ref()
+    }
+
+    /// The Kit account.
+    #[must_use]
+    pub fn account(&self) -> &KitAccount {
+        &self.state.granted().account
+    }
+
+    /// The tokens (possibly stale; the refresh token is needed to revoke at Kit).
+    #[must_use]
+    pub fn tokens(&self) -> &TokenSet {
+        &self.state.granted().tokens
+    }
+
+    /// The grant was revoked (by the app, or the creator uninstalled it).
+    #[must_use]
+    pub fn revoke(self) -> Connection<Unauthorized> {
+        self.end(UnauthorizedReason::Revoked)
+    }
+
+    /// Kit no longer accepts the grant (a 401 invalid/revoked, or `invalid_grant` confirmed by
+    /// re-reading storage): the creator must reinstall.
+    #[must_use]
+    pub fn reauth_required(self, detail: String) -> Connection<Unauthorized> {
+        self.end(UnauthorizedReason::ReauthRequired { detail })
+    }
+
+    fn end(self, reason: UnauthorizedReason) -> Connection<Unauthorized> {
+        let granted = self.state.into_granted();
+        Connection {
+            state: Unauthorized {
+                id: Some(granted.id),
+                tenant: granted.tenant,
+                account: Some(granted.account),
+                reason,
+            },
+        }
+    }
 }
 
 /// What `begin` needs to start an install.
@@ -422,12 +507,12 @@ impl CodeGrant {
         tokens: TokenSet,
     ) -> Connection<Authorized> {
         Connection {
-            state: Authorized {
+            state: Authorized(Granted {
                 id,
                 tenant: self.pending.tenant,
                 account,
                 tokens,
-            },
+            }),
         }
     }
 
@@ -472,27 +557,20 @@ impl Connection<Authorized> {
         tokens: TokenSet,
     ) -> Self {
         Self {
-            state: Authorized {
+            state: Authorized(Granted {
                 id,
                 tenant,
                 account,
                 tokens,
-            },
+            }),
         }
     }
 
     /// Decides, at the clock's instant, whether the token may still be handed out.
     #[must_use]
     pub fn observe(self, clock: &(impl Clock + ?Sized)) -> Freshness {
-        if self.state.tokens.is_due(clock.now()) {
-            Freshness::Due(Connection {
-                state: Expired {
-                    id: self.state.id,
-                    tenant: self.state.tenant,
-                    account: self.state.account,
-                    tokens: self.state.tokens,
-                },
-            })
+        if self.state.0.tokens.is_due(clock.now()) {
+            Freshness::Due(self.expire_now())
         } else {
             Freshness::Fresh(self)
         }
@@ -504,7 +582,7 @@ impl Connection<Authorized> {
     /// [`TokenDue`] when the token is inside its refresh margin: call [`Self::observe`] and
     /// refresh.
     pub fn access_token(&self, clock: &(impl Clock + ?Sized)) -> Result<&AccessToken, TokenDue> {
-        let tokens = &self.state.tokens;
+        let tokens = &self.state.0.tokens;
         if tokens.is_due(clock.now()) {
             Err(TokenDue {
                 due_at: tokens.due_at(),
@@ -520,59 +598,8 @@ impl Connection<Authorized> {
     #[must_use]
     pub fn expire_now(self) -> Connection<Expired> {
         Connection {
-            state: Expired {
-                id: self.state.id,
-                tenant: self.state.tenant,
-                account: self.state.account,
-                tokens: self.state.tokens,
-            },
+            state: Expired(self.state.0),
         }
-    }
-
-    /// The grant was revoked (by the app, or the creator uninstalled it).
-    #[must_use]
-    pub fn revoke(self) -> Connection<Unauthorized> {
-        into_unauthorized(
-            self.state.id,
-            self.state.tenant,
-            self.state.account,
-            UnauthorizedReason::Revoked,
-        )
-    }
-
-    /// Kit refused the access token as invalid or revoked: the grant is dead.
-    #[must_use]
-    pub fn reauth_required(self, detail: String) -> Connection<Unauthorized> {
-        into_unauthorized(
-            self.state.id,
-            self.state.tenant,
-            self.state.account,
-            UnauthorizedReason::ReauthRequired { detail },
-        )
-    }
-
-    /// The connection id.
-    #[must_use]
-    pub fn id(&self) -> &ConnectionId {
-        &self.state.id
-    }
-
-    /// The tenant.
-    #[must_use]
-    pub fn tenant(&self) -> Option<&TenantName> {
-        self.state.tenant.as_ref()
-    }
-
-    /// The Kit account.
-    #[must_use]
-    pub fn account(&self) -> &KitAccount {
-        &self.state.account
-    }
-
-    /// The tokens (the refresh token is needed to revoke at Kit).
-    #[must_use]
-    pub fn tokens(&self) -> &TokenSet {
-        &self.state.tokens
     }
 }
 
@@ -580,83 +607,18 @@ impl Connection<Expired> {
     /// The refresh token to send. After [`Self::refreshed`] it is spent and no longer reachable.
     #[must_use]
     pub fn refresh_token(&self) -> &RefreshToken {
-        self.state.tokens.refresh()
+        self.state.0.tokens.refresh()
     }
 
     /// The refresh succeeded: the old tokens are dropped, the new ones take over.
     #[must_use]
     pub fn refreshed(self, tokens: TokenSet) -> Connection<Authorized> {
         Connection {
-            state: Authorized {
-                id: self.state.id,
-                tenant: self.state.tenant,
-                account: self.state.account,
+            state: Authorized(Granted {
                 tokens,
-            },
+                ..self.state.0
+            }),
         }
-    }
-
-    /// Kit refused the refresh token for good (`invalid_grant` after re-reading storage, or the
-    /// grant was revoked): the creator must reinstall.
-    #[must_use]
-    pub fn reauth_required(self, detail: String) -> Connection<Unauthorized> {
-        into_unauthorized(
-            self.state.id,
-            self.state.tenant,
-            self.state.account,
-            UnauthorizedReason::ReauthRequired { detail },
-        )
-    }
-
-    /// The grant was revoked by the app.
-    #[must_use]
-    pub fn revoke(self) -> Connection<Unauthorized> {
-        into_unauthorized(
-            self.state.id,
-            self.state.tenant,
-            self.state.account,
-            UnauthorizedReason::Revoked,
-        )
-    }
-
-    /// The connection id.
-    #[must_use]
-    pub fn id(&self) -> &ConnectionId {
-        &self.state.id
-    }
-
-    /// The tenant.
-    #[must_use]
-    pub fn tenant(&self) -> Option<&TenantName> {
-        self.state.tenant.as_ref()
-    }
-
-    /// The Kit account.
-    #[must_use]
-    pub fn account(&self) -> &KitAccount {
-        &self.state.account
-    }
-
-    /// The (stale) tokens.
-    #[must_use]
-    pub fn tokens(&self) -> &TokenSet {
-        &self.state.tokens
-    }
-}
-
-fn into_unauthorized(
-    id: ConnectionId,
-    tenant: Option<TenantName>,
-    account: KitAccount,
-    reason: UnauthorizedReason,
-) -> Connection<Unauthorized> {
-    Connection {
-        state: Unauthorized {
-            id: Some(id),
-            tenant,
-            account: Some(account),
-            reason,
-        },
     }
 }
 

@@ -108,9 +108,9 @@ pub use error::{
 };
 pub use event::{Event, EventId, EventKind, EventSink, NoEvents};
 pub use flow::{
-    Authorized, CallbackRejected, CodeGrant, Connection, Expired, Freshness, InstallStart,
-    KitAccount, PENDING_TTL, Pending, PendingCheck, PendingParts, TokenDue, Unauthorized,
-    UnauthorizedReason,
+    Authorized, CallbackRejected, CodeGrant, Connection, Expired, Freshness, Granted, HoldsGrant,
+    InstallStart, KitAccount, PENDING_TTL, Pending, PendingCheck, PendingParts, TokenDue,
+    Unauthorized, UnauthorizedReason,
 };
 pub use ids::{ClientId, ConnectionId, KitAccountId, TenantName};
 pub use ports::{AccountLookup, AuthorizeRequest, RevocableToken, TokenEndpoint};
