@@ -1,0 +1,260 @@
+//! A real browser clicks through the demo install, exactly as a person would: the demo page →
+//! "Install from the Kit App Store (sandbox)" → the sandbox App Store → the server's
+//! `/kit/oauth` → the sandbox consent page (Allow) → the callback → the sandbox's "installed"
+//! page → the dashboard, which must show the connection `Authorized`.
+//!
+//! Headless Debian Chromium driven over WebDriver (chromedriver, plain HTTP on loopback). A
+//! screenshot of the dashboard is saved as `<target dir>/browser/dashboard.png`.
+//!
+//! Needs `/usr/bin/chromedriver` and `/usr/bin/chromium` (`.ci/ensure-chromium` installs them).
+//! Without them the test FAILS under `CI=true` and skips loudly otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::wd::Capabilities;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// Every WebDriver wait gives up after this long.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A child process killed (by its own pid) when the test ends, whatever happens.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `<target dir>/browser`: the test executable lives in `<target dir>/<profile>/deps/`.
+fn screenshot_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
+        .unwrap();
+    target.join("browser")
+}
+
+/// Whether the browser is installed; under `CI=true` its absence is a failure.
+fn browser_available() -> bool {
+    let missing: Vec<&str> = [CHROMEDRIVER, CHROMIUM]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "the browser test needs {} under CI=true: run .ci/ensure-chromium (apt-get install chromium chromium-driver)",
+            missing.join(" and ")
+        );
+    }
+    eprintln!(
+        "\n======================================================================\n\
+         SKIPPED browser test: {} not installed.\n\
+         Run `sudo .ci/ensure-chromium` to run it for real.\n\
+         ======================================================================\n",
+        missing.join(" and ")
+    );
+    false
+}
+
+async fn start_chromedriver() -> (Reaped, String) {
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = Reaped(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(format!("{url}/status")).await
+            && r.status().is_success()
+        {
+            return (child, url);
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "chromedriver did not answer on {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn open_browser(webdriver: &str) -> Client {
+    let mut caps = Capabilities::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new",
+                // CI runs as root, where Chromium's sandbox cannot start.
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--window-size=1024,900",
+            ],
+        }),
+    );
+    ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(webdriver)
+        .await
+        .unwrap()
+}
+
+/// Starts `kit-oauth-server` with no configuration (the demo) in `dir` and returns it with the
+/// URL it printed.
+fn start_demo(dir: &Path) -> (Reaped, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kit-oauth-server"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KIT_OAUTH_BIND", "127.0.0.1:0")
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    (Reaped(child), url)
+}
+
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_installs_from_the_sandbox_app_store_and_sees_authorized() {
+    if !browser_available() {
+        return;
+    }
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, demo_url) = start_demo(dir.path());
+    let (_driver, webdriver) = start_chromedriver().await;
+    let browser = open_browser(&webdriver).await;
+
+    // The demo page: one obvious button.
+    browser.goto(&demo_url).await.unwrap();
+    let install = browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::LinkText(
+            "Install from the Kit App Store (sandbox)",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_of(&browser, "#empty").await,
+        "No connections yet.",
+        "the demo starts with no connection"
+    );
+    install.click().await.unwrap();
+
+    // The sandbox App Store sends the browser to the server's /kit/oauth, which sends it to the
+    // sandbox's consent page: the person types an account name and clicks Allow.
+    let account = browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("input#account"))
+        .await
+        .unwrap();
+    account.clear().await.unwrap();
+    account.send_keys("Browser Person").await.unwrap();
+    browser
+        .find(Locator::Css("button.allow"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Callback → back on the sandbox's "installed" page.
+    let status = text_of(&browser, "#install-status").await;
+    assert_eq!(status, "installed");
+    let here = browser.current_url().await.unwrap();
+    assert_eq!(here.path(), "/apps/kit-oauth-demo", "{here}");
+    assert_eq!(here.query(), Some("success=true"), "{here}");
+
+    // The dashboard shows the connection.
+    browser.goto(&demo_url).await.unwrap();
+    let state = text_of(&browser, "article.card [data-state]").await;
+    let cards = browser
+        .find_all(Locator::Css("article.card[data-connection]"))
+        .await
+        .unwrap();
+    assert_eq!(cards.len(), 1, "exactly one connection after one install");
+    let card = cards[0].text().await.unwrap();
+    let shot_dir = screenshot_dir();
+    std::fs::create_dir_all(&shot_dir).unwrap();
+    let shot = shot_dir.join("dashboard.png");
+    std::fs::write(&shot, browser.screenshot().await.unwrap()).unwrap();
+    assert_eq!(state, "Authorized", "dashboard card: {card}");
+    assert!(card.contains("Browser Person"), "{card}");
+    browser.close().await.unwrap();
+
+    // SIGTERM: the demo stops cleanly.
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exit = server.0.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+    eprintln!(
+        "browser test: install clicked through in {:.1} s; screenshot at {}",
+        started.elapsed().as_secs_f64(),
+        shot.display()
+    );
+}
