@@ -1,7 +1,7 @@
 """Runs kit-oauth's `storm` and `fleet` shapes against the Authlib baseline (app.py).
 
-Each run starts its own kit-sandbox (confidential client, --auto-approve, --reuse-detection,
-a short --access-ttl), installs the connections through the real authorization-code flow, waits
+Each run starts its own kit-sandbox (confidential client, --auto-approve, --reuse-detection
+unless --no-reuse-detection, a short --access-ttl), installs the connections through the real authorization-code flow, waits
 until every access token is expired at the sandbox *and* at the client (Authlib computes
 ``expires_at`` from its own clock plus ``expires_in``), resets the sandbox's counters, starts the
 app's worker processes at the same instant, then reads /_sandbox/stats and checks every
@@ -103,7 +103,7 @@ def worker(args: argparse.Namespace) -> None:
 
 
 class Sandbox:
-    def __init__(self, binary: str, access_ttl: int) -> None:
+    def __init__(self, binary: str, access_ttl: int, reuse_detection: bool) -> None:
         self.process = subprocess.Popen(
             [
                 binary,
@@ -112,8 +112,8 @@ class Sandbox:
                 "--client-secret", CLIENT_SECRET,
                 "--redirect-uri", REDIRECT_URI,
                 "--auto-approve",
-                "--reuse-detection",
                 "--access-ttl", str(access_ttl),
+                *(["--reuse-detection"] if reuse_detection else []),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -155,8 +155,11 @@ def install_all(settings: KitSettings, store: TokenStore, count: int, threads: i
             account = f"baseline-{i}"
             try:
                 with kit_session(settings, store, None) as session:
+                    # A tenant per connection: the sandbox derives account ids from names
+                    # into 9,000,000 values, so 10,000 names collide a few times; grants are
+                    # keyed by (account, client, tenant), so distinct tenants keep them apart.
                     url, _state = session.create_authorization_url(
-                        settings.authorize_url, sandbox_account=account
+                        settings.authorize_url, sandbox_account=account, tenant_name=f"tenant-{i}"
                     )
                     redirect = session.get(url, allow_redirects=False, withhold_token=True)
                     location = redirect.headers["location"]
@@ -218,7 +221,7 @@ def one_run(args: argparse.Namespace, scenario: str, run_number: int) -> dict:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
 
-    sandbox = Sandbox(args.sandbox_bin, args.access_ttl)
+    sandbox = Sandbox(args.sandbox_bin, args.access_ttl, not args.no_reuse_detection)
     try:
         settings = KitSettings(sandbox.base, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI)
         store = TokenStore(str(db_path))
@@ -359,6 +362,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="repeat each scenario")
     parser.add_argument("--access-ttl", type=int, default=2,
                         help="sandbox --access-ttl: lifetime of the installed access tokens")
+    parser.add_argument("--no-reuse-detection", action="store_true",
+                        help="a lenient server: a spent refresh token fails but revokes nothing")
     parser.add_argument("--command-line", default=None, help="the command to print")
     args = parser.parse_args()
     for scenario in args.scenarios:
@@ -369,7 +374,8 @@ def main() -> None:
     print(f"Baseline: Authlib {authlib.__version__} (OAuth2Session, requests {requests.__version__}), "
           f"Python {platform.python_version()}; {args.processes} OS processes sharing one SQLite "
           f"token store, no cross-process lock; {os.cpu_count()} CPUs. Sandbox: "
-          f"--reuse-detection --auto-approve --access-ttl {args.access_ttl}.")
+          f"{'' if args.no_reuse_detection else '--reuse-detection '}"
+          f"--auto-approve --access-ttl {args.access_ttl}.")
     print(f"storm: {args.callers} callers ({args.callers // args.processes} threads per process) "
           f"on one expired connection; fleet: {args.connections:,} expired connections, each "
           f"process ({args.threads} threads) calls GET /v4/account once per connection.")

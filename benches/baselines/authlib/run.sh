@@ -4,7 +4,7 @@
 # SQLite token store, against kit-sandbox with --reuse-detection.
 #
 # Usage: benches/baselines/authlib/run.sh [storm] [fleet] [--callers K] [--connections M]
-#          [--processes P] [--threads T] [--runs R] [--access-ttl S]
+#          [--processes P] [--threads T] [--runs R] [--access-ttl S] [--no-reuse-detection]
 # Defaults: both scenarios, K=100, M=1000, P=2, T=8 (fleet threads per process), R=1.
 # Environment: CARGO_TARGET_DIR (where kit-sandbox is built), KIT_SANDBOX_BIN (use that binary,
 # skip the build), PYTHON (for install.sh).
