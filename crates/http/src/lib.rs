@@ -29,6 +29,7 @@
 
 mod api;
 mod config;
+pub mod fuzz_entry;
 mod kit_errors;
 mod oauth;
 mod redact;
