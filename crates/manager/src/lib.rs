@@ -35,7 +35,10 @@ mod source;
 
 pub use config::ManagerConfig;
 pub use error::{InstallError, ManagerError};
-pub use events::{BroadcastEvents, FanOut, TracingEvents};
+pub use events::{
+    BroadcastEvents, FanOut, LeaseWaitOutcome, ObserverAlreadySet, RefreshObserver, RefreshOutcome,
+    TracingEvents, set_refresh_observer,
+};
 pub use facade::{
     BuildError, Client, Endpoint, Install, KitOAuth, KitOAuthBuilder, Manager, Store,
     endpoints_from, key_ring_from,

@@ -19,6 +19,7 @@ use kit_oauth_core::{
 use rand::Rng as _;
 
 use crate::error::ManagerError;
+use crate::events::{LeaseWaitOutcome, RefreshOutcome, observe_lease_wait, observe_refresh};
 use crate::manager::{Inner, ended};
 
 /// Why a caller runs the protocol, which decides whether a refresh is needed.
@@ -111,15 +112,19 @@ where
                     }
                     let left = give_up_at.saturating_duration_since(tokio::time::Instant::now());
                     if left.is_zero() {
+                        observe_lease_wait(LeaseWaitOutcome::GaveUp, self.config.wait_timeout);
                         return Err(ManagerError::Unavailable {
                             reason: "another instance's refresh is taking too long".into(),
                             retry_at: Some(until),
                         });
                     }
-                    self.store
+                    let waiting = std::time::Instant::now();
+                    let waited = self
+                        .store
                         .wait_for_change(id, record.version, left.min(MAX_WAIT_SLICE))
-                        .await
-                        .map_err(ManagerError::from_store)?;
+                        .await;
+                    observe_lease_wait(LeaseWaitOutcome::Woke, waiting.elapsed());
+                    waited.map_err(ManagerError::from_store)?;
                 }
             }
         }
@@ -169,6 +174,7 @@ where
             }
         }
 
+        let started = std::time::Instant::now();
         let answer = self.endpoint.refresh(expired.refresh_token()).await;
         let received_at = self.clock.now();
         let previous = expired.refresh_token().clone();
@@ -180,7 +186,7 @@ where
                 }
             })
         });
-        match result {
+        let settled = match result {
             Ok(tokens) => {
                 let renewed = expired.refreshed(tokens);
                 self.commit(lease, record, renewed).await.map(Some)
@@ -190,7 +196,9 @@ where
                     .await
             }
             Err(error) => Err(self.on_failure(lease, record, &error).await),
-        }
+        };
+        observe_refresh(outcome_of(&settled), started.elapsed());
+        settled
     }
 
     /// Stores the refreshed tokens (CAS + lease release in one step), then caches them.
@@ -406,6 +414,17 @@ fn authorized(record: &ConnectionRecord) -> Result<Connection<Authorized>, Manag
             tokens.clone(),
         )),
         Grant::Ended(reason) => Err(ended(&record.id, reason)),
+    }
+}
+
+/// What a settled refresh attempt means for the observer.
+fn outcome_of(settled: &Result<Option<AccessToken>, ManagerError>) -> RefreshOutcome {
+    match settled {
+        Ok(Some(_)) => RefreshOutcome::Refreshed,
+        Ok(None) => RefreshOutcome::Superseded,
+        Err(ManagerError::ReauthRequired { .. }) => RefreshOutcome::ReauthRequired,
+        Err(ManagerError::InvalidClient(_)) => RefreshOutcome::InvalidClient,
+        Err(_) => RefreshOutcome::TransientFailure,
     }
 }
 
