@@ -5,9 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kit_oauth::core::Url;
+use kit_oauth::core::Clock;
 use kit_oauth::{BuildError, KitOAuth, KitOAuthConfig, RefresherConfig};
-use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -15,7 +14,9 @@ use tokio::task::JoinHandle;
 use crate::keys::ApiKeys;
 use crate::metrics::MetricsEvents;
 use crate::webhook::{WebhookConfig, WebhookWorker};
-use crate::{BrokerOptions, CookiePolicy, DashboardAccess, DemoInfo, Engine, KitApi, ReadyCheck};
+use crate::{
+    BrokerOptions, CookiePolicy, DashboardAccess, DemoInfo, Engine, KitApi, ReadyCheck, SignIn,
+};
 
 /// What to run.
 pub struct RunConfig {
@@ -27,14 +28,19 @@ pub struct RunConfig {
     pub api_keys: ApiKeys,
     /// Dashboard access.
     pub dashboard: DashboardAccess,
-    /// Webhook receiver and signing secret.
-    pub webhook: Option<(Url, SecretString)>,
+    /// Webhook receiver, signing secret and retry pace.
+    pub webhook: Option<WebhookConfig>,
     /// Demo details (dashboard banner, loopback cookies).
     pub demo: Option<DemoInfo>,
     /// Background refresher pace.
     pub refresher: RefresherConfig,
     /// How long shutdown waits for webhook deliveries.
     pub shutdown_grace: Duration,
+    /// The clock of the library (`None`: the system clock). Tests inject a manual one to let
+    /// ten minutes pass without waiting for them.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// The sign-in hook of `GET /kit/oauth`.
+    pub sign_in: Option<SignIn>,
 }
 
 /// Why the server did not start.
@@ -144,11 +150,13 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
     let mut builder = KitOAuth::builder()
         .config(config.library.clone())
         .event_sink(MetricsEvents);
-    let worker = match &config.webhook {
-        Some((url, secret)) => {
-            let (sink, worker) =
-                WebhookWorker::spawn(WebhookConfig::new(url.clone(), secret.clone()))
-                    .map_err(|e| StartError::Failed(format!("webhook client: {e}")))?;
+    if let Some(clock) = &config.clock {
+        builder = builder.clock(Arc::clone(clock));
+    }
+    let worker = match config.webhook.clone() {
+        Some(webhook) => {
+            let (sink, worker) = WebhookWorker::spawn(webhook)
+                .map_err(|e| StartError::Failed(format!("webhook client: {e}")))?;
             builder = builder.event_sink(sink);
             Some(worker)
         }
@@ -184,6 +192,7 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
         start_again_url,
         ready: Some(ready),
         demo: config.demo,
+        sign_in: config.sign_in,
     };
     let router = crate::router(
         Engine::new(kit.manager().clone(), kit.install().clone()),

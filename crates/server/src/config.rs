@@ -8,6 +8,7 @@ use kit_oauth::{ConfigError, KitOAuthConfig, vars};
 use secrecy::SecretString;
 
 use crate::keys::{API_KEYS_VAR, ApiKeys};
+use crate::sign_in::SIGNING_SECRET_VAR;
 use crate::telemetry::LogFormat;
 
 /// Listen address variable.
@@ -125,6 +126,10 @@ pub struct ServerArgs {
     /// Log format: pretty or json.
     #[arg(long, env = "KIT_OAUTH_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Turns on the sign-in hook: `GET /kit/oauth` then requires a `user` parameter signed with
+    /// this secret (HMAC-SHA256; see the README's Deploy section).
+    #[arg(long, env = "KIT_OAUTH_USER_SIGNING_SECRET", hide_env_values = true)]
+    pub user_signing_secret: Option<String>,
 }
 
 /// The server's settings, validated.
@@ -139,6 +144,8 @@ pub struct ServerSettings {
     pub webhook: Option<(kit_oauth::core::Url, SecretString)>,
     /// Log format.
     pub log_format: LogFormat,
+    /// The sign-in hook's secret.
+    pub user_signing_secret: Option<SecretString>,
 }
 
 fn non_empty(v: Option<&String>) -> Option<&str> {
@@ -231,12 +238,23 @@ impl ServerArgs {
                 Some((url, SecretString::from(secret.to_owned())))
             }
         };
+        let user_signing_secret = match non_empty(self.user_signing_secret.as_ref()) {
+            None => None,
+            Some(secret) if secret.len() < 16 => {
+                return Err(ConfigError::new(
+                    SIGNING_SECRET_VAR,
+                    "must be at least 16 characters long",
+                ));
+            }
+            Some(secret) => Some(SecretString::from(secret.to_owned())),
+        };
         Ok(ServerSettings {
             bind,
             api_keys,
             admin_keys,
             webhook,
             log_format,
+            user_signing_secret,
         })
     }
 }

@@ -9,6 +9,7 @@ use kit_oauth::core::CallbackError;
 
 use crate::AppState;
 use crate::pages::error_page;
+use crate::sign_in::{InstalledBy, SignInError, USER_COOKIE, USER_PARAM};
 use crate::web::{cookie, found};
 
 /// The browser-binding cookie.
@@ -25,6 +26,8 @@ pub struct BeginQuery {
     pub redirect: Option<String>,
     /// The app's tenant.
     pub tenant: Option<String>,
+    /// The signed user (the sign-in hook).
+    pub user: Option<String>,
 }
 
 impl BeginQuery {
@@ -38,6 +41,7 @@ impl BeginQuery {
             match key {
                 "redirect" if redirect_raw.is_none() => redirect_raw = Some(value.to_owned()),
                 "tenant" | "tenant_name" => out.tenant = Some(decode(value)),
+                USER_PARAM => out.user = Some(decode(value)),
                 _ => {
                     if let Some(redirect) = redirect_raw.as_mut() {
                         redirect.push('&');
@@ -94,6 +98,20 @@ pub async fn begin(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
             "This address is opened by Kit's App Store with a redirect parameter; it is missing here.",
         );
     };
+    let user = match &state.options.sign_in {
+        None => None,
+        Some(sign_in) => {
+            match query
+                .user
+                .as_deref()
+                .ok_or(SignInError::Missing)
+                .and_then(|token| sign_in.verify(token))
+            {
+                Ok(user) => Some(user),
+                Err(error) => return sign_in_refused(&state, &error),
+            }
+        }
+    };
     let binding = cookie(&headers, BINDING_COOKIE);
     match state
         .ops
@@ -101,7 +119,11 @@ pub async fn begin(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
         .await
     {
         Ok(started) => {
-            tracing::info!(tenant = query.tenant.as_deref(), "install started");
+            tracing::info!(
+                tenant = query.tenant.as_deref(),
+                signed_in = user.is_some(),
+                "install started"
+            );
             let mut response = found(started.authorize_url.as_str());
             response.headers_mut().insert(
                 header::CACHE_CONTROL,
@@ -118,6 +140,23 @@ pub async fn begin(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
                     BINDING_MAX_AGE,
                 ),
             );
+            if let (Some(sign_in), Some(user)) = (&state.options.sign_in, &user) {
+                let install_state = started
+                    .authorize_url
+                    .query_pairs()
+                    .find(|(k, _)| k == "state")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                response.headers_mut().append(
+                    header::SET_COOKIE,
+                    state.options.cookies.set(
+                        USER_COOKIE,
+                        &sign_in.bind(user, &install_state),
+                        "Lax",
+                        BINDING_MAX_AGE,
+                    ),
+                );
+            }
             response
         }
         Err(InstallError::Redirect(error)) => {
@@ -151,9 +190,36 @@ pub async fn begin(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
 pub async fn callback(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     let query = uri.query().unwrap_or_default();
     let binding = cookie(&headers, BINDING_COOKIE);
+    // With the sign-in hook, the install must be the one the signed-in user started here; the
+    // code is not redeemed otherwise.
+    let user = match &state.options.sign_in {
+        None => None,
+        Some(sign_in) => {
+            let callback_state = form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "state")
+                .map(|(_, v)| v.into_owned());
+            match sign_in.bound_user(cookie(&headers, USER_COOKIE), callback_state.as_deref()) {
+                Ok(user) => Some(user),
+                Err(error) => {
+                    metrics::counter!("kit_oauth_installs_total", "outcome" => "not_signed_in")
+                        .increment(1);
+                    return sign_in_refused(&state, &error);
+                }
+            }
+        }
+    };
     match state.ops.complete(query, binding).await {
         Ok(installed) => {
             metrics::counter!("kit_oauth_installs_total", "outcome" => "ok").increment(1);
+            if let (Some(sign_in), Some(user)) = (&state.options.sign_in, user) {
+                tracing::info!(connection = %installed.connection_id, %user, "installed by a signed-in user");
+                sign_in.installed(&InstalledBy {
+                    user,
+                    connection_id: installed.connection_id.clone(),
+                    tenant: installed.tenant.clone(),
+                    account: installed.account.clone(),
+                });
+            }
             tracing::info!(
                 connection = %installed.connection_id,
                 account = %installed.account.id,
@@ -174,6 +240,40 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, uri: Ur
             page(&state, status, title, message)
         }
     }
+}
+
+/// The page for a refused `user` parameter or binding: 401 when missing, 400 when expired or
+/// malformed, 403 when forged or bound to another install.
+fn sign_in_refused(state: &AppState, error: &SignInError) -> Response {
+    tracing::warn!(%error, "install refused by the sign-in hook");
+    let (status, title, message) = match error {
+        SignInError::Missing => (
+            StatusCode::UNAUTHORIZED,
+            "Sign in to the app first",
+            "This app installs for signed-in users only: open the app, sign in, and start the install from there.",
+        ),
+        SignInError::Expired | SignInError::TooLong => (
+            StatusCode::BAD_REQUEST,
+            "The sign-in link expired",
+            "The link that started this install is too old. Go back to the app and start the install again.",
+        ),
+        SignInError::Malformed => (
+            StatusCode::BAD_REQUEST,
+            "The sign-in link is not valid",
+            "The link that started this install is damaged. Go back to the app and start the install again.",
+        ),
+        SignInError::Forged => (
+            StatusCode::FORBIDDEN,
+            "The sign-in link is not valid",
+            "The link that started this install was not signed by the app, so the install was refused.",
+        ),
+        SignInError::NotBound => (
+            StatusCode::FORBIDDEN,
+            "Finish the install where you signed in",
+            "This install was not started by the signed-in user in this browser, so it was stopped. Nothing was saved.",
+        ),
+    };
+    page(state, status, title, message)
 }
 
 fn describe(error: &InstallError) -> (StatusCode, &'static str, &'static str, &'static str) {

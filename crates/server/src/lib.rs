@@ -34,6 +34,7 @@ pub mod ops_routes;
 pub mod pages;
 pub mod proxy;
 pub mod sessions;
+pub mod sign_in;
 pub mod telemetry;
 pub mod web;
 pub mod webhook;
@@ -52,6 +53,7 @@ use tower_http::trace::TraceLayer;
 pub use keys::{ApiKeys, Scope};
 pub use ops::{BoxFuture, BrokerOps, Engine};
 pub use proxy::KitApi;
+pub use sign_in::{InstalledBy, SignIn, SignInError};
 pub use web::CookiePolicy;
 
 /// The request id header, set on every request (or kept from the caller) and on every response.
@@ -100,6 +102,8 @@ pub struct BrokerOptions {
     pub ready: Option<ReadyCheck>,
     /// Demo details for the dashboard.
     pub demo: Option<DemoInfo>,
+    /// The sign-in hook of `GET /kit/oauth` (`None`: anyone with Kit's link may install).
+    pub sign_in: Option<SignIn>,
 }
 
 impl Default for BrokerOptions {
@@ -112,6 +116,7 @@ impl Default for BrokerOptions {
             start_again_url: kit_oauth::core::DEFAULT_REDIRECT_PREFIX.to_owned(),
             ready: None,
             demo: None,
+            sign_in: None,
         }
     }
 }
@@ -122,6 +127,7 @@ impl std::fmt::Debug for BrokerOptions {
             .field("api_keys", &self.api_keys)
             .field("cookies", &self.cookies)
             .field("demo", &self.demo.is_some())
+            .field("sign_in", &self.sign_in.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +144,7 @@ pub struct AppState {
 ///
 /// Mount it at the root of a host (the install routes are `/kit/oauth…`).
 pub fn router(ops: impl BrokerOps + 'static, options: BrokerOptions) -> Router {
+    metrics::install();
     let state = AppState {
         ops: Arc::new(ops),
         options: Arc::new(options),

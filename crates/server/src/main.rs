@@ -15,7 +15,8 @@ use kit_oauth::RefresherConfig;
 use kit_oauth_server::app::{self, RunConfig, StartError};
 use kit_oauth_server::config::{KitArgs, ServerArgs};
 use kit_oauth_server::telemetry::{self, LogFormat};
-use kit_oauth_server::{ApiKeys, DashboardAccess, demo};
+use kit_oauth_server::webhook::WebhookConfig;
+use kit_oauth_server::{ApiKeys, DashboardAccess, SignIn, demo};
 
 /// The Kit OAuth token broker: install endpoints, broker API, dashboard.
 #[derive(Debug, Parser)]
@@ -82,10 +83,14 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         listener,
         api_keys: settings.api_keys,
         dashboard: DashboardAccess::Key(Arc::new(settings.admin_keys)),
-        webhook: settings.webhook,
+        webhook: settings
+            .webhook
+            .map(|(url, secret)| WebhookConfig::new(url, secret)),
         demo: None,
         refresher: RefresherConfig::default(),
         shutdown_grace: Duration::from_secs(10),
+        clock: None,
+        sign_in: settings.user_signing_secret.map(SignIn::new),
     })
     .await?;
     running.until_signal().await;
@@ -114,6 +119,8 @@ async fn run_demo(cli: Cli, log_format: LogFormat) -> Result<(), StartError> {
             ..RefresherConfig::default()
         },
         shutdown_grace: Duration::from_secs(2),
+        clock: None,
+        sign_in: None,
     })
     .await?;
     println!(

@@ -1,5 +1,6 @@
 //! Prometheus metrics: HTTP requests by route and status, connection events (refresh
-//! outcomes), connections by state and tokens due, webhook outcomes.
+//! outcomes), refresh latency and lease waits (from the manager's [`RefreshObserver`]),
+//! connections by state and tokens due, webhook outcomes.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -8,6 +9,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use kit_oauth::core::{Event, EventKind, EventSink};
+use kit_oauth::{LeaseWaitOutcome, RefreshObserver, RefreshOutcome};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -51,6 +53,18 @@ fn describe() {
     metrics::describe_histogram!(
         "kit_oauth_api_refresh_duration_seconds",
         "latency of refreshes forced through the API and dashboard"
+    );
+    metrics::describe_histogram!(
+        "kit_oauth_refresh_duration_seconds",
+        "refresh latency by outcome: Kit's token endpoint call until the outcome is committed"
+    );
+    metrics::describe_counter!(
+        "kit_oauth_lease_waits_total",
+        "waits for a refresh lease held by another worker, by outcome (woke, gave_up)"
+    );
+    metrics::describe_histogram!(
+        "kit_oauth_lease_wait_seconds",
+        "how long each wait for another worker's refresh lease lasted"
     );
     metrics::describe_gauge!("kit_oauth_connections", "connections by state");
     metrics::describe_gauge!(
@@ -103,5 +117,29 @@ impl EventSink for MetricsEvents {
         if let Some(outcome) = outcome {
             metrics::counter!("kit_oauth_refreshes_total", "outcome" => outcome).increment(1);
         }
+    }
+}
+
+/// Installs the Prometheus recorder and the manager's process-wide [`RefreshObserver`] (once;
+/// an observer installed earlier by an embedding app is kept).
+pub fn install() {
+    if handle().is_some() && kit_oauth::set_refresh_observer(MetricsObserver).is_err() {
+        tracing::debug!("a refresh observer was already installed; keeping it");
+    }
+}
+
+/// Records the manager's refresh timings and lease waits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetricsObserver;
+
+impl RefreshObserver for MetricsObserver {
+    fn refresh_finished(&self, outcome: RefreshOutcome, elapsed: std::time::Duration) {
+        metrics::histogram!("kit_oauth_refresh_duration_seconds", "outcome" => outcome.name())
+            .record(elapsed.as_secs_f64());
+    }
+
+    fn lease_waited(&self, outcome: LeaseWaitOutcome, waited: std::time::Duration) {
+        metrics::counter!("kit_oauth_lease_waits_total", "outcome" => outcome.name()).increment(1);
+        metrics::histogram!("kit_oauth_lease_wait_seconds").record(waited.as_secs_f64());
     }
 }
