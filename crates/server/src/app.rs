@@ -153,10 +153,16 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
     if let Some(clock) = &config.clock {
         builder = builder.clock(Arc::clone(clock));
     }
+    let mut sign_in = config.sign_in;
     let worker = match config.webhook.clone() {
         Some(webhook) => {
             let (sink, worker) = WebhookWorker::spawn(webhook)
                 .map_err(|e| StartError::Failed(format!("webhook client: {e}")))?;
+            // Apps in other languages learn who installed from the webhook.
+            sign_in = sign_in.map(|hook| {
+                let sink = sink.clone();
+                hook.also_on_installed(move |by| sink.installed_by(by))
+            });
             builder = builder.event_sink(sink);
             Some(worker)
         }
@@ -192,7 +198,7 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
         start_again_url,
         ready: Some(ready),
         demo: config.demo,
-        sign_in: config.sign_in,
+        sign_in,
     };
     let router = crate::router(
         Engine::new(kit.manager().clone(), kit.install().clone()),

@@ -215,6 +215,22 @@ impl SignIn {
         decode_user(user).map_err(|_| SignInError::NotBound)
     }
 
+    /// Adds `also` after the current hook (the binary adds the webhook this way).
+    #[must_use]
+    pub fn also_on_installed(self, also: impl Fn(&InstalledBy) + Send + Sync + 'static) -> Self {
+        let first = self.on_installed.clone();
+        let secret = self.secret;
+        Self {
+            secret,
+            on_installed: Some(Arc::new(move |by: &InstalledBy| {
+                if let Some(first) = &first {
+                    first(by);
+                }
+                also(by);
+            })),
+        }
+    }
+
     /// Tells the embedding app (if it asked) who installed.
     pub(crate) fn installed(&self, by: &InstalledBy) {
         if let Some(hook) = &self.on_installed {

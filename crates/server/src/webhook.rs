@@ -1,12 +1,13 @@
 //! Webhooks: every connection event POSTed to `KIT_OAUTH_WEBHOOK_URL`, signed
 //! `X-Kit-OAuth-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`, with the event id as an
-//! idempotency key, retried with jittered exponential backoff.
+//! idempotency key, retried with jittered exponential backoff. With the sign-in hook on, an
+//! `installed_by_user` delivery also tells the app which of its users completed an install.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use kit_oauth::core::{Event, EventSink, Url};
+use kit_oauth::core::{Event, EventId, EventSink, Url};
 use rand::Rng as _;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
@@ -73,18 +74,60 @@ pub fn sign(secret: &str, unix: i64, body: &[u8]) -> String {
     format!("t={unix},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// One payload to deliver: the id (idempotency key), the name and the JSON body.
+#[derive(Debug, Clone)]
+struct Delivery {
+    id: String,
+    name: &'static str,
+    body: Vec<u8>,
+}
+
 /// The [`EventSink`] half: queues events without blocking.
 #[derive(Debug, Clone)]
 pub struct WebhookSink {
-    queue: mpsc::Sender<Event>,
+    queue: mpsc::Sender<Delivery>,
+}
+
+impl WebhookSink {
+    fn enqueue(&self, delivery: Delivery) {
+        let id = delivery.id.clone();
+        if self.queue.try_send(delivery).is_err() {
+            metrics::counter!("kit_oauth_webhook_deliveries_total", "outcome" => "dropped")
+                .increment(1);
+            tracing::warn!(event_id = %id, "webhook queue full or closed: event dropped");
+        }
+    }
+
+    /// Queues an `installed_by_user` delivery: `{"id", "type": "installed_by_user", "at"
+    /// (Unix seconds), "connection", "tenant", "account", "user"}`.
+    pub fn installed_by(&self, by: &crate::InstalledBy) {
+        let id = EventId::generate(&mut rand::rngs::OsRng);
+        let body = serde_json::json!({
+            "id": id.as_str(),
+            "type": "installed_by_user",
+            "at": time::OffsetDateTime::now_utc().unix_timestamp(),
+            "connection": by.connection_id.as_str(),
+            "tenant": by.tenant.as_ref().map(kit_oauth::core::TenantName::as_str),
+            "account": by.account.id.as_str(),
+            "user": by.user,
+        });
+        self.enqueue(Delivery {
+            id: id.as_str().to_owned(),
+            name: "installed_by_user",
+            body: body.to_string().into_bytes(),
+        });
+    }
 }
 
 impl EventSink for WebhookSink {
     fn emit(&self, event: &Event) {
-        if self.queue.try_send(event.clone()).is_err() {
-            metrics::counter!("kit_oauth_webhook_deliveries_total", "outcome" => "dropped")
-                .increment(1);
-            tracing::warn!(event_id = %event.id, "webhook queue full or closed: event dropped");
+        match serde_json::to_vec(event) {
+            Ok(body) => self.enqueue(Delivery {
+                id: event.id.as_str().to_owned(),
+                name: event.kind.name(),
+                body,
+            }),
+            Err(error) => tracing::error!(%error, "webhook event could not be serialised"),
         }
     }
 }
@@ -120,7 +163,11 @@ impl WebhookWorker {
     }
 }
 
-async fn run(config: Arc<WebhookConfig>, client: reqwest::Client, mut rx: mpsc::Receiver<Event>) {
+async fn run(
+    config: Arc<WebhookConfig>,
+    client: reqwest::Client,
+    mut rx: mpsc::Receiver<Delivery>,
+) {
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let mut running = JoinSet::new();
     while let Some(event) = rx.recv().await {
@@ -138,24 +185,18 @@ async fn run(config: Arc<WebhookConfig>, client: reqwest::Client, mut rx: mpsc::
     while running.join_next().await.is_some() {}
 }
 
-async fn deliver(config: &WebhookConfig, client: &reqwest::Client, event: &Event) {
-    let body = match serde_json::to_vec(event) {
-        Ok(body) => body,
-        Err(error) => {
-            tracing::error!(%error, "webhook event could not be serialised");
-            return;
-        }
-    };
+async fn deliver(config: &WebhookConfig, client: &reqwest::Client, event: &Delivery) {
+    let body = &event.body;
     let mut delay = config.backoff;
     for attempt in 1..=config.attempts.max(1) {
         let unix = time::OffsetDateTime::now_utc().unix_timestamp();
-        let signature = sign(config.secret.expose_secret(), unix, &body);
+        let signature = sign(config.secret.expose_secret(), unix, body);
         let result = client
             .post(config.url.clone())
             .header("content-type", "application/json")
             .header(SIGNATURE_HEADER, signature)
             .header(IDEMPOTENCY_HEADER, event.id.as_str())
-            .header(EVENT_HEADER, event.kind.name())
+            .header(EVENT_HEADER, event.name)
             .body(body.clone())
             .send()
             .await;

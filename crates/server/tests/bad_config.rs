@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-const VARS: [&str; 17] = [
+const VARS: [&str; 18] = [
     "KIT_CLIENT_ID",
     "KIT_CLIENT_SECRET",
     "KIT_REDIRECT_URI",
@@ -21,6 +21,7 @@ const VARS: [&str; 17] = [
     "KIT_OAUTH_WEBHOOK_URL",
     "KIT_OAUTH_WEBHOOK_SECRET",
     "KIT_OAUTH_LOG_FORMAT",
+    "KIT_OAUTH_USER_SIGNING_SECRET",
 ];
 
 const KEY: &str = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
@@ -139,8 +140,12 @@ fn each_missing_or_malformed_variable_is_one_line_and_exit_2() {
             ),
             "KIT_OAUTH_WEBHOOK_URL",
         ),
+        (
+            with(&[("KIT_OAUTH_USER_SIGNING_SECRET", "short")], &[]),
+            "KIT_OAUTH_USER_SIGNING_SECRET",
+        ),
     ];
-    assert_eq!(cases.len(), 20);
+    assert_eq!(cases.len(), 21);
     for (env, variable) in cases {
         let (code, stdout, stderr) = run(&env);
         assert_eq!(code, Some(2), "{variable}: stdout={stdout} stderr={stderr}");

@@ -1,6 +1,7 @@
 //! Webhooks end to end: a receiver in the test verifies every delivery's signature
 //! (`X-Kit-OAuth-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`), answers 500 to the very
-//! first one to force a retry, and counts what arrives; `/metrics` shows the outcomes. Alone in
+//! first one to force a retry, and counts what arrives; `/metrics` shows the outcomes. The
+//! install is made by a signed-in user, so an `installed_by_user` delivery names them. Alone in
 //! its binary: the Prometheus registry is per process and the counts are exact.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,6 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use kit_oauth::core::Url;
+use kit_oauth_server::SignIn;
 use kit_oauth_server::webhook::WebhookConfig;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -21,6 +23,7 @@ use sha2::Sha256;
 use support::{API_KEY, Extra, sample};
 
 const SECRET: &str = "webhook-secret-0123456789";
+const USER_SECRET: &str = "user-signing-secret-0123456789";
 
 #[derive(Debug, Clone)]
 struct Delivery {
@@ -106,13 +109,20 @@ async fn events_are_signed_retried_with_backoff_and_counted() {
         &support::sqlite_url(dir.path()),
         Extra {
             webhook: Some(webhook),
+            sign_in: Some(SignIn::new(SecretString::from(USER_SECRET))),
             ..Extra::default()
         },
     )
     .await;
 
-    // Two events: `authorized` (its first delivery gets a 500) and `refreshed`.
-    let id = support::install(&base, &sandbox, "Erin").await;
+    // Three payloads: `authorized`, `installed_by_user` and `refreshed`; whichever arrives
+    // first gets a 500 and is retried.
+    let user = SignIn::new(SecretString::from(USER_SECRET)).sign(
+        "app-user-99",
+        time::OffsetDateTime::now_utc().unix_timestamp() + 300,
+    );
+    let begin = format!("{}&user={user}", support::begin_url(&base, &sandbox));
+    let id = support::install_from(&base, &sandbox, &begin, "Erin").await;
     let refreshed = reqwest::Client::new()
         .post(format!("{base}/v1/connections/{id}/refresh"))
         .bearer_auth(API_KEY)
@@ -121,7 +131,7 @@ async fn events_are_signed_retried_with_backoff_and_counted() {
         .unwrap();
     assert_eq!(refreshed.status(), StatusCode::OK);
     let deadline = Instant::now() + Duration::from_secs(15);
-    while received.lock().unwrap().len() < 3 && Instant::now() < deadline {
+    while received.lock().unwrap().len() < 4 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let metrics = support::metrics(&base).await;
@@ -130,41 +140,56 @@ async fn events_are_signed_retried_with_backoff_and_counted() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let received = received.lock().unwrap().clone();
-    assert_eq!(received.len(), 3, "{received:#?}");
+    assert_eq!(received.len(), 4, "{received:#?}");
     assert!(received.iter().all(|d| d.signature_ok), "{received:#?}");
-    // The first delivery (the 500) is `authorized`; deliveries run concurrently, so the
-    // `refreshed` one may arrive before or after its retry.
     let failed = &received[0];
-    assert_eq!(failed.event, "authorized");
     let same_key: Vec<&Delivery> = received
         .iter()
         .filter(|d| d.idempotency_key == failed.idempotency_key)
         .collect();
-    assert_eq!(same_key.len(), 2, "one retry: {received:#?}");
+    assert_eq!(same_key.len(), 2, "exactly one retry: {received:#?}");
     let retried = same_key[1];
-    assert_eq!(retried.event, "authorized");
-    assert_eq!(retried.body, failed.body, "a retry carries the same event");
+    assert_eq!(retried.event, failed.event);
+    assert_eq!(
+        retried.body, failed.body,
+        "a retry carries the same payload"
+    );
     assert!(
         retried.at - failed.at >= Duration::from_millis(240),
         "the retry waited for its backoff (300 ms ± 20 %)"
     );
-    let others: Vec<&Delivery> = received
-        .iter()
-        .filter(|d| d.idempotency_key != failed.idempotency_key)
-        .collect();
-    assert_eq!(others.len(), 1);
-    assert_eq!(others[0].event, "refreshed");
+    let mut names: Vec<&str> = received.iter().skip(1).map(|d| d.event.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names, ["authorized", "installed_by_user", "refreshed"]);
     for delivery in &received {
         assert_eq!(delivery.body["id"], delivery.idempotency_key.as_str());
         assert_eq!(delivery.body["type"], delivery.event.as_str());
         assert_eq!(delivery.body["connection"], id.as_str());
         let text = delivery.body.to_string();
         assert!(!text.contains("access_token") && !text.contains("refresh_token"));
+        assert!(
+            !text.contains(&user),
+            "the signed parameter is not forwarded"
+        );
     }
+    let by = received
+        .iter()
+        .find(|d| d.event == "installed_by_user")
+        .unwrap();
+    assert_eq!(by.body["user"], "app-user-99");
+    assert_eq!(
+        by.body["account"],
+        received
+            .iter()
+            .find(|d| d.event == "authorized")
+            .unwrap()
+            .body["account"]
+    );
     for (series, expected) in [
         (
             "kit_oauth_webhook_deliveries_total{outcome=\"delivered\"}",
-            2.0,
+            3.0,
         ),
         (
             "kit_oauth_webhook_deliveries_total{outcome=\"retried\"}",

@@ -181,8 +181,18 @@ pub fn begin_url(base: &str, sandbox: &SandboxHandle) -> String {
 
 /// A whole install; returns the connection id.
 pub async fn install(base: &str, sandbox: &SandboxHandle, account: &str) -> String {
+    install_from(base, sandbox, &begin_url(base, sandbox), account).await
+}
+
+/// A whole install starting at `begin` (e.g. with a signed `user`); returns the connection id.
+pub async fn install_from(
+    base: &str,
+    sandbox: &SandboxHandle,
+    begin: &str,
+    account: &str,
+) -> String {
     let browser = browser();
-    let callback = until_callback(&browser, sandbox, &begin_url(base, sandbox), account).await;
+    let callback = until_callback(&browser, sandbox, begin, account).await;
     let done = browser.get(&callback).send().await.unwrap();
     assert_eq!(done.status(), reqwest::StatusCode::FOUND);
     assert!(location(&done).starts_with(&format!("{}/apps/{APP}", sandbox.base_url())));
