@@ -64,9 +64,10 @@ pub struct Args {
         default_value = "postgres://postgres@127.0.0.1:5432"
     )]
     pub pg_url: String,
-    /// Directory of initdb and pg_ctl (pg-restart).
-    #[arg(long, default_value = "/usr/lib/postgresql/15/bin")]
-    pub pg_bin: PathBuf,
+    /// Directory of initdb and pg_ctl (pg-restart) [default: the newest
+    /// /usr/lib/postgresql/*/bin, 15 on the project's machines].
+    #[arg(long)]
+    pub pg_bin: Option<PathBuf>,
     /// Length of timed scenarios (steady, hot: measuring time; soak: whole run), e.g. 60s, 10m.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -85,6 +86,25 @@ pub struct Args {
     /// (bare-server) size of the constant JSON body.
     #[arg(long, hide = true, default_value_t = 100)]
     pub bytes: usize,
+}
+
+/// The newest `/usr/lib/postgresql/<version>/bin` that holds `initdb`.
+fn newest_pg_bin() -> PathBuf {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map_or_else(
+        || PathBuf::from("/usr/lib/postgresql/15/bin"),
+        |(_, bin)| bin,
+    )
 }
 
 /// `90s`, `10m`, `1h` or plain seconds.
@@ -149,7 +169,7 @@ async fn run(args: Args) -> ExitCode {
         bins,
         db: args.db,
         pg_url: args.pg_url.clone(),
-        pg_bin: args.pg_bin.clone(),
+        pg_bin: args.pg_bin.clone().unwrap_or_else(newest_pg_bin),
         instances: args.instances,
         connections: args.connections,
         concurrency: args.concurrency,

@@ -12,7 +12,9 @@ use base64::Engine as _;
 use futures_util::StreamExt as _;
 use tokio::process::Command;
 
-use crate::client::{Broker, Sandbox, TokenOutcome, http_client, install, sha256_hex};
+use crate::client::{
+    Broker, ConnectionView, Sandbox, SandboxGrant, TokenOutcome, http_client, install, sha256_hex,
+};
 use crate::db::{Database, DbKind, PgCluster};
 use crate::error::{BenchError, Result};
 use crate::supervisor::{Bins, Proc, free_port, wait_http};
@@ -387,80 +389,98 @@ impl Cluster {
             .collect())
     }
 
-    /// Checks every connection end to end: listed `authorized` by the broker, its token from
-    /// the broker is the one the sandbox holds for that grant, and Kit accepts it.
+    /// Checks every connection end to end: listed as a live grant by the broker (`authorized`,
+    /// or `expired` = refresh due), its token from the broker is the one the sandbox holds for
+    /// that grant, and Kit accepts it. A token rotated between the two reads is checked again
+    /// (up to three rounds), so a running refresher does not count as a mismatch.
     ///
     /// # Errors
     /// The broker or the sandbox cannot be read.
     pub async fn verify(&self, expected: usize) -> Result<Verification> {
         let connections = self.brokers[0].connections().await?;
-        let grants: HashMap<String, crate::client::SandboxGrant> = self
-            .sandbox
-            .grants()
-            .await?
-            .into_iter()
-            .map(|g| (g.account_id.to_string(), g))
-            .collect();
         let mut v = Verification {
             listed: connections.len() as u64,
-            grants_alive: grants.values().filter(|g| g.alive).count() as u64,
             ..Verification::default()
         };
-        let mut reasons: Vec<String> = Vec::new();
-        let authorized: Vec<_> = connections
-            .iter()
-            .filter(|c| {
-                let ok = c.state == "authorized";
-                if !ok && reasons.len() < 5 {
-                    reasons.push(format!(
-                        "{} is {} ({:?}; last error {:?})",
-                        c.id, c.state, c.ended_reason, c.last_error
-                    ));
-                }
-                ok
-            })
-            .cloned()
-            .collect();
-        v.authorized = authorized.len() as u64;
-        v.lost = (expected as u64).saturating_sub(v.authorized);
-        let outcomes: Vec<(bool, bool, bool)> =
-            futures_util::stream::iter(authorized.into_iter().enumerate())
-                .map(|(i, c)| {
-                    let broker = self.brokers[i % self.brokers.len()].clone();
-                    let sandbox = self.sandbox.clone();
-                    let want = grants
-                        .get(&c.account_id)
-                        .and_then(|g| g.access_token_sha256.clone());
-                    async move {
-                        let deadline = Instant::now() + Duration::from_secs(60);
-                        loop {
-                            match broker.token(&c.id).await {
-                                TokenOutcome::Token(token) => {
-                                    let matches =
-                                        want.as_deref() == Some(sha256_hex(&token).as_str());
-                                    let works = sandbox.token_works(&token).await.unwrap_or(false);
-                                    return (true, matches, works);
-                                }
-                                _ if Instant::now() < deadline => {
-                                    tokio::time::sleep(Duration::from_millis(200)).await;
-                                }
-                                _ => return (false, false, false),
-                            }
-                        }
-                    }
-                })
-                .buffer_unordered(32)
-                .collect()
-                .await;
-        for (got, matches, works) in outcomes {
-            if got {
-                v.token_mismatch += u64::from(!matches);
-                v.token_rejected += u64::from(!works);
-            } else {
-                v.no_token += 1;
+        let mut pending = Vec::new();
+        for c in connections {
+            if c.state == "authorized" || c.state == "expired" {
+                pending.push(c);
+            } else if v.examples.len() < 5 {
+                v.examples.push(format!(
+                    "{} is {} ({:?}; last error {:?})",
+                    c.id, c.state, c.ended_reason, c.last_error
+                ));
             }
         }
-        v.examples = reasons;
+        v.authorized = pending.len() as u64;
+        v.lost = (expected as u64).saturating_sub(v.authorized);
+        for round in 0..3 {
+            let tokens: Vec<(ConnectionView, Option<String>)> =
+                futures_util::stream::iter(pending.into_iter().enumerate())
+                    .map(|(i, c)| {
+                        let broker = self.brokers[i % self.brokers.len()].clone();
+                        async move {
+                            let deadline = Instant::now() + Duration::from_secs(60);
+                            loop {
+                                match broker.token(&c.id).await {
+                                    TokenOutcome::Token(token) => return (c, Some(token)),
+                                    _ if Instant::now() < deadline => {
+                                        tokio::time::sleep(Duration::from_millis(200)).await;
+                                    }
+                                    _ => return (c, None),
+                                }
+                            }
+                        }
+                    })
+                    .buffer_unordered(32)
+                    .collect()
+                    .await;
+            let grants: HashMap<String, SandboxGrant> = self
+                .sandbox
+                .grants()
+                .await?
+                .into_iter()
+                .map(|g| (g.account_id.to_string(), g))
+                .collect();
+            v.grants_alive = grants.values().filter(|g| g.alive).count() as u64;
+            let checked: Vec<(ConnectionView, Option<(bool, bool)>)> =
+                futures_util::stream::iter(tokens)
+                    .map(|(c, token)| {
+                        let sandbox = self.sandbox.clone();
+                        let want = grants
+                            .get(&c.account_id)
+                            .and_then(|g| g.access_token_sha256.clone());
+                        async move {
+                            let Some(token) = token else {
+                                return (c, None);
+                            };
+                            let matches = want.as_deref() == Some(sha256_hex(&token).as_str());
+                            let works = sandbox.token_works(&token).await.unwrap_or(false);
+                            (c, Some((matches, works)))
+                        }
+                    })
+                    .buffer_unordered(32)
+                    .collect()
+                    .await;
+            pending = Vec::new();
+            let last = round == 2;
+            for (c, outcome) in checked {
+                match outcome {
+                    None => v.no_token += 1,
+                    Some((true, true)) => {}
+                    Some((matches, works)) if last => {
+                        v.token_mismatch += u64::from(!matches);
+                        v.token_rejected += u64::from(!works);
+                    }
+                    Some(_) => pending.push(c),
+                }
+            }
+            if pending.is_empty() {
+                break;
+            }
+            v.rechecked += pending.len() as u64;
+        }
         Ok(v)
     }
 
@@ -504,6 +524,8 @@ pub struct Verification {
     pub token_rejected: u64,
     /// Grants alive at the sandbox.
     pub grants_alive: u64,
+    /// Tokens checked again because they rotated between the broker's and the sandbox's read.
+    pub rechecked: u64,
     /// A few connections that are not authorized, with why.
     pub examples: Vec<String>,
 }
@@ -512,7 +534,11 @@ impl Verification {
     /// Adds the verification rows and checks to `report`.
     pub fn report(&self, report: &mut crate::stats::Report, expected: u64) {
         report.check("connections listed by the broker", self.listed, expected);
-        report.check("lost connections (not `authorized`)", self.lost, 0);
+        report.check(
+            "lost connections (not `authorized`/`expired`: reinstall needed)",
+            self.lost,
+            0,
+        );
         report.check("grants alive at the sandbox", self.grants_alive, expected);
         report.check("connections without a token", self.no_token, 0);
         report.check(

@@ -119,6 +119,14 @@ async fn drive(
     );
     r.row("app request latency", result.latencies.summary());
     r.row(
+        "app requests that took longer than 10 s / 30 s",
+        format!(
+            "{} / {}",
+            result.latencies.count_over(Duration::from_secs(10)),
+            result.latencies.count_over(Duration::from_secs(30))
+        ),
+    );
+    r.row(
         "5xx answers from the broker (while PostgreSQL was down, retried)",
         result.describe_5xx(),
     );
