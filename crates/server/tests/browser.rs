@@ -239,6 +239,12 @@ async fn a_person_installs_from_the_sandbox_app_store_and_sees_authorized() {
     std::fs::write(&shot, browser.screenshot().await.unwrap()).unwrap();
     assert_eq!(state, "Authorized", "dashboard card: {card}");
     assert!(card.contains("Browser Person"), "{card}");
+    // The expiry counts down in the page, without a reload.
+    let expires = text_of(&browser, "[data-expires]").await;
+    assert!(expires.starts_with("in "), "{expires}");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let later = text_of(&browser, "[data-expires]").await;
+    assert_ne!(later, expires, "the countdown did not move");
     browser.close().await.unwrap();
 
     // SIGTERM: the demo stops cleanly.
