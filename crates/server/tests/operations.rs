@@ -287,3 +287,54 @@ async fn shutdown_finishes_a_refresh_in_flight_and_releases_its_lease() {
     );
     next.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_token_endpoint_is_a_502_page_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listener, base) = support::listener().await;
+    let sandbox = support::sandbox(&base).await;
+    let running = support::start(
+        listener,
+        &base,
+        &sandbox,
+        &support::sqlite_url(dir.path()),
+        Extra::default(),
+    )
+    .await;
+    let browser = support::browser();
+    let callback = support::until_callback(
+        &browser,
+        &sandbox,
+        &support::begin_url(&base, &sandbox),
+        "Unlucky",
+    )
+    .await;
+    sandbox
+        .add_fault(Fault {
+            endpoint: FaultEndpoint::Token,
+            kind: FaultKind::Status {
+                status: 500,
+                body: None,
+                retry_after: None,
+            },
+            count: 1,
+        })
+        .unwrap();
+    let failed = browser.get(&callback).send().await.unwrap();
+    assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
+    let page = failed.text().await.unwrap();
+    assert!(page.contains("Kit did not complete the install"), "{page}");
+    assert!(page.contains("Start the install again"), "{page}");
+    assert_eq!(sandbox.stats().codes_redeemed, 0);
+    let list: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/connections"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["connections"].as_array().unwrap().len(), 0, "{list}");
+    running.shutdown().await;
+}
