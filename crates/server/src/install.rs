@@ -100,17 +100,10 @@ pub async fn begin(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
     };
     let user = match &state.options.sign_in {
         None => None,
-        Some(sign_in) => {
-            match query
-                .user
-                .as_deref()
-                .ok_or(SignInError::Missing)
-                .and_then(|token| sign_in.verify(token))
-            {
-                Ok(user) => Some(user),
-                Err(error) => return sign_in_refused(&state, &error),
-            }
-        }
+        Some(sign_in) => match sign_in.user_of(&headers, query.user.as_deref()) {
+            Ok(user) => Some(user),
+            Err(error) => return sign_in_refused(&state, &error),
+        },
     };
     let binding = cookie(&headers, BINDING_COOKIE);
     match state

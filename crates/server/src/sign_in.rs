@@ -11,6 +11,12 @@
 //! wrong (403), when it has expired or expires more than [`MAX_LIFETIME`] ahead (400). Apps sign
 //! with a lifetime of a few minutes; [`SignIn::sign`] is the reference implementation.
 //!
+//! ## An embedding app's own extractor
+//!
+//! An app that mounts [`crate::router`] in its own axum server already knows its signed-in
+//! user from its session: [`SignIn::user_from`] takes a function from the request headers to the
+//! user id, tried before the `user` parameter.
+//!
 //! ## Binding to the pending install
 //!
 //! The verified user is bound to *this* install's `state` with a second HttpOnly cookie,
@@ -79,17 +85,22 @@ pub struct InstalledBy {
 /// A callback told about every install completed by a signed-in user. Must not block.
 pub type InstalledHook = Arc<dyn Fn(&InstalledBy) + Send + Sync>;
 
+/// An embedding app's way to read its signed-in user from a request. Must not block.
+pub type UserExtractor = Arc<dyn Fn(&http::HeaderMap) -> Option<String> + Send + Sync>;
+
 /// The sign-in hook: the secret, and what to do when a signed-in user's install completes.
 #[derive(Clone)]
 pub struct SignIn {
     secret: SecretString,
     on_installed: Option<InstalledHook>,
+    extractor: Option<UserExtractor>,
 }
 
 impl std::fmt::Debug for SignIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignIn")
             .field("on_installed", &self.on_installed.is_some())
+            .field("extractor", &self.extractor.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -129,7 +140,38 @@ impl SignIn {
         Self {
             secret,
             on_installed: None,
+            extractor: None,
         }
+    }
+
+    /// Reads the signed-in user from the request (the embedding app's session) before looking
+    /// for a `user` parameter. The secret still signs the binding cookie.
+    #[must_use]
+    pub fn user_from(
+        mut self,
+        extractor: impl Fn(&http::HeaderMap) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.extractor = Some(Arc::new(extractor));
+        self
+    }
+
+    /// The signed-in user of a `GET /kit/oauth` request: the extractor's, else the verified
+    /// `user` parameter.
+    ///
+    /// # Errors
+    /// [`SignInError`] when there is neither, or the parameter is refused.
+    pub fn user_of(
+        &self,
+        headers: &http::HeaderMap,
+        param: Option<&str>,
+    ) -> Result<String, SignInError> {
+        if let Some(user) = self.extractor.as_ref().and_then(|extract| extract(headers)) {
+            if user.is_empty() || user.len() > MAX_USER_LEN {
+                return Err(SignInError::Malformed);
+            }
+            return Ok(user);
+        }
+        self.verify(param.ok_or(SignInError::Missing)?)
     }
 
     /// Calls `hook` after each install completed by a signed-in user (embedding apps record the
@@ -219,15 +261,14 @@ impl SignIn {
     #[must_use]
     pub fn also_on_installed(self, also: impl Fn(&InstalledBy) + Send + Sync + 'static) -> Self {
         let first = self.on_installed.clone();
-        let secret = self.secret;
         Self {
-            secret,
             on_installed: Some(Arc::new(move |by: &InstalledBy| {
                 if let Some(first) = &first {
                     first(by);
                 }
                 also(by);
             })),
+            ..self
         }
     }
 

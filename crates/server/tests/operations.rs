@@ -338,3 +338,56 @@ async fn a_failing_token_endpoint_is_a_502_page_and_stores_nothing() {
     assert_eq!(list["connections"].as_array().unwrap().len(), 0, "{list}");
     running.shutdown().await;
 }
+
+/// An embedding app reads its signed-in user from its own session cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedding_apps_extractor_names_the_user_without_a_parameter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listener, base) = support::listener().await;
+    let sandbox = support::sandbox(&base).await;
+    let seen: Arc<Mutex<Vec<InstalledBy>>> = Arc::default();
+    let recorder = Arc::clone(&seen);
+    let hook = SignIn::new(SecretString::from(USER_SECRET))
+        .user_from(|headers| {
+            kit_oauth_server::web::cookie(headers, "app_session")
+                .and_then(|session| session.strip_prefix("session-of-"))
+                .map(str::to_owned)
+        })
+        .on_installed(move |by| recorder.lock().unwrap().push(by.clone()));
+    let running = support::start(
+        listener,
+        &base,
+        &sandbox,
+        &support::sqlite_url(dir.path()),
+        Extra {
+            sign_in: Some(hook),
+            ..Extra::default()
+        },
+    )
+    .await;
+    let begin = support::begin_url(&base, &sandbox);
+
+    // No session, no parameter: sign in first.
+    let anonymous = support::browser().get(&begin).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // With the app's session cookie the install goes through and names the user.
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    jar.add_cookie_str(
+        "app_session=session-of-user-5; Path=/",
+        &base.parse().unwrap(),
+    );
+    let browser = reqwest::Client::builder()
+        .cookie_provider(jar)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let callback = support::until_callback(&browser, &sandbox, &begin, "Frank").await;
+    let done = browser.get(&callback).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::FOUND);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].user, "user-5");
+    assert_eq!(seen[0].account.name, "Frank");
+    running.shutdown().await;
+}
