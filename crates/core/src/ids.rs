@@ -13,19 +13,35 @@ use crate::error::IdError;
 ///
 /// 16 random bytes as base64url without padding (22 characters): unguessable, so an id that
 /// leaks in a log line reveals nothing and cannot be enumerated.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Held inline (at most 64 ASCII bytes, no heap buffer): it is the token cache's key, and with
+/// 100,000 connections following a pointer to the key's text was a cache miss on every lookup.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct ConnectionId(String);
+pub struct ConnectionId {
+    len: u8,
+    bytes: [u8; Self::MAX_LEN],
+}
 
 impl ConnectionId {
     const RANDOM_BYTES: usize = 16;
     const MAX_LEN: usize = 64;
+    const EMPTY: Self = Self {
+        len: 0,
+        bytes: [0; Self::MAX_LEN],
+    };
 
     /// A fresh random identifier.
     pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
         let mut bytes = [0u8; Self::RANDOM_BYTES];
         rng.fill_bytes(&mut bytes);
-        Self(URL_SAFE_NO_PAD.encode(bytes))
+        let mut id = Self::EMPTY;
+        // 16 bytes encode to 22 characters, well within MAX_LEN.
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(bytes, &mut id.bytes)
+            .unwrap_or_default();
+        id.len = u8::try_from(written).unwrap_or_default();
+        id
     }
 
     /// Validates an identifier read from a URL path, a database row or a CLI argument.
@@ -52,13 +68,50 @@ impl ConnectionId {
                 what: "connection id",
             });
         }
-        Ok(Self(raw.to_owned()))
+        let mut id = Self::EMPTY;
+        id.bytes[..raw.len()].copy_from_slice(raw.as_bytes());
+        id.len = u8::try_from(raw.len()).map_err(|_| IdError::TooLong {
+            what: "connection id",
+            max: Self::MAX_LEN,
+        })?;
+        Ok(id)
     }
 
     /// The identifier as text (safe in URLs and logs).
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only base64url ASCII is ever stored, so this cannot fail.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl PartialEq for ConnectionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for ConnectionId {}
+
+impl std::hash::Hash for ConnectionId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl PartialOrd for ConnectionId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ConnectionId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
@@ -181,12 +234,12 @@ macro_rules! string_newtype_impls {
     ($($name:ident),*) => {$(
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), self.0)
+                write!(f, "{}({:?})", stringify!($name), self.as_str())
             }
         }
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
             }
         }
         impl TryFrom<String> for $name {
@@ -197,7 +250,7 @@ macro_rules! string_newtype_impls {
         }
         impl From<$name> for String {
             fn from(id: $name) -> String {
-                id.0
+                id.as_str().to_owned()
             }
         }
         impl std::str::FromStr for $name {

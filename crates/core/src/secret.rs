@@ -1,9 +1,13 @@
 //! Secrets: values that never appear in `Debug`, `Display` or logs, and compare in constant time.
 //!
 //! Each type wraps [`secrecy::SecretString`], so the buffer is zeroized on drop and reading the
-//! value takes an explicit `expose_secret()` that is easy to grep for in review.
+//! value takes an explicit `expose_secret()` that is easy to grep for in review. The wrapper is
+//! shared behind an `Arc`: the token cache hands the same access token to every caller, and a
+//! clone that allocates and copies a secret would be most of the hot path's cost (and leave one
+//! more copy to zeroize). The buffer is zeroized when its last holder drops it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,13 +26,13 @@ macro_rules! secret_type {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Clone)]
-        pub struct $name(SecretString);
+        pub struct $name(Arc<SecretString>);
 
         impl $name {
             /// Wraps a value received from the outside (a token response, a query string).
             #[must_use]
             pub fn new(value: impl Into<String>) -> Self {
-                Self(SecretString::from(value.into()))
+                Self(Arc::new(SecretString::from(value.into())))
             }
 
             /// The secret value. Every call site is a place where the secret leaves its

@@ -5,6 +5,11 @@
 //! is outside its refresh margin and before the background refresher's scheduled renewal
 //! (Kit may revoke the previous access token when it rotates, so a token that another instance
 //! is about to replace is not served from memory); after that the caller takes the slow path.
+//!
+//! The map hashes with foldhash rather than SipHash: keys are server-generated random ids, and
+//! with 100,000 connections the hash is a measurable share of a lookup (docs/benchmarks.md).
+//! foldhash is seeded per process, so ids chosen by a caller still cannot be aimed at one bucket
+//! cheaply.
 
 use dashmap::DashMap;
 use kit_oauth_core::{AccessToken, ConnectionId, Timestamp, TokenSet, Version};
@@ -19,7 +24,7 @@ struct Cached {
 /// Access tokens by connection.
 #[derive(Debug, Default)]
 pub(crate) struct TokenCache {
-    entries: DashMap<ConnectionId, Cached>,
+    entries: DashMap<ConnectionId, Cached, foldhash::fast::RandomState>,
 }
 
 impl TokenCache {
