@@ -91,7 +91,7 @@ async fn list_pages_with_a_cursor_and_filters_by_tenant_and_state() {
     let refused: Value = refused.json().await.unwrap();
     assert_eq!(refused["error"], "reauth_required", "{refused}");
     let (_, unauthorized) = get(&format!("{list}?state=unauthorized")).await;
-    assert_eq!(ids(&unauthorized), [cid.clone()]);
+    assert_eq!(ids(&unauthorized), std::slice::from_ref(&cid));
     let (_, authorized) = get(&format!("{list}?state=authorized")).await;
     assert_eq!(ids(&authorized).len(), 2);
     assert!(!ids(&authorized).contains(&cid));
