@@ -30,6 +30,8 @@ pub struct DemandResult {
     pub times_5xx: Vec<Duration>,
     /// A few failure messages.
     pub examples: Vec<String>,
+    /// A few 5xx bodies (each retried), for the reason the broker gave.
+    pub examples_5xx: Vec<String>,
 }
 
 impl DemandResult {
@@ -46,6 +48,11 @@ impl DemandResult {
         for e in other.examples {
             if self.examples.len() < 5 {
                 self.examples.push(e);
+            }
+        }
+        for e in other.examples_5xx {
+            if self.examples_5xx.len() < 3 {
+                self.examples_5xx.push(e);
             }
         }
     }
@@ -98,6 +105,9 @@ pub async fn ask(
                 if status >= 500 {
                     *r.status_5xx.entry(status).or_default() += 1;
                     r.times_5xx.push(epoch.elapsed());
+                    if r.examples_5xx.is_empty() {
+                        r.examples_5xx.push(format!("{status} {body}"));
+                    }
                 }
                 if started.elapsed() > patience || (status < 500 && status != 429) {
                     r.failed = 1;
@@ -163,8 +173,8 @@ pub async fn storm(brokers: &[Broker], id: &str, k: usize, patience: Duration) -
     total
 }
 
-/// `workers` loops asking for random connections until `until`, each at most `per_worker_rate`
-/// requests per second (0: as fast as answers come).
+/// `workers` loops asking for random connections until `until`, pausing `pause` between
+/// requests.
 pub async fn steady_random(
     brokers: &[Broker],
     ids: &[String],

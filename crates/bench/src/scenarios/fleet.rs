@@ -164,6 +164,9 @@ async fn drive(
     if let Some(note) = crash_note {
         r.note(note);
     }
+    for e in &result.examples_5xx {
+        r.note(format!("a 5xx answer (retried): {e}"));
+    }
     for e in &result.examples {
         r.note(format!("failed request: {e}"));
     }

@@ -74,17 +74,49 @@ pub async fn seed_then_expire(
     Ok(seeded)
 }
 
-/// The access TTL that lets `m` installs finish before any token falls due (a token is due
-/// from ⅜ of a short lifetime on), assuming at least `installs_per_sec`.
+/// The shortest access TTL that lets `m` installs (at `installs_per_sec`, with 50 % headroom)
+/// finish before the first seeded token falls due. A token is due `refresh_margin` before it
+/// expires, up to a quarter of that margin earlier with jitter: from ⅜ of its life for lifetimes
+/// up to 120 s (margin = half), from `T − 75 s` for lifetimes up to 600 s (margin = 60 s).
 #[must_use]
 pub fn access_ttl_for(m: usize, installs_per_sec: usize) -> u64 {
     let seed_secs = (m / installs_per_sec.max(1)) as u64 + 2;
-    (seed_secs * 3).max(12)
+    let headroom = seed_secs * 3 / 2 + 1;
+    let short = (headroom * 8).div_ceil(3);
+    if short <= 120 {
+        short.max(12)
+    } else {
+        headroom + 76
+    }
 }
 
 /// Stops the cluster, keeping its directory if asked (and saying where).
 pub async fn finish(cluster: Cluster, keep: bool) {
     if let Some(dir) = cluster.shutdown(keep).await {
         eprintln!("run directory kept: {}", dir.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::access_ttl_for;
+
+    #[test]
+    fn no_seeded_token_falls_due_while_seeding() {
+        for (m, rate) in [
+            (1, 100),
+            (500, 100),
+            (2_000, 100),
+            (10_000, 100),
+            (10_000, 20),
+        ] {
+            let ttl = access_ttl_for(m, rate);
+            let margin = (ttl / 10).clamp(60, 900).min(ttl / 2);
+            let earliest_due = ttl - margin - margin / 4;
+            assert!(
+                earliest_due > (m / rate) as u64,
+                "m={m} rate={rate} ttl={ttl}"
+            );
+        }
     }
 }

@@ -149,6 +149,9 @@ async fn drive(
     r.check("invalid_grant", stats.invalid_grant_total, 0);
     r.check("app requests that never got a token", result.failed, 0);
     verification.report(&mut r, target);
+    for e in &result.examples_5xx {
+        r.note(format!("a 5xx answer (retried): {e}"));
+    }
     for e in &result.examples {
         r.note(format!("failed request: {e}"));
     }

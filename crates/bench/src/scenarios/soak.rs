@@ -200,6 +200,9 @@ async fn drive(cluster: &mut Cluster, spec: &ClusterSpec, o: &Options) -> Result
         "The sandbox runs with --reuse-grace {} (Kit does not document one): without it, an answer lost after the rotation (rotate_then_drop) ends the grant by design (crates/manager/tests/faults.rs).",
         spec.reuse_grace
     ));
+    for e in &result.examples_5xx {
+        r.note(format!("a 5xx answer (retried): {e}"));
+    }
     for e in &result.examples {
         r.note(format!("failed request: {e}"));
     }
