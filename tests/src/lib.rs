@@ -1,4 +1,243 @@
-//! Shared helpers for the workspace-level test suites in `tests/tests/`.
+//! Fixtures for the workspace-level suites in `tests/tests/`: a sandbox, databases (SQLite
+//! file, PostgreSQL), and `KitOAuth` instances with their own pools, as separate processes
+//! would have.
 //!
-//! The suites that cross crates (end-to-end over loopback, the property suite against the
-//! sandbox, the browser test) live here so that no adapter crate has to depend on another.
+//! The suites here cross crates — the manager over the real store and HTTP adapters against the
+//! independent sandbox — which is why they live beside, not inside, any one crate. This is
+//! test-support code: a fixture that cannot be set up is a failed test, so it unwraps.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kit_oauth::core::{ConnectionId, ManualClock, Timestamp};
+use kit_oauth::http::KitEndpoints;
+use kit_oauth::store::{KeyRing, SeaOrmStore, StoreOptions};
+use kit_oauth::{KitOAuth, ManagerConfig};
+use kit_sandbox::{SandboxBuilder, SandboxHandle, Stats};
+use sea_orm::{ConnectionTrait as _, Database};
+
+pub const CLIENT_ID: &str = "kit-oauth-tests";
+pub const CLIENT_SECRET: &str = "sandbox-client-secret";
+pub const REDIRECT_URI: &str = "http://127.0.0.1:9/kit/oauth/callback";
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Where the connections live.
+pub struct Db {
+    pub url: String,
+    keys: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl Db {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("kit.db").display());
+        Self {
+            url,
+            keys: KeyRing::generate().to_env_value().to_string(),
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (after a loud skip line) when PostgreSQL is
+    /// unreachable — except under `CI=true`, where that fails the test.
+    pub async fn postgres(test: &str) -> Option<Self> {
+        let admin = std::env::var("KIT_OAUTH_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
+        let db = match tokio::time::timeout(Duration::from_secs(10), Database::connect(&admin))
+            .await
+        {
+            Ok(Ok(db)) => db,
+            other => {
+                let why = match other {
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "timed out".to_owned(),
+                    Ok(Ok(_)) => unreachable!(),
+                };
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "PostgreSQL is required under CI=true but {admin} is unreachable: {why}"
+                );
+                eprintln!(
+                    "\n!!!!! SKIPPED {test} on PostgreSQL: {admin} is unreachable ({why}) !!!!!\n"
+                );
+                return None;
+            }
+        };
+        let name = format!(
+            "kit_oauth_mgr_{}",
+            ConnectionId::generate(&mut rand::rngs::OsRng)
+                .as_str()
+                .to_lowercase()
+                .replace(['-', '_'], "x")
+        );
+        db.execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        db.close().await.unwrap();
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&format!("/{name}"));
+        Some(Self {
+            url: url.to_string(),
+            keys: KeyRing::generate().to_env_value().to_string(),
+            _dir: None,
+            pg: Some((admin, name)),
+        })
+    }
+
+    pub fn keys(&self) -> KeyRing {
+        KeyRing::from_env_value(&self.keys).unwrap()
+    }
+
+    pub fn keys_value(&self) -> &str {
+        &self.keys
+    }
+
+    /// A store with its own pool.
+    pub async fn store(&self) -> SeaOrmStore {
+        SeaOrmStore::connect_with(&self.url, self.keys(), StoreOptions::default())
+            .await
+            .unwrap()
+    }
+
+    pub async fn drop_database(self) {
+        if let Some((admin, name)) = &self.pg
+            && let Ok(db) = Database::connect(admin.as_str()).await
+        {
+            let _ = db
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+            let _ = db.close().await;
+        }
+    }
+}
+
+/// A sandbox plus a manual clock kept in step with the sandbox's.
+pub struct World {
+    pub sandbox: SandboxHandle,
+    pub clock: ManualClock,
+}
+
+impl World {
+    pub async fn new(customize: impl FnOnce(SandboxBuilder) -> SandboxBuilder) -> Self {
+        let builder = kit_sandbox::Sandbox::builder()
+            .client_id(CLIENT_ID)
+            .client_secret(CLIENT_SECRET)
+            .redirect_uri(REDIRECT_URI)
+            .auto_approve(true)
+            .reuse_detection(true)
+            .rate_limit(1_000_000);
+        let sandbox = customize(builder).spawn().await.unwrap();
+        let clock = ManualClock::new(Timestamp::from_unix_seconds(sandbox.now()));
+        Self { sandbox, clock }
+    }
+
+    /// Moves both clocks forward.
+    pub fn advance(&self, secs: u64) {
+        self.sandbox.advance_clock(secs);
+        self.clock
+            .set(Timestamp::from_unix_seconds(self.sandbox.now()));
+    }
+
+    pub fn endpoints(&self) -> KitEndpoints {
+        KitEndpoints::builder()
+            .base_url(self.sandbox.base_url())
+            .client_id(CLIENT_ID)
+            .client_secret(CLIENT_SECRET)
+            .redirect_uri(REDIRECT_URI)
+            .request_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap()
+    }
+
+    pub fn manager_config() -> ManagerConfig {
+        ManagerConfig {
+            lease_ttl: Duration::from_secs(10),
+            wait_timeout: Duration::from_secs(60),
+            ..ManagerConfig::default()
+        }
+    }
+
+    /// A `KitOAuth` with its own pool on `db`, deciding expiry by the shared clock.
+    pub async fn instance(&self, db: &Db) -> KitOAuth {
+        self.instance_with(db, Self::manager_config()).await
+    }
+
+    pub async fn instance_with(&self, db: &Db, config: ManagerConfig) -> KitOAuth {
+        KitOAuth::builder()
+            .endpoints(self.endpoints())
+            .store(db.store().await)
+            .clock(Arc::new(self.clock.clone()))
+            .manager_config(config)
+            .redirect_allow(
+                kit_oauth::core::RedirectAllowlist::new([format!(
+                    "{}/apps/",
+                    self.sandbox.base_url()
+                )])
+                .unwrap(),
+            )
+            .build()
+            .await
+            .unwrap()
+    }
+
+    /// Drives a whole install as a browser would with auto-approve: begin, follow the authorize
+    /// URL to the callback, complete. Returns the connection id.
+    pub async fn install(
+        &self,
+        kit: &KitOAuth,
+        account: &str,
+        tenant: Option<&str>,
+    ) -> ConnectionId {
+        self.try_install(kit, account, tenant).await.unwrap()
+    }
+
+    /// As [`World::install`], returning the install's error instead of failing.
+    pub async fn try_install(
+        &self,
+        kit: &KitOAuth,
+        account: &str,
+        tenant: Option<&str>,
+    ) -> Result<ConnectionId, kit_oauth::InstallError> {
+        let redirect = format!("{}/apps/1?success=true", self.sandbox.base_url());
+        let started = kit.install().begin(&redirect, tenant, None).await.unwrap();
+        let query = self.consent(&started.authorize_url, account).await;
+        let binding = started.browser_binding.expose_secret().to_owned();
+        kit.install()
+            .complete(&query, Some(&binding))
+            .await
+            .map(|installed| installed.connection_id)
+    }
+
+    /// Follows an authorize URL (auto-approve) and returns the callback's query string.
+    pub async fn consent(&self, authorize_url: &url::Url, account: &str) -> String {
+        let mut url = authorize_url.clone();
+        url.query_pairs_mut()
+            .append_pair("sandbox_account", account);
+        let response = http_client().get(url).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 302, "authorize should redirect");
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        let callback = url::Url::parse(&location).unwrap();
+        assert!(location.starts_with(REDIRECT_URI), "{location}");
+        callback.query().unwrap_or_default().to_owned()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.sandbox.stats()
+    }
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Total `invalid_grant` answers of the sandbox.
+pub fn invalid_grants(stats: &Stats) -> u64 {
+    stats.invalid_grant_total
+}

@@ -5,12 +5,10 @@
 //! separate OS processes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Db, World, invalid_grants};
+use kit_oauth_tests::{Db, World, invalid_grants};
 use kit_oauth::core::{ConnectionId, ListQuery, ManualClock, StateName, Timestamp};
 use kit_oauth::{KitOAuth, ManagerError, RefresherConfig};
 use tokio::sync::Semaphore;
@@ -43,7 +41,7 @@ async fn install_one(base: &str, kit: &KitOAuth, account: &str) -> ConnectionId 
     let mut url = started.authorize_url.clone();
     url.query_pairs_mut()
         .append_pair("sandbox_account", account);
-    let response = common::http_client().get(url).send().await.unwrap();
+    let response = kit_oauth_tests::http_client().get(url).send().await.unwrap();
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let query = url::Url::parse(&location)
         .unwrap()
@@ -253,9 +251,9 @@ async fn worker_process_entry() {
     ));
     let endpoints = kit_oauth::http::KitEndpoints::builder()
         .base_url(var("WORKER_SANDBOX"))
-        .client_id(common::CLIENT_ID)
-        .client_secret(common::CLIENT_SECRET)
-        .redirect_uri(common::REDIRECT_URI)
+        .client_id(kit_oauth_tests::CLIENT_ID)
+        .client_secret(kit_oauth_tests::CLIENT_SECRET)
+        .redirect_uri(kit_oauth_tests::REDIRECT_URI)
         .build()
         .unwrap();
     let kit = KitOAuth::builder()

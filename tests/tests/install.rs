@@ -4,9 +4,7 @@
 //! callback gets the same answer and redeems the code once; reinstalls never duplicate.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{Db, World};
+use kit_oauth_tests::{Db, World};
 use kit_oauth::core::{CallbackError, ListQuery, RedirectError};
 use kit_oauth::{InstallError, KitOAuth};
 

@@ -10,11 +10,9 @@
 //! - the store and the sandbox agree on which grants are alive, token for token.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::{Db, World, invalid_grants};
+use kit_oauth_tests::{Db, World, invalid_grants};
 use kit_oauth::KitOAuth;
 use kit_oauth::core::{ConnectionId, ConnectionStore as _, Grant, ListQuery};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind};

@@ -3,12 +3,10 @@
 //! taken over once its lease lapses.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Db, World, invalid_grants};
+use kit_oauth_tests::{Db, World, invalid_grants};
 use futures_util::future::BoxFuture;
 use kit_oauth::core::{
     AccessToken, AccountLookup, AuthorizationCode, AuthorizeRequest, ConnectionId,
@@ -256,9 +254,9 @@ async fn crash_worker_entry() {
         let clock = kit_oauth::core::ManualClock::new(now);
         let endpoints = kit_oauth::http::KitEndpoints::builder()
             .base_url(var("WORKER_SANDBOX"))
-            .client_id(common::CLIENT_ID)
-            .client_secret(common::CLIENT_SECRET)
-            .redirect_uri(common::REDIRECT_URI)
+            .client_id(kit_oauth_tests::CLIENT_ID)
+            .client_secret(kit_oauth_tests::CLIENT_SECRET)
+            .redirect_uri(kit_oauth_tests::REDIRECT_URI)
             .request_timeout(Duration::from_secs(600))
             .build()
             .unwrap();

@@ -2,11 +2,9 @@
 //! exactly one refresh at the sandbox, no `invalid_grant`, and every caller gets the same token.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{Db, World, invalid_grants};
+use kit_oauth_tests::{Db, World, invalid_grants};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_callers_one_refresh() {
