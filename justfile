@@ -1,5 +1,5 @@
 # Thin wrappers over cargo. The README's two commands (`cargo run`, `cargo test --workspace`)
-# never need `just`; install it with `pip install rust-just` or `cargo install just --locked`.
+# never need `just`; `bash .ci/ensure-just` installs it (from PyPI, or crates.io).
 
 # The server in demo mode (embedded sandbox, SQLite).
 run:
@@ -29,9 +29,9 @@ bench-load:
     "${CARGO_TARGET_DIR:-target}/release/kit-oauth-bench" storm fleet steady install hot crash pg-restart soak
     "${CARGO_TARGET_DIR:-target}/release/kit-oauth-bench" fleet --db postgres
 
-# End-to-end suites: the server binary beside the sandbox, on SQLite and PostgreSQL.
+# End-to-end suites: the server binary beside the sandbox (SQLite, PostgreSQL, headless Chromium).
 e2e:
-    cargo test -p kit-oauth-server --test e2e --test demo
+    cargo test -p kit-oauth-server --test e2e --test demo --test browser
 
 # Every cargo-fuzz target in fuzz/ for `seconds` each (CI: 30); fails on any crash.
 fuzz seconds="30":
