@@ -115,8 +115,11 @@ fn percent_decode(raw: &str) -> Result<String, CallbackError> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
+                // Two hex digits exactly: `from_str_radix` alone would also take a sign
+                // (`%+D` is not an encoding of `\r`).
                 let hex = bytes
                     .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or(CallbackError::Malformed("invalid percent-encoding"))?;
