@@ -33,17 +33,12 @@ fn ids(page: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_pages_with_a_cursor_and_filters_by_tenant_and_state() {
-    let dir = tempfile::tempdir().unwrap();
-    let (listener, base) = support::listener().await;
-    let sandbox = support::sandbox(&base).await;
-    let running = support::start(
-        listener,
-        &base,
-        &sandbox,
-        &support::sqlite_url(dir.path()),
-        Extra::default(),
-    )
-    .await;
+    let support::Broker {
+        dir: _dir,
+        base,
+        sandbox,
+        running,
+    } = support::Broker::start(Extra::default()).await;
     let begin = support::begin_url(&base, &sandbox);
     for (account, tenant) in [("Ann", "acme"), ("Ben", "acme"), ("Cid", "globex")] {
         support::install_from(
@@ -103,17 +98,12 @@ async fn list_pages_with_a_cursor_and_filters_by_tenant_and_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_waits_out_a_429_and_refreshes_a_token_kit_calls_expired() {
-    let dir = tempfile::tempdir().unwrap();
-    let (listener, base) = support::listener().await;
-    let sandbox = support::sandbox(&base).await;
-    let running = support::start(
-        listener,
-        &base,
-        &sandbox,
-        &support::sqlite_url(dir.path()),
-        Extra::default(),
-    )
-    .await;
+    let support::Broker {
+        dir: _dir,
+        base,
+        sandbox,
+        running,
+    } = support::Broker::start(Extra::default()).await;
     let id = support::install(&base, &sandbox, "Gus").await;
     let account = format!("{base}/v1/connections/{id}/kit/account");
     let calls = || {

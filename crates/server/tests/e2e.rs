@@ -3,6 +3,8 @@
 //! broker API, the proxy, the dashboard, the attacks, the logs and a graceful SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::fs::File;
 use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use kit_sandbox::{Sandbox, SandboxHandle};
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use serde_json::Value;
+use support::{form_action, hidden_inputs};
 
 const CLIENT_SECRET: &str = "e2e-client-secret-0123456789";
 const ENCRYPTION_KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
@@ -124,26 +127,6 @@ impl Harness {
         assert_eq!(status.code(), Some(0), "SIGTERM must exit 0: {log}");
         log
     }
-}
-
-fn hidden_inputs(html: &str) -> Vec<(String, String)> {
-    html.split("<input type=\"hidden\"")
-        .skip(1)
-        .filter_map(|rest| {
-            let name = rest.split("name=\"").nth(1)?.split('"').next()?;
-            let value = rest.split("value=\"").nth(1)?.split('"').next()?;
-            Some((name.to_owned(), value.replace("&amp;", "&")))
-        })
-        .collect()
-}
-
-fn form_action(html: &str) -> String {
-    html.split("<form")
-        .nth(1)
-        .and_then(|f| f.split("action=\"").nth(1))
-        .and_then(|a| a.split('"').next())
-        .unwrap()
-        .to_owned()
 }
 
 fn bearer(key: &str) -> String {

@@ -290,17 +290,12 @@ async fn shutdown_finishes_a_refresh_in_flight_and_releases_its_lease() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_token_endpoint_is_a_502_page_and_stores_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (listener, base) = support::listener().await;
-    let sandbox = support::sandbox(&base).await;
-    let running = support::start(
-        listener,
-        &base,
-        &sandbox,
-        &support::sqlite_url(dir.path()),
-        Extra::default(),
-    )
-    .await;
+    let support::Broker {
+        dir: _dir,
+        base,
+        sandbox,
+        running,
+    } = support::Broker::start(Extra::default()).await;
     let browser = support::browser();
     let callback = support::until_callback(
         &browser,

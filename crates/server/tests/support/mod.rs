@@ -96,6 +96,30 @@ pub async fn start(
     .unwrap()
 }
 
+/// One broker started in-process beside its own sandbox and SQLite file (kept in `dir`, so a
+/// second instance can open the same database).
+pub struct Broker {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub sandbox: SandboxHandle,
+    pub running: Running,
+}
+
+impl Broker {
+    pub async fn start(extra: Extra) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (listener, base) = listener().await;
+        let sandbox = sandbox(&base).await;
+        let running = start(listener, &base, &sandbox, &sqlite_url(dir.path()), extra).await;
+        Self {
+            dir,
+            base,
+            sandbox,
+            running,
+        }
+    }
+}
+
 /// A browser: cookie jar, no automatic redirects (each hop is followed by hand).
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()
@@ -116,7 +140,7 @@ pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn form_action(html: &str) -> String {
+pub fn form_action(html: &str) -> String {
     html.split("<form")
         .nth(1)
         .and_then(|f| f.split("action=\"").nth(1))
