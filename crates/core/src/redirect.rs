@@ -156,6 +156,10 @@ impl KitRedirect {
             return Err(RedirectError::Malformed);
         }
         let url = Url::parse(raw).map_err(|_| RedirectError::Malformed)?;
+        // Parsing percent-encodes non-ASCII (up to 3 bytes per byte): bound what is stored.
+        if url.as_str().len() > Self::MAX_LEN {
+            return Err(RedirectError::TooLong { max: Self::MAX_LEN });
+        }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(RedirectError::UserInfo);
         }
