@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -180,6 +181,13 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
+/// The query string or path segment, or the API's JSON error. Handlers take the extractors'
+/// `Result` and call this after `authenticate`, so a caller without a key learns nothing about
+/// what it sent (axum would otherwise answer first, in plain text).
+pub(crate) fn extracted<T, R: std::fmt::Display>(value: Result<T, R>) -> Result<T, ApiError> {
+    value.map_err(|rejection| bad_request(rejection.to_string()))
+}
+
 /// Lists connections visible to the key.
 #[utoipa::path(
     get, path = "/v1/connections", tag = "connections",
@@ -194,9 +202,10 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<ListParams>,
+    params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<ConnectionPage>, ApiError> {
     let scope = authenticate(&state, &headers)?;
+    let Query(params) = extracted(params)?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let tenant = params
         .tenant
@@ -291,9 +300,10 @@ pub async fn list(
 pub async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<ConnectionView>, ApiError> {
     let scope = authenticate(&state, &headers)?;
+    let Path(id) = extracted(id)?;
     let (_, status) = visible(&state, &scope, &id).await?;
     Ok(Json(ConnectionView::from(&status)))
 }
@@ -314,9 +324,10 @@ pub async fn show(
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let scope = authenticate(&state, &headers)?;
+    let Path(id) = extracted(id)?;
     let (id, _) = visible(&state, &scope, &id).await?;
     let token = state
         .ops
@@ -352,9 +363,10 @@ pub async fn token(
 pub async fn refresh(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let scope = authenticate(&state, &headers)?;
+    let Path(id) = extracted(id)?;
     let (id, _) = visible(&state, &scope, &id).await?;
     let started = Instant::now();
     let token = state
@@ -392,9 +404,10 @@ pub async fn refresh(
 pub async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let scope = authenticate(&state, &headers)?;
+    let Path(id) = extracted(id)?;
     let (id, _) = visible(&state, &scope, &id).await?;
     state.ops.remove(&id).await.map_err(|e| manager_error(&e))?;
     tracing::info!(connection = %id, "connection revoked and removed through the API");

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,7 @@ use kit_oauth::core::{AccessToken, ConnectionId, Url};
 use rand::Rng as _;
 
 use crate::AppState;
-use crate::api::{authenticate, manager_error, visible};
+use crate::api::{authenticate, extracted, manager_error, visible};
 use crate::web::ApiError;
 
 /// The largest request body forwarded.
@@ -128,11 +129,12 @@ fn retry_after(response: &reqwest::Response, attempt: u32) -> Duration {
 /// The proxy handler.
 pub async fn handle(
     State(state): State<AppState>,
-    Path((id, path)): Path<(String, String)>,
+    target: Result<Path<(String, String)>, PathRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let scope = authenticate(&state, &parts.headers)?;
+    let Path((id, path)) = extracted(target)?;
     let (id, _) = visible(&state, &scope, &id).await?;
     let Some(kit) = state.options.kit_api.clone() else {
         return Err(ApiError::new(

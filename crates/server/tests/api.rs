@@ -93,6 +93,20 @@ async fn list_pages_with_a_cursor_and_filters_by_tenant_and_state() {
     let (status, error) = get(&format!("{list}?state=sleepy")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["error"], "bad_request", "{error}");
+
+    // A query axum cannot read is the API's JSON error too — and only after the key is
+    // checked, so a caller without one learns nothing about what it sent.
+    let (status, error) = get(&format!("{list}?limit=abc")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["error"], "bad_request", "{error}");
+    let anonymous = reqwest::Client::new()
+        .get(format!("{list}?limit=abc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let anonymous: Value = anonymous.json().await.unwrap();
+    assert_eq!(anonymous["error"], "unauthorized", "{anonymous}");
     running.shutdown().await;
 }
 
