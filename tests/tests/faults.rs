@@ -5,9 +5,9 @@
 //! `ReauthRequired` with an event and a clear `last_error`, and no retry loop.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use kit_oauth_tests::{Db, World, invalid_grants};
 use kit_oauth::core::{Clock as _, ConnectionId, StateName};
 use kit_oauth::{KitOAuth, ManagerError};
+use kit_oauth_tests::{Db, World, invalid_grants};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind, SandboxBuilder};
 
 struct Setup {

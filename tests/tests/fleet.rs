@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kit_oauth_tests::{Db, World, invalid_grants};
 use kit_oauth::core::{ConnectionId, ListQuery, ManualClock, StateName, Timestamp};
 use kit_oauth::{KitOAuth, ManagerError, RefresherConfig};
+use kit_oauth_tests::{Db, World, invalid_grants};
 use tokio::sync::Semaphore;
 
 const INSTANCES: usize = 4;
@@ -41,7 +41,11 @@ async fn install_one(base: &str, kit: &KitOAuth, account: &str) -> ConnectionId 
     let mut url = started.authorize_url.clone();
     url.query_pairs_mut()
         .append_pair("sandbox_account", account);
-    let response = kit_oauth_tests::http_client().get(url).send().await.unwrap();
+    let response = kit_oauth_tests::http_client()
+        .get(url)
+        .send()
+        .await
+        .unwrap();
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let query = url::Url::parse(&location)
         .unwrap()

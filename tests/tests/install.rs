@@ -4,9 +4,9 @@
 //! callback gets the same answer and redeems the code once; reinstalls never duplicate.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use kit_oauth_tests::{Db, World};
 use kit_oauth::core::{CallbackError, ListQuery, RedirectError};
 use kit_oauth::{InstallError, KitOAuth};
+use kit_oauth_tests::{Db, World};
 
 fn token_requests(world: &World) -> u64 {
     world.stats().requests.get("token").copied().unwrap_or(0)

@@ -12,9 +12,9 @@
 
 use std::collections::HashMap;
 
-use kit_oauth_tests::{Db, World, invalid_grants};
 use kit_oauth::KitOAuth;
 use kit_oauth::core::{ConnectionId, ConnectionStore as _, Grant, ListQuery};
+use kit_oauth_tests::{Db, World, invalid_grants};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind};
 use proptest::prelude::*;
 

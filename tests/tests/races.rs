@@ -6,7 +6,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kit_oauth_tests::{Db, World, invalid_grants};
 use futures_util::future::BoxFuture;
 use kit_oauth::core::{
     AccessToken, AccountLookup, AuthorizationCode, AuthorizeRequest, ConnectionId,
@@ -16,6 +15,7 @@ use kit_oauth::core::{
 };
 use kit_oauth::http::KitOAuthClient;
 use kit_oauth::{ManagerError, TokenManager};
+use kit_oauth_tests::{Db, World, invalid_grants};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind};
 
 type Hook = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
