@@ -5,9 +5,13 @@
 //! `ReauthRequired` with an event and a clear `last_error`, and no retry loop.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use kit_oauth::core::{Clock as _, ConnectionId, StateName};
+use std::time::Duration;
+
+use kit_oauth::core::{
+    Clock as _, ConnectionId, ConnectionStore as _, InFlight, LeaseOutcome, LeaseOwner, StateName,
+};
 use kit_oauth::{KitOAuth, ManagerError};
-use kit_oauth_tests::{Db, World, invalid_grants};
+use kit_oauth_tests::{CLIENT_ID, CLIENT_SECRET, Db, World, http_client, invalid_grants};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind, SandboxBuilder};
 
 struct Setup {
@@ -291,13 +295,11 @@ async fn rotate_then_drop_without_grace_ends_in_reauth_required() {
     assert!(matches!(err, ManagerError::ReauthRequired { .. }), "{err}");
     let status = setup.kit.manager().status(&setup.id).await.unwrap();
     assert_eq!(status.state, StateName::Unauthorized);
+    let last_error = status.last_error.as_deref().unwrap();
+    assert!(last_error.contains("invalid_grant"), "{status:?}");
     assert!(
-        status
-            .last_error
-            .as_deref()
-            .unwrap()
-            .contains("invalid_grant"),
-        "{status:?}"
+        last_error.contains("never answered"),
+        "the reason names the lost answer: {last_error}"
     );
 
     // No retry loop: a dead grant costs no further upstream call, however hard it is asked.
@@ -319,4 +321,144 @@ async fn rotate_then_drop_without_grace_ends_in_reauth_required() {
         .map(|e| e.kind.name())
         .collect();
     assert_eq!(kinds, ["refresh_failed", "reauth_required"]);
+}
+
+/// A token inside its refresh margin but not expired is still good: a failed refresh must not
+/// turn it into an error for the caller. The failure is recorded and retried after the cooldown.
+#[tokio::test]
+async fn a_due_but_valid_token_is_served_through_a_failed_refresh() {
+    let world = World::new(|b| b).await;
+    let db = Db::sqlite();
+    let kit = world.instance(&db).await;
+    let id = world.install(&kit, "due", None).await;
+    let installed = kit.manager().access_token(&id).await.unwrap();
+    // A 48 h token's margin is 15 min: five minutes before expiry it is due, and valid.
+    world.advance(172_800 - 300);
+    world.sandbox.reset_stats();
+    world
+        .sandbox
+        .add_fault(Fault::new(
+            FaultEndpoint::Token,
+            FaultKind::Status {
+                status: 503,
+                body: None,
+                retry_after: None,
+            },
+        ))
+        .unwrap();
+
+    let served = kit.manager().access_token(&id).await.unwrap();
+    assert!(served == installed, "the still-valid token is served");
+    assert_eq!(token_requests(&world), 1, "one refresh was tried");
+    let status = kit.manager().status(&id).await.unwrap();
+    assert_eq!(status.consecutive_failures, 1);
+    assert_eq!(status.ended, None, "the grant is alive");
+    assert_eq!(status.state, StateName::Expired, "due for refresh");
+    assert!(status.cooldown_until.is_some());
+
+    // During the cooldown the valid token keeps being served without calling Kit.
+    for _ in 0..20 {
+        assert!(kit.manager().access_token(&id).await.unwrap() == installed);
+    }
+    assert_eq!(token_requests(&world), 1);
+
+    let until = status.cooldown_until.unwrap();
+    world.advance(until.duration_since(world.clock.now()).as_secs() + 1);
+    let renewed = kit.manager().access_token(&id).await.unwrap();
+    assert!(renewed != installed, "refreshed once the cooldown passed");
+    let stats = world.stats();
+    assert_eq!(stats.refreshes_ok, 1, "{stats:?}");
+    assert_eq!(invalid_grants(&stats), 0);
+    assert_eq!(stats.refresh_reuse_attempts, 0);
+}
+
+/// An instance killed between sending a refresh and storing the answer: it took the lease,
+/// marked the refresh in flight, and Kit rotated the token. Returns the access token Kit issued.
+async fn killed_mid_refresh(setup: &Setup) -> String {
+    let store = setup.kit.manager().store();
+    let now = setup.world.clock.now();
+    let lease = match store
+        .acquire_lease(
+            &setup.id,
+            &LeaseOwner("killed-instance".into()),
+            now,
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap()
+    {
+        LeaseOutcome::Acquired { lease, .. } => lease,
+        held @ LeaseOutcome::Held { .. } => panic!("{held:?}"),
+    };
+    let refresh = {
+        use kit_oauth::core::Grant;
+        match store.get(&setup.id).await.unwrap().unwrap().grant {
+            Grant::Active(tokens) => tokens.refresh().clone(),
+            Grant::Ended(reason) => panic!("{reason:?}"),
+        }
+    };
+    let in_flight = InFlight {
+        refresh_token: refresh.fingerprint(),
+        started_at: now,
+    };
+    store.mark_in_flight(&lease, &in_flight).await.unwrap();
+    let answer: serde_json::Value = http_client()
+        .post(format!("{}/v4/oauth/token", setup.world.sandbox.base_url()))
+        .json(&serde_json::json!({
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "grant_type": "refresh_token",
+            "refresh_token": refresh.expose_secret(),
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // The answer dies with the instance. Its lease lapses.
+    setup.world.advance(11);
+    answer["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The survivor resends the in-flight refresh token; inside Kit's grace window it gets the
+/// same new pair, so nothing is lost and no reuse is counted outside the window.
+#[tokio::test]
+async fn a_refresh_killed_mid_flight_recovers_within_grace() {
+    let setup = expired_connection(|b| b.reuse_grace(300)).await;
+    let issued = killed_mid_refresh(&setup).await;
+    let token = setup.kit.manager().access_token(&setup.id).await.unwrap();
+    assert_eq!(token.expose_secret(), issued, "the pair Kit issued is kept");
+    let stats = setup.world.stats();
+    assert_eq!(stats.refresh_grace_hits, 1, "{stats:?}");
+    assert_eq!(
+        stats.refresh_reuse_attempts - stats.refresh_grace_hits,
+        0,
+        "{stats:?}"
+    );
+    assert_eq!(invalid_grants(&stats), 0);
+    assert_eq!(
+        setup.kit.client().account(&setup.id).await.unwrap().name,
+        "faulty"
+    );
+}
+
+/// Without a grace window the rotated pair is gone for good: the grant ends once, with a reason
+/// that says what happened, and nothing retries.
+#[tokio::test]
+async fn a_refresh_killed_mid_flight_without_grace_names_the_cause() {
+    let setup = expired_connection(|b| b).await;
+    killed_mid_refresh(&setup).await;
+    let err = setup
+        .kit
+        .manager()
+        .access_token(&setup.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ManagerError::ReauthRequired { .. }), "{err}");
+    assert!(err.to_string().contains("never answered"), "{err}");
+    let calls = token_requests(&setup.world);
+    assert!(setup.kit.manager().access_token(&setup.id).await.is_err());
+    assert_eq!(token_requests(&setup.world), calls);
+    assert_eq!(setup.world.stats().refresh_reuse_attempts, 1);
 }

@@ -100,8 +100,15 @@ where
                 .await
                 .map_err(ManagerError::from_store)?;
             match outcome {
-                LeaseOutcome::Acquired { lease, record, .. } => {
-                    match self.refresh_under_lease(&lease, *record, want).await? {
+                LeaseOutcome::Acquired {
+                    lease,
+                    record,
+                    previous_in_flight,
+                } => {
+                    match self
+                        .refresh_under_lease(&lease, *record, want, previous_in_flight)
+                        .await?
+                    {
                         Some(token) => return Ok(token),
                         None => continue,
                     }
@@ -131,11 +138,18 @@ where
     }
 
     /// Refreshes under `lease`. `Ok(None)` means "the row changed under us: start over".
+    ///
+    /// `previous_in_flight` is the mark an earlier attempt left and never cleared. When it names
+    /// the refresh token about to be sent, that attempt's outcome is unknown: its instance may
+    /// have been killed after Kit rotated the token, or the answer was lost on the way. Sending
+    /// the token again is the only way on; it succeeds only inside a server-side grace window,
+    /// and an `invalid_grant` then says why the grant died.
     async fn refresh_under_lease(
         &self,
         lease: &Lease,
         record: ConnectionRecord,
         want: Want,
+        previous_in_flight: Option<InFlight>,
     ) -> Result<Option<AccessToken>, ManagerError> {
         let id = &record.id;
         let connection = match authorized(&record) {
@@ -157,6 +171,7 @@ where
             );
             return Ok(Some(connection.tokens().access().clone()));
         }
+        let current = connection.tokens().clone();
         let expired = match connection.observe(&*self.clock) {
             Freshness::Due(expired) => expired,
             Freshness::Fresh(fresh) => fresh.expire_now(),
@@ -165,6 +180,12 @@ where
             refresh_token: expired.refresh_token().fingerprint(),
             started_at: now,
         };
+        let resent = previous_in_flight.is_some_and(|p| p.refresh_token == in_flight.refresh_token);
+        if resent {
+            tracing::info!(connection = %id,
+                "an earlier refresh with this refresh token stored no answer (it failed, its \
+                 answer was lost, or its instance stopped mid-refresh); sending it again");
+        }
         match self.store.mark_in_flight(lease, &in_flight).await {
             Ok(()) => {}
             Err(StoreError::LeaseLost(_)) => return Ok(None),
@@ -186,19 +207,39 @@ where
                 }
             })
         });
+        let mut still_valid = None;
         let settled = match result {
             Ok(tokens) => {
                 let renewed = expired.refreshed(tokens);
                 self.commit(lease, record, renewed).await.map(Some)
             }
             Err(EndpointError::InvalidGrant { description }) => {
+                let description = if resent {
+                    format!(
+                        "{description} (an earlier attempt with this refresh token was never \
+                         answered to us: Kit rotated it for an instance that stopped mid-refresh \
+                         or whose answer was lost, and Kit has no grace window for it)"
+                    )
+                } else {
+                    description
+                };
                 self.on_invalid_grant(lease, record, &in_flight.refresh_token, description)
                     .await
             }
-            Err(error) => Err(self.on_failure(lease, record, &error).await),
+            Err(error) => {
+                // Kit failed, but the grant is alive: a caller whose token is merely due (not
+                // expired) keeps using it rather than seeing the failure.
+                still_valid = want
+                    .accepts_current(&current, self.clock.now())
+                    .then(|| current.access().clone());
+                Err(self.on_failure(lease, record, &error).await)
+            }
         };
         observe_refresh(outcome_of(&settled), started.elapsed());
-        settled
+        match (settled, still_valid) {
+            (Err(_), Some(token)) => Ok(Some(token)),
+            (settled, _) => settled,
+        }
     }
 
     /// Stores the refreshed tokens (CAS + lease release in one step), then caches them.
