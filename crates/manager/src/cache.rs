@@ -12,13 +12,31 @@
 //! cheaply.
 
 use dashmap::DashMap;
-use kit_oauth_core::{AccessToken, ConnectionId, Timestamp, TokenSet, Version};
+use kit_oauth_core::{AccessToken, ConnectionId, TenantName, Timestamp, TokenSet, Version};
 
 #[derive(Debug)]
 struct Cached {
     access: AccessToken,
+    expires_at: Timestamp,
     serve_until: Timestamp,
     version: Version,
+    /// The connection's tenant, once a reader of the row has told us. A row's tenant never
+    /// changes (it is part of the install's unique key, and no write updates it), so once known
+    /// it stays true for as long as the entry lives.
+    tenant: Option<Option<TenantName>>,
+}
+
+/// What [`TokenCache::lookup`] found for a caller that may see only some tenants.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    /// No entry, or its tenant is not known yet: read the row.
+    Miss,
+    /// The connection belongs to a tenant the caller may not see.
+    Hidden,
+    /// Visible, but the token is not served from memory any more: take the slow path.
+    Due,
+    /// Visible and fresh: the token and when it expires.
+    Fresh(AccessToken, Timestamp),
 }
 
 /// Access tokens by connection.
@@ -34,6 +52,44 @@ impl TokenCache {
         (now < entry.serve_until).then(|| entry.access.clone())
     }
 
+    /// The cached token and its expiry for a caller that sees a connection only when
+    /// `visible(tenant)` holds. The visibility check comes first, whatever the token's age.
+    pub(crate) fn lookup(
+        &self,
+        id: &ConnectionId,
+        now: Timestamp,
+        visible: impl FnOnce(Option<&TenantName>) -> bool,
+    ) -> Lookup {
+        let Some(entry) = self.entries.get(id) else {
+            return Lookup::Miss;
+        };
+        let Some(tenant) = &entry.tenant else {
+            return Lookup::Miss;
+        };
+        if !visible(tenant.as_ref()) {
+            Lookup::Hidden
+        } else if now < entry.serve_until {
+            Lookup::Fresh(entry.access.clone(), entry.expires_at)
+        } else {
+            Lookup::Due
+        }
+    }
+
+    /// When `access` expires, if it is the token cached for `id` (whatever its age).
+    pub(crate) fn expiry_of(&self, id: &ConnectionId, access: &AccessToken) -> Option<Timestamp> {
+        let entry = self.entries.get(id)?;
+        (&entry.access == access).then_some(entry.expires_at)
+    }
+
+    /// Records the connection's tenant on its entry (if there is one).
+    pub(crate) fn learn_tenant(&self, id: &ConnectionId, tenant: Option<&TenantName>) {
+        if let Some(mut entry) = self.entries.get_mut(id)
+            && entry.tenant.is_none()
+        {
+            entry.tenant = Some(tenant.cloned());
+        }
+    }
+
     /// Remembers `tokens` as of row `version`, to be served until they are due or the
     /// scheduled refresh (`next_refresh_at`) comes, whichever is first — unless a newer
     /// version is already cached (a slow reader must not replace what a faster refresh stored).
@@ -45,23 +101,24 @@ impl TokenCache {
         next_refresh_at: Option<Timestamp>,
     ) {
         let serve_until = next_refresh_at.map_or(tokens.due_at(), |at| at.min(tokens.due_at()));
-        let fresh = Cached {
-            access: tokens.access().clone(),
-            serve_until,
-            version,
-        };
+        let expires_at = tokens.expires_at();
         self.entries
             .entry(id.clone())
             .and_modify(|current| {
                 if current.version <= version {
-                    *current = Cached {
-                        access: fresh.access.clone(),
-                        serve_until: fresh.serve_until,
-                        version,
-                    };
+                    current.access = tokens.access().clone();
+                    current.expires_at = expires_at;
+                    current.serve_until = serve_until;
+                    current.version = version;
                 }
             })
-            .or_insert(fresh);
+            .or_insert_with(|| Cached {
+                access: tokens.access().clone(),
+                expires_at,
+                serve_until,
+                version,
+                tenant: None,
+            });
     }
 
     /// Forgets a connection (revoked, dead, removed, or its token rejected by Kit).
@@ -105,6 +162,58 @@ mod tests {
         cache.put(&id, &tokens("a", 9_100), Version(2), Some(at(9_000)));
         assert!(cache.get(&id, at(8_999)).is_some());
         assert!(cache.get(&id, at(9_000)).is_none());
+    }
+
+    #[test]
+    fn lookup_checks_the_tenant_first_and_only_once_it_is_known() {
+        let cache = TokenCache::default();
+        let id = ConnectionId::parse("c").unwrap();
+        let acme = TenantName::parse("acme").unwrap();
+        let only_acme = |t: Option<&TenantName>| t.is_some_and(|t| t.as_str() == "acme");
+        let nobody = |_: Option<&TenantName>| false;
+        let at = Timestamp::from_unix_seconds;
+        assert!(matches!(cache.lookup(&id, at(1), only_acme), Lookup::Miss));
+        cache.put(&id, &tokens("a", 9_100), Version(1), None);
+        // A refresh stored the token, but nobody has told the cache whose it is yet.
+        assert!(matches!(cache.lookup(&id, at(1), only_acme), Lookup::Miss));
+        cache.learn_tenant(&id, Some(&acme));
+        match cache.lookup(&id, at(1), only_acme) {
+            Lookup::Fresh(token, expires_at) => {
+                assert_eq!(token, AccessToken::new("a"));
+                assert_eq!(expires_at, at(10_000));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(cache.lookup(&id, at(1), nobody), Lookup::Hidden));
+        // Hidden whatever the token's age; visible and due means the slow path.
+        assert!(matches!(
+            cache.lookup(&id, at(9_100), nobody),
+            Lookup::Hidden
+        ));
+        assert!(matches!(
+            cache.lookup(&id, at(9_100), only_acme),
+            Lookup::Due
+        ));
+        // A newer version keeps the tenant and brings its own expiry.
+        let renewed = TokenSet::from_parts(
+            AccessToken::new("b"),
+            RefreshToken::new("r2"),
+            None,
+            at(9_100),
+            at(19_100),
+        );
+        cache.put(&id, &renewed, Version(2), None);
+        assert!(matches!(
+            cache.lookup(&id, at(9_100), only_acme),
+            Lookup::Fresh(_, e) if e == at(19_100)
+        ));
+        assert_eq!(
+            cache.expiry_of(&id, &AccessToken::new("b")),
+            Some(at(19_100))
+        );
+        assert_eq!(cache.expiry_of(&id, &AccessToken::new("a")), None);
+        cache.evict(&id);
+        assert!(matches!(cache.lookup(&id, at(1), only_acme), Lookup::Miss));
     }
 
     #[test]

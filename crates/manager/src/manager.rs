@@ -8,7 +8,7 @@ use kit_oauth_core::{
     StateName, TenantName, Timestamp, TokenEndpoint, UnauthorizedReason,
 };
 
-use crate::cache::TokenCache;
+use crate::cache::{Lookup, TokenCache};
 use crate::config::ManagerConfig;
 use crate::error::ManagerError;
 use crate::refresh::Want;
@@ -79,6 +79,17 @@ pub struct ConnectionStatus {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+}
+
+/// An access token with its expiry, as [`TokenManager::access_token_for`] hands it out.
+/// `Debug` never prints the token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The bearer token.
+    pub access_token: AccessToken,
+    /// When it expires (it is renewed well before); `None` only when the expiry could not be
+    /// read back after a slow-path hand-out (the row changed or the read failed meanwhile).
+    pub expires_at: Option<Timestamp>,
 }
 
 impl ConnectionStatus {
@@ -154,6 +165,78 @@ where
             return Ok(token);
         }
         self.obtain(id, Want::Token).await
+    }
+
+    /// [`Self::access_token`] and its expiry, for a caller that may see the connection only when
+    /// `visible(tenant)` holds (a broker's tenant-scoped key).
+    ///
+    /// Visibility is decided before anything else: a connection the caller may not see is
+    /// [`ManagerError::NotFound`], never refreshed, and says nothing about its grant. On the hot
+    /// path (the cached token is fresh and its tenant known) there is no I/O at all; otherwise
+    /// one read of the row, and a refresh only when the token is due.
+    ///
+    /// # Errors
+    /// As [`Self::access_token`]; [`ManagerError::NotFound`] when the connection is not
+    /// visible.
+    pub async fn access_token_for<F>(
+        &self,
+        id: &ConnectionId,
+        visible: F,
+    ) -> Result<IssuedToken, ManagerError>
+    where
+        F: Fn(Option<&TenantName>) -> bool,
+    {
+        let cache = &self.inner.cache;
+        let now = self.inner.clock.now();
+        match cache.lookup(id, now, &visible) {
+            Lookup::Fresh(access_token, expires_at) => {
+                return Ok(IssuedToken {
+                    access_token,
+                    expires_at: Some(expires_at),
+                });
+            }
+            Lookup::Hidden => return Err(ManagerError::NotFound(id.clone())),
+            Lookup::Due => {}
+            Lookup::Miss => {
+                let record = self.read(id).await?;
+                if !visible(record.tenant.as_ref()) {
+                    return Err(ManagerError::NotFound(id.clone()));
+                }
+                let tokens = match &record.grant {
+                    Grant::Active(tokens) => tokens,
+                    Grant::Ended(reason) => return Err(ended(id, reason)),
+                };
+                // What the refresh protocol's first step does for a token outside its margin,
+                // without reading the row a second time.
+                if !tokens.is_due(self.inner.clock.now()) {
+                    cache.put(id, tokens, record.version, record.next_refresh_at);
+                    cache.learn_tenant(id, record.tenant.as_ref());
+                    return Ok(IssuedToken {
+                        access_token: tokens.access().clone(),
+                        expires_at: Some(tokens.expires_at()),
+                    });
+                }
+                // The refresh below caches the new token; remember whose it is.
+                cache.put(id, tokens, record.version, record.next_refresh_at);
+                cache.learn_tenant(id, record.tenant.as_ref());
+            }
+        }
+        let access_token = self.obtain(id, Want::Token).await?;
+        let expires_at = match cache.expiry_of(id, &access_token) {
+            Some(at) => Some(at),
+            // Handed out without being cached (cooling down, or another instance holds the
+            // lease): read its expiry from the row.
+            None => match self.read(id).await.map(|record| record.grant) {
+                Ok(Grant::Active(tokens)) if tokens.access() == &access_token => {
+                    Some(tokens.expires_at())
+                }
+                _ => None,
+            },
+        };
+        Ok(IssuedToken {
+            access_token,
+            expires_at,
+        })
     }
 
     /// Refreshes now, even if the token looks fresh — unless it already changed since

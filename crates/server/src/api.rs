@@ -328,22 +328,17 @@ pub async fn token(
 ) -> Result<Response, ApiError> {
     let scope = authenticate(&state, &headers)?;
     let Path(id) = extracted(id)?;
-    let (id, _) = visible(&state, &scope, &id).await?;
-    let token = state
+    let id = ConnectionId::parse(&id).map_err(|_| ApiError::not_found())?;
+    // One call: the tenant check, the token and its expiry — from the manager's cache when the
+    // token is fresh (no database read), else from one read of the row.
+    let issued = state
         .ops
-        .access_token(&id)
+        .access_token_for(&id, &|tenant| scope.allows(tenant))
         .await
         .map_err(|e| manager_error(&e))?;
-    let expires_at = state
-        .ops
-        .status(&id)
-        .await
-        .ok()
-        .and_then(|s| s.expires_at)
-        .map(rfc3339);
     Ok(no_store(Json(TokenView {
-        access_token: token.expose_secret().to_owned(),
-        expires_at,
+        access_token: issued.access_token.expose_secret().to_owned(),
+        expires_at: issued.expires_at.map(rfc3339),
     })))
 }
 

@@ -51,7 +51,7 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 
 pub use keys::{ApiKeys, Scope};
-pub use ops::{BoxFuture, BrokerOps, Engine};
+pub use ops::{BoxFuture, BrokerOps, Engine, Visibility};
 pub use proxy::KitApi;
 pub use sign_in::{InstalledBy, SignIn, SignInError};
 pub use web::CookiePolicy;

@@ -5,15 +5,18 @@ use std::future::Future;
 use std::pin::Pin;
 
 use kit_oauth::core::{
-    AccessToken, AccountLookup, ConnectionId, ConnectionStore, ListQuery, TokenEndpoint,
+    AccessToken, AccountLookup, ConnectionId, ConnectionStore, ListQuery, TenantName, TokenEndpoint,
 };
 use kit_oauth::{
-    ConnectionStatus, InstallError, InstallFlow, InstallStarted, Installed, ManagerError,
-    TokenManager,
+    ConnectionStatus, InstallError, InstallFlow, InstallStarted, Installed, IssuedToken,
+    ManagerError, TokenManager,
 };
 
 /// A boxed, `Send` future (what the trait below returns).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Whether a caller may see a connection of this tenant (a key's [`crate::Scope`]).
+pub type Visibility<'a> = &'a (dyn Fn(Option<&TenantName>) -> bool + Send + Sync);
 
 /// What the HTTP layer needs from the library: the install flow and the token manager.
 ///
@@ -37,6 +40,29 @@ pub trait BrokerOps: Send + Sync {
         &'a self,
         id: &'a ConnectionId,
     ) -> BoxFuture<'a, Result<AccessToken, ManagerError>>;
+    /// [`TokenManager::access_token_for`]: the token and its expiry, `NotFound` unless
+    /// `visible` allows the connection's tenant (checked before any refresh).
+    ///
+    /// The provided implementation reads the status, then takes the token, then reads the
+    /// status again for the expiry; [`Engine`] answers from the manager's cache instead.
+    fn access_token_for<'a>(
+        &'a self,
+        id: &'a ConnectionId,
+        visible: Visibility<'a>,
+    ) -> BoxFuture<'a, Result<IssuedToken, ManagerError>> {
+        Box::pin(async move {
+            let status = self.status(id).await?;
+            if !visible(status.tenant.as_ref()) {
+                return Err(ManagerError::NotFound(id.clone()));
+            }
+            let access_token = self.access_token(id).await?;
+            let expires_at = self.status(id).await.ok().and_then(|s| s.expires_at);
+            Ok(IssuedToken {
+                access_token,
+                expires_at,
+            })
+        })
+    }
     /// [`TokenManager::force_refresh`].
     fn force_refresh<'a>(
         &'a self,
@@ -105,6 +131,13 @@ where
         id: &'a ConnectionId,
     ) -> BoxFuture<'a, Result<AccessToken, ManagerError>> {
         Box::pin(self.manager.access_token(id))
+    }
+    fn access_token_for<'a>(
+        &'a self,
+        id: &'a ConnectionId,
+        visible: Visibility<'a>,
+    ) -> BoxFuture<'a, Result<IssuedToken, ManagerError>> {
+        Box::pin(self.manager.access_token_for(id, visible))
     }
     fn force_refresh<'a>(
         &'a self,

@@ -6,7 +6,12 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
+use kit_oauth::RefresherConfig;
+use kit_oauth::core::{Clock as _, ManualClock, SystemClock};
+use kit_oauth_server::ApiKeys;
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -156,5 +161,108 @@ async fn the_proxy_waits_out_a_429_and_refreshes_a_token_kit_calls_expired() {
     assert_eq!(body["account"]["name"], "Gus");
     assert_eq!(sandbox.stats().refreshes_ok, refreshes + 1);
     assert_eq!(calls(), before + 4);
+    running.shutdown().await;
+}
+
+const ACME_KEY: &str = "acme-api-key-0123456789";
+
+async fn token(base: &str, id: &str, key: &str) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/v1/connections/{id}/token"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    if status == StatusCode::OK {
+        assert_eq!(response.headers()["cache-control"], "no-store");
+    }
+    (status, response.json().await.unwrap())
+}
+
+/// `POST /v1/connections/{id}/token` is answered from the manager's cache when the token is
+/// fresh, so the tenant check has to hold there too: a key scoped to one tenant gets 404 for
+/// another tenant's connection (and for one without a tenant) whether that connection is cached
+/// or not, and its request never refreshes that connection even when it is due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_key_gets_tokens_of_its_tenant_only_cached_or_not() {
+    let clock = ManualClock::new(SystemClock.now());
+    let support::Broker {
+        dir: _dir,
+        base,
+        sandbox,
+        running,
+    } = support::Broker::start(Extra {
+        clock: Some(Arc::new(clock.clone())),
+        api_keys: Some(ApiKeys::parse(&format!("{API_KEY},acme={ACME_KEY}")).unwrap()),
+        // Only this test's requests refresh: the background refresher scans once, at start.
+        refresher: Some(RefresherConfig {
+            interval: Duration::from_secs(3_600),
+            ..RefresherConfig::default()
+        }),
+        ..Extra::default()
+    })
+    .await;
+    let begin = support::begin_url(&base, &sandbox);
+    for (account, tenant) in [
+        ("Ann", Some("acme")),
+        ("Cid", Some("globex")),
+        ("Dee", None),
+    ] {
+        let begin = match tenant {
+            Some(tenant) => format!("{begin}&tenant={tenant}"),
+            None => begin.clone(),
+        };
+        support::install_from(&base, &sandbox, &begin, account).await;
+    }
+    let ann = support::connection_id(&base, "Ann").await;
+    let cid = support::connection_id(&base, "Cid").await;
+    let dee = support::connection_id(&base, "Dee").await;
+    let refreshes = || sandbox.stats().refreshes_ok;
+
+    // Cold (first read of the row) and warm (from the cache): the same answer.
+    let (status, cold) = token(&base, &ann, ACME_KEY).await;
+    assert_eq!(status, StatusCode::OK, "{cold}");
+    let (status, warm) = token(&base, &ann, ACME_KEY).await;
+    assert_eq!(status, StatusCode::OK, "{warm}");
+    assert_eq!(cold, warm);
+    let fields: BTreeSet<&str> = warm
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(fields, BTreeSet::from(["access_token", "expires_at"]));
+    let (_, shown) = get(&format!("{base}/v1/connections/{ann}")).await;
+    assert_eq!(warm["expires_at"], shown["expires_at"], "{shown}");
+
+    for other in [&cid, &dee] {
+        // Not cached yet for this key's request, then cached by the unscoped key's.
+        let (status, body) = token(&base, other, ACME_KEY).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(body["error"], "not_found");
+        let (status, _) = token(&base, other, API_KEY).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = token(&base, other, ACME_KEY).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    }
+    let (status, _) = token(&base, "no-such-connection", ACME_KEY).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(refreshes(), 0, "every token handed out was fresh");
+
+    // Two days later every token is due: the scoped key's request for another tenant's
+    // connection is still 404 and refreshes nothing; its own connection is refreshed once.
+    sandbox.advance_clock(172_800);
+    clock.advance(Duration::from_secs(172_800));
+    let (status, _) = token(&base, &cid, ACME_KEY).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(refreshes(), 0);
+    let (status, renewed) = token(&base, &ann, ACME_KEY).await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    assert_ne!(renewed["access_token"], warm["access_token"]);
+    assert_ne!(renewed["expires_at"], warm["expires_at"]);
+    assert_eq!(refreshes(), 1);
+    let (_, shown) = get(&format!("{base}/v1/connections/{ann}")).await;
+    assert_eq!(renewed["expires_at"], shown["expires_at"], "{shown}");
     running.shutdown().await;
 }

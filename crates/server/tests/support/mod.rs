@@ -58,6 +58,10 @@ pub struct Extra {
     pub webhook: Option<WebhookConfig>,
     pub clock: Option<Arc<dyn Clock>>,
     pub sign_in: Option<SignIn>,
+    /// The API keys (default: `API_KEY`, unscoped).
+    pub api_keys: Option<ApiKeys>,
+    /// The background refresher's pace (default: the library's).
+    pub refresher: Option<RefresherConfig>,
 }
 
 /// Starts a server on `listener` (base URL `base`) against `sandbox` and `database_url`.
@@ -83,11 +87,13 @@ pub async fn start(
     app::start(RunConfig {
         library,
         listener,
-        api_keys: ApiKeys::none().with_key(API_KEY),
+        api_keys: extra
+            .api_keys
+            .unwrap_or_else(|| ApiKeys::none().with_key(API_KEY)),
         dashboard: DashboardAccess::Disabled,
         webhook: extra.webhook,
         demo: None,
-        refresher: RefresherConfig::default(),
+        refresher: extra.refresher.unwrap_or_default(),
         shutdown_grace: Duration::from_secs(10),
         clock: extra.clock,
         sign_in: extra.sign_in,
