@@ -74,7 +74,7 @@ pub struct Args {
     /// Sandbox `--access-ttl` of seeded tokens, seconds (default: long enough to seed M).
     #[arg(long)]
     pub access_ttl: Option<u64>,
-    /// Sandbox `--reuse-grace`, seconds (default 0 except soak).
+    /// Sandbox `--reuse-grace`, seconds (default 0; 300 for crash and soak).
     #[arg(long)]
     pub reuse_grace: Option<u64>,
     /// Directory of kit-sandbox and kit-oauth-server (default: beside this executable).
