@@ -342,6 +342,10 @@ async fn killed_while_holding_a_lease(mode: &str, grace: u64) {
     assert_eq!(kit.client().account(&id).await.unwrap().name, "crashy");
     let stats = world.stats();
     assert_eq!(invalid_grants(&stats), 0, "{stats:?}");
+    // Mid-request, Kit had rotated: the resend is the one spent token, taken inside the grace.
+    let resent = u64::from(mode == "mid-request");
+    assert_eq!(stats.refresh_reuse_attempts, resent, "{stats:?}");
+    assert_eq!(stats.refresh_grace_hits, resent, "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
