@@ -2,10 +2,10 @@
 //! request) and the other answers the HTTP adapter parses from Kit: `GET /v4/account` with its
 //! 401 error bodies and `Retry-After`, and the excerpt of a body that errors and logs carry.
 //!
-//! Properties: an accepted token response agrees with a plain JSON reading of the same body
-//! and survives serialize → parse unchanged; an empty `scope` is never kept; no excerpt and no
-//! error of the account lookup contains a secret the request carried; excerpts are one short
-//! line.
+//! Properties: an accepted token response is a JSON object, agrees with a plain JSON reading
+//! of the same body and survives serialize → parse unchanged; an empty `scope` is never kept;
+//! no excerpt and no error of the account lookup contains a secret the request carried;
+//! excerpts are one short line.
 //!
 //! Input: a body as Kit's token endpoint answers (status 200, no secrets known); or a first
 //! line `@STATUS [retry=VALUE] [secret=VALUE]...`, then the body.
@@ -118,15 +118,12 @@ fn token_response(body: &[u8]) {
     let Ok(parsed) = serde_json::from_slice::<KitTokenResponse>(body) else {
         return;
     };
-    // A plain reading of the same JSON sees the same token. (serde_json skips the value of an
-    // ignored field without checking its UTF-8, so the typed reading may accept a body the
-    // plain one refuses: compare only when both read it. And a derived `Deserialize` also
-    // takes a struct as a JSON array of its fields in order, so `["tok"]` is accepted as a
-    // token response: a leniency left to the http crate's owners, compared here only for the
-    // object form RFC 6749 §5.1 specifies.)
-    if let Ok(plain @ serde_json::Value::Object(_)) =
-        serde_json::from_slice::<serde_json::Value>(body)
-    {
+    // A plain reading of the same JSON sees an object (RFC 6749 §5.1: a derived `Deserialize`
+    // once took `["tok"]` as a token response) and the same token. (serde_json skips the value
+    // of an ignored field without checking its UTF-8, so the typed reading may accept a body
+    // the plain one refuses: compare only when both read it.)
+    if let Ok(plain) = serde_json::from_slice::<serde_json::Value>(body) {
+        assert!(plain.is_object(), "a JSON non-object was read as a token response");
         plain_reading_agrees(&plain, &parsed);
     }
     if let Some(scopes) = parsed.scopes() {

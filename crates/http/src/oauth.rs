@@ -39,9 +39,22 @@ use crate::transport::{RawResponse, TransportError, execute, retry_after, shared
 ///
 /// Lenient where Kit and other servers vary (kit-protocol.md §4): `token_type` in any case or
 /// absent (then `Bearer`), `scope` absent, `expires_in`/`created_at` as numbers or numeric
-/// strings, unknown fields (`id_token`, …) ignored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// strings, unknown fields (`id_token`, …) ignored. Strict about the shape: the body must be a
+/// JSON object (RFC 6749 §5.1); a derived `Deserialize` would also take an array of the fields
+/// in order, so `["tok"]` would read as a token.
+#[derive(Debug, Clone, Serialize)]
 pub struct KitTokenResponse {
+    access_token: oauth2::AccessToken,
+    token_type: BasicTokenType,
+    expires_in: Option<u64>,
+    refresh_token: Option<oauth2::RefreshToken>,
+    scope: Option<Vec<Scope>>,
+    created_at: Option<i64>,
+}
+
+/// The fields of a token response, read from a map only (see [`KitTokenResponse`]).
+#[derive(Deserialize)]
+struct TokenFields {
     access_token: oauth2::AccessToken,
     #[serde(default = "bearer", deserialize_with = "lenient_token_type")]
     token_type: BasicTokenType,
@@ -53,6 +66,37 @@ pub struct KitTokenResponse {
     scope: Option<Vec<Scope>>,
     #[serde(default, deserialize_with = "lenient_i64")]
     created_at: Option<i64>,
+}
+
+impl<'de> Deserialize<'de> for KitTokenResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectOnly;
+
+        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
+            type Value = TokenFields;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a token response object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<TokenFields, A::Error> {
+                TokenFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+
+        let f = d.deserialize_map(ObjectOnly)?;
+        Ok(Self {
+            access_token: f.access_token,
+            token_type: f.token_type,
+            expires_in: f.expires_in,
+            refresh_token: f.refresh_token,
+            scope: f.scope,
+            created_at: f.created_at,
+        })
+    }
 }
 
 fn bearer() -> BasicTokenType {
@@ -748,6 +792,38 @@ mod tests {
 
         assert!(parse(r#"{"token_type":"bearer"}"#).is_err());
         assert!(parse(r#"{"access_token":"a","expires_in":-5}"#).is_err());
+        Ok(())
+    }
+
+    /// Found by the `token_response` fuzz target: a derived `Deserialize` reads a struct from a
+    /// JSON array of its fields in order, so `["tok"]` was a token response.
+    #[test]
+    fn only_a_json_object_is_a_token_response() -> Result<(), Box<dyn std::error::Error>> {
+        for body in [
+            r#"["tok"]"#,
+            r#"["tok","bearer",7200,"r","public",1710270147]"#,
+            "[]",
+            r#""tok""#,
+            "7200",
+            "null",
+            "true",
+        ] {
+            let error = match parse(body) {
+                Ok(parsed) => panic!("{body} was read as a token response: {parsed:?}"),
+                Err(error) => error,
+            };
+            assert!(error.is_data(), "{body}: {error}");
+            assert!(
+                error.to_string().contains("token response object"),
+                "{error}"
+            );
+        }
+        // The object form is read as before, and what it serializes to reads back the same.
+        let parsed = parse(r#"{"access_token":"tok","expires_in":7200,"scope":"public"}"#)?;
+        let again: KitTokenResponse = serde_json::from_str(&serde_json::to_string(&parsed)?)?;
+        assert_eq!(again.access_token.secret(), "tok");
+        assert_eq!(again.expires_in, Some(7200));
+        assert_eq!(again.scope, parsed.scope);
         Ok(())
     }
 
