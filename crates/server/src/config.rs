@@ -2,9 +2,10 @@
 //! every problem is one line naming the variable.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Args;
-use kit_oauth::{ConfigError, KitOAuthConfig, vars};
+use kit_oauth::{ConfigError, KitOAuthConfig, RefresherConfig, vars};
 use secrecy::SecretString;
 
 use crate::keys::{API_KEYS_VAR, ApiKeys};
@@ -23,6 +24,17 @@ pub const WEBHOOK_URL_VAR: &str = "KIT_OAUTH_WEBHOOK_URL";
 pub const WEBHOOK_SECRET_VAR: &str = "KIT_OAUTH_WEBHOOK_SECRET";
 /// Log format variable.
 pub const LOG_FORMAT_VAR: &str = "KIT_OAUTH_LOG_FORMAT";
+/// The background refresher's pause between scans for due tokens.
+pub const REFRESH_INTERVAL_VAR: &str = "KIT_OAUTH_REFRESH_INTERVAL";
+/// The background refresher's most refreshes started per second.
+pub const REFRESH_RATE_VAR: &str = "KIT_OAUTH_REFRESH_RATE";
+/// The shortest scan interval accepted (each scan is a query on the connections table).
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest scan interval accepted: well inside the 15-minute refresh margin of Kit's
+/// two-day tokens, so a token nobody asks for is still renewed before it expires.
+pub const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+/// The highest refresh rate accepted.
+pub const MAX_REFRESH_RATE: u32 = 1_000;
 
 /// The library's variables, as flags (shared by `kit-oauth-server` and `kit-oauth`).
 #[derive(Debug, Clone, Default, Args)]
@@ -130,6 +142,13 @@ pub struct ServerArgs {
     /// this secret (HMAC-SHA256; see the README's Deploy section).
     #[arg(long, env = "KIT_OAUTH_USER_SIGNING_SECRET", hide_env_values = true)]
     pub user_signing_secret: Option<String>,
+    /// Pause between the background refresher's scans for due tokens, jittered ±20 %: seconds
+    /// (`5`, `0.5`, `5s`) or milliseconds (`500ms`), from 100 ms to 300 s [default: 5s].
+    #[arg(long, env = "KIT_OAUTH_REFRESH_INTERVAL")]
+    pub refresh_interval: Option<String>,
+    /// Most refreshes the background refresher starts per second, 1 to 1000 [default: 50].
+    #[arg(long, env = "KIT_OAUTH_REFRESH_RATE")]
+    pub refresh_rate: Option<String>,
 }
 
 /// The server's settings, validated.
@@ -146,6 +165,8 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
     /// The sign-in hook's secret.
     pub user_signing_secret: Option<SecretString>,
+    /// The background refresher's pace.
+    pub refresher: RefresherConfig,
 }
 
 fn non_empty(v: Option<&String>) -> Option<&str> {
@@ -181,6 +202,21 @@ impl ServerArgs {
                 format!("must be an address like 127.0.0.1:8080 or 0.0.0.0:8080, not {raw:?}"),
             )
         })
+    }
+
+    /// The background refresher's pace: `base` with the interval and rate that are set.
+    ///
+    /// # Errors
+    /// `KIT_OAUTH_REFRESH_INTERVAL` or `KIT_OAUTH_REFRESH_RATE` malformed or out of range.
+    pub fn refresher(&self, base: RefresherConfig) -> Result<RefresherConfig, ConfigError> {
+        let mut config = base;
+        if let Some(raw) = non_empty(self.refresh_interval.as_ref()) {
+            config.interval = parse_refresh_interval(raw)?;
+        }
+        if let Some(raw) = non_empty(self.refresh_rate.as_ref()) {
+            config.rate_per_second = parse_refresh_rate(raw)?;
+        }
+        Ok(config)
     }
 
     /// Validates everything for a real (non-demo) deployment.
@@ -248,6 +284,7 @@ impl ServerArgs {
             }
             Some(secret) => Some(SecretString::from(secret.to_owned())),
         };
+        let refresher = self.refresher(RefresherConfig::default())?;
         Ok(ServerSettings {
             bind,
             api_keys,
@@ -255,6 +292,150 @@ impl ServerArgs {
             webhook,
             log_format,
             user_signing_secret,
+            refresher,
         })
+    }
+}
+
+/// `5`, `0.5`, `5s` (seconds) or `500ms`, within [`MIN_REFRESH_INTERVAL`] and
+/// [`MAX_REFRESH_INTERVAL`].
+fn parse_refresh_interval(raw: &str) -> Result<Duration, ConfigError> {
+    let problem = || {
+        ConfigError::new(
+            REFRESH_INTERVAL_VAR,
+            format!(
+                "must be a duration from 100ms to 300s, in seconds (5, 0.5, 5s) or \
+                 milliseconds (500ms), not {raw:?}"
+            ),
+        )
+    };
+    let (number, unit) = match raw.strip_suffix("ms") {
+        Some(number) => (number, 0.001),
+        None => (raw.strip_suffix('s').unwrap_or(raw), 1.0),
+    };
+    // Plain decimal digits only: no sign, exponent, `inf` or `NaN`.
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(problem());
+    }
+    let seconds = number.parse::<f64>().map_err(|_| problem())? * unit;
+    let interval = Duration::try_from_secs_f64(seconds).map_err(|_| problem())?;
+    if (MIN_REFRESH_INTERVAL..=MAX_REFRESH_INTERVAL).contains(&interval) {
+        Ok(interval)
+    } else {
+        Err(problem())
+    }
+}
+
+/// A whole number of refreshes per second, 1 to [`MAX_REFRESH_RATE`].
+fn parse_refresh_rate(raw: &str) -> Result<u32, ConfigError> {
+    raw.parse::<u32>()
+        .ok()
+        .filter(|rate| (1..=MAX_REFRESH_RATE).contains(rate))
+        .ok_or_else(|| {
+            ConfigError::new(
+                REFRESH_RATE_VAR,
+                format!(
+                    "must be a whole number of refreshes per second from 1 to \
+                     {MAX_REFRESH_RATE}, not {raw:?}"
+                ),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(interval: Option<&str>, rate: Option<&str>) -> ServerArgs {
+        ServerArgs {
+            refresh_interval: interval.map(str::to_owned),
+            refresh_rate: rate.map(str::to_owned),
+            ..ServerArgs::default()
+        }
+    }
+
+    #[test]
+    fn the_refresher_pace_defaults_and_parses() {
+        let defaults = RefresherConfig::default();
+        for unset in [args(None, None), args(Some(" "), Some(""))] {
+            let config = unset.refresher(defaults.clone()).unwrap();
+            assert_eq!(config.interval, Duration::from_secs(5));
+            assert_eq!(config.rate_per_second, 50);
+        }
+        for (raw, expected) in [
+            ("5", Duration::from_secs(5)),
+            ("2.5", Duration::from_millis(2_500)),
+            ("0.1", Duration::from_millis(100)),
+            ("30s", Duration::from_secs(30)),
+            ("750ms", Duration::from_millis(750)),
+            ("300", Duration::from_secs(300)),
+            (" 10 ", Duration::from_secs(10)),
+        ] {
+            let config = args(Some(raw), None).refresher(defaults.clone()).unwrap();
+            assert_eq!(config.interval, expected, "{raw}");
+            assert_eq!(config.rate_per_second, 50, "{raw}");
+        }
+        for (raw, expected) in [("1", 1), ("200", 200), ("1000", 1_000)] {
+            let config = args(None, Some(raw)).refresher(defaults.clone()).unwrap();
+            assert_eq!(config.rate_per_second, expected, "{raw}");
+            assert_eq!(config.interval, Duration::from_secs(5), "{raw}");
+        }
+        // Only what is set replaces the base (the demo's base scans every 2 s).
+        let demo = RefresherConfig {
+            interval: Duration::from_secs(2),
+            ..RefresherConfig::default()
+        };
+        let config = args(None, Some("10")).refresher(demo).unwrap();
+        assert_eq!(config.interval, Duration::from_secs(2));
+        assert_eq!(config.rate_per_second, 10);
+        assert_eq!(config.batch, defaults.batch);
+        assert_eq!(config.concurrency, defaults.concurrency);
+    }
+
+    #[test]
+    fn a_malformed_refresher_pace_names_its_variable() {
+        for raw in [
+            "abc",
+            "-1",
+            "0",
+            "0.05",
+            "99ms",
+            "301",
+            "1e2",
+            "inf",
+            "NaN",
+            "5m",
+            "ms",
+            "s",
+            ".",
+            "1..2",
+            "5 s",
+            "18446744073709551616",
+        ] {
+            let error = args(Some(raw), None)
+                .refresher(RefresherConfig::default())
+                .unwrap_err();
+            assert_eq!(error.variable, REFRESH_INTERVAL_VAR, "{raw}");
+            assert!(
+                error.to_string().starts_with(REFRESH_INTERVAL_VAR),
+                "{error}"
+            );
+            assert!(!error.to_string().contains('\n'), "{error}");
+        }
+        for raw in ["abc", "0", "-5", "1001", "2.5", "50/s", "4294967296"] {
+            let error = args(None, Some(raw))
+                .refresher(RefresherConfig::default())
+                .unwrap_err();
+            assert_eq!(error.variable, REFRESH_RATE_VAR, "{raw}");
+            assert!(error.to_string().contains("from 1 to 1000"), "{error}");
+        }
+        // The deployment's settings refuse them too.
+        let deployment = ServerArgs {
+            api_keys: Some("an-api-key-of-some-length".into()),
+            refresh_rate: Some("0".into()),
+            ..ServerArgs::default()
+        };
+        let error = deployment.settings().err().unwrap();
+        assert_eq!(error.variable, REFRESH_RATE_VAR);
     }
 }

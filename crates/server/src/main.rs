@@ -87,7 +87,7 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             .webhook
             .map(|(url, secret)| WebhookConfig::new(url, secret)),
         demo: None,
-        refresher: RefresherConfig::default(),
+        refresher: settings.refresher,
         shutdown_grace: Duration::from_secs(10),
         clock: None,
         sign_in: settings.user_signing_secret.map(SignIn::new),
@@ -99,6 +99,11 @@ async fn run(cli: Cli) -> Result<(), StartError> {
 
 async fn run_demo(cli: Cli, log_format: LogFormat) -> Result<(), StartError> {
     let bind = cli.server.bind()?;
+    // The demo scans more often than a deployment, unless told otherwise.
+    let refresher = cli.server.refresher(RefresherConfig {
+        interval: Duration::from_secs(2),
+        ..RefresherConfig::default()
+    })?;
     let bind_is_default = cli
         .server
         .bind
@@ -114,10 +119,7 @@ async fn run_demo(cli: Cli, log_format: LogFormat) -> Result<(), StartError> {
         dashboard: DashboardAccess::Open,
         webhook: None,
         demo: Some(prepared.info),
-        refresher: RefresherConfig {
-            interval: Duration::from_secs(2),
-            ..RefresherConfig::default()
-        },
+        refresher,
         shutdown_grace: Duration::from_secs(2),
         clock: None,
         sign_in: None,

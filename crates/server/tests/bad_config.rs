@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-const VARS: [&str; 18] = [
+const VARS: [&str; 20] = [
     "KIT_CLIENT_ID",
     "KIT_CLIENT_SECRET",
     "KIT_REDIRECT_URI",
@@ -22,6 +22,8 @@ const VARS: [&str; 18] = [
     "KIT_OAUTH_WEBHOOK_SECRET",
     "KIT_OAUTH_LOG_FORMAT",
     "KIT_OAUTH_USER_SIGNING_SECRET",
+    "KIT_OAUTH_REFRESH_INTERVAL",
+    "KIT_OAUTH_REFRESH_RATE",
 ];
 
 const KEY: &str = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
@@ -144,8 +146,16 @@ fn each_missing_or_malformed_variable_is_one_line_and_exit_2() {
             with(&[("KIT_OAUTH_USER_SIGNING_SECRET", "short")], &[]),
             "KIT_OAUTH_USER_SIGNING_SECRET",
         ),
+        (
+            with(&[("KIT_OAUTH_REFRESH_INTERVAL", "5 minutes")], &[]),
+            "KIT_OAUTH_REFRESH_INTERVAL",
+        ),
+        (
+            with(&[("KIT_OAUTH_REFRESH_RATE", "0")], &[]),
+            "KIT_OAUTH_REFRESH_RATE",
+        ),
     ];
-    assert_eq!(cases.len(), 21);
+    assert_eq!(cases.len(), 23);
     for (env, variable) in cases {
         let (code, stdout, stderr) = run(&env);
         assert_eq!(code, Some(2), "{variable}: stdout={stdout} stderr={stderr}");
