@@ -1,9 +1,17 @@
 //! Prometheus metrics: HTTP requests by route and status, connection events (refresh
 //! outcomes), refresh latency and lease waits (from the manager's [`RefreshObserver`]),
 //! connections by state and tokens due, webhook outcomes.
+//!
+//! The exporter keeps every histogram sample in an unbounded list until an "upkeep" folds the
+//! samples into their buckets; `render()` does one, but nothing else does unless someone runs it
+//! (`build_recorder` starts no upkeep task, unlike the exporter's `build`/`install`). A broker
+//! that nobody scrapes keeps every HTTP request's and every refresh's latency sample for ever:
+//! ~16 bytes each (a 1,040-byte block per 64 samples, measured with heaptrack), which was the
+//! RSS growth of the 10-minute soak (docs/benchmarks.md). So [`handle`] starts a thread that
+//! runs the upkeep every [`UPKEEP_INTERVAL`].
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
@@ -14,8 +22,15 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// The process's Prometheus recorder, installed on first use. `None` when another recorder
-/// was installed first (an embedding app's own): then `/metrics` says so.
+/// How often the histogram samples recorded since the last upkeep are folded into buckets (the
+/// exporter's own default for the task its `build` starts).
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The name of the thread that runs [`upkeep`] (at most 15 bytes: Linux's thread-name limit).
+pub const UPKEEP_THREAD: &str = "metrics-upkeep";
+
+/// The process's Prometheus recorder, installed on first use, with its upkeep thread. `None`
+/// when another recorder was installed first (an embedding app's own): then `/metrics` says so.
 pub fn handle() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
@@ -28,9 +43,34 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             describe();
+            spawn_upkeep();
             Some(handle)
         })
         .as_ref()
+}
+
+/// Folds the histogram samples recorded so far into their buckets, freeing them. Runs every
+/// [`UPKEEP_INTERVAL`] on its own thread (and on every scrape); public for tests.
+pub fn upkeep() {
+    if let Some(handle) = handle() {
+        handle.run_upkeep();
+    }
+}
+
+/// A plain thread rather than a task: the recorder is process-wide and may be installed
+/// before, or outside, any Tokio runtime (an embedding app, a test).
+fn spawn_upkeep() {
+    let spawned = std::thread::Builder::new()
+        .name(UPKEEP_THREAD.to_owned())
+        .spawn(|| {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                upkeep();
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "metrics upkeep thread not started: histograms grow until scraped");
+    }
 }
 
 fn describe() {

@@ -197,7 +197,7 @@ async fn drive(cluster: &mut Cluster, spec: &ClusterSpec, o: &Options) -> Result
     r.check("app requests that never got a token", result.failed, 0);
     verification.report(&mut r, m as u64);
     r.note(format!(
-        "The sandbox runs with --reuse-grace {} (Kit does not document one): without it, an answer lost after the rotation (rotate_then_drop) ends the grant by design (crates/manager/tests/faults.rs).",
+        "The sandbox runs with --reuse-grace {} (Kit does not document one): without it, an answer lost after the rotation (rotate_then_drop) ends the grant by design (tests/tests/faults.rs).",
         spec.reuse_grace
     ));
     for e in &result.examples_5xx {
