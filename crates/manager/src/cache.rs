@@ -2,9 +2,11 @@
 //!
 //! A read takes one shard's read lock for the length of a hash lookup and a clone — never across
 //! an `.await`, never a global lock — and does no I/O. An entry is served only while the token
-//! is outside its refresh margin and before the background refresher's scheduled renewal
-//! (Kit may revoke the previous access token when it rotates, so a token that another instance
-//! is about to replace is not served from memory); after that the caller takes the slow path.
+//! is outside its refresh margin, before the background refresher's scheduled renewal (Kit may
+//! revoke the previous access token when it rotates, so a token that another instance is about
+//! to replace is not served from memory), and for at most `max_age` after it was read or
+//! written (so a revocation or removal made by another instance reaches this one); after that
+//! the caller takes the slow path, which re-reads the row.
 //!
 //! The map hashes with foldhash rather than SipHash: keys are server-generated random ids, and
 //! with 100,000 connections the hash is a measurable share of a lookup (docs/benchmarks.md).
@@ -40,12 +42,21 @@ pub(crate) enum Lookup {
 }
 
 /// Access tokens by connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TokenCache {
     entries: DashMap<ConnectionId, Cached, foldhash::fast::RandomState>,
+    max_age: std::time::Duration,
 }
 
 impl TokenCache {
+    /// An empty cache whose entries are served for at most `max_age` after each store.
+    pub(crate) fn new(max_age: std::time::Duration) -> Self {
+        Self {
+            entries: DashMap::default(),
+            max_age,
+        }
+    }
+
     /// The cached token, if it is not yet due at `now`.
     pub(crate) fn get(&self, id: &ConnectionId, now: Timestamp) -> Option<AccessToken> {
         let entry = self.entries.get(id)?;
@@ -90,17 +101,20 @@ impl TokenCache {
         }
     }
 
-    /// Remembers `tokens` as of row `version`, to be served until they are due or the
-    /// scheduled refresh (`next_refresh_at`) comes, whichever is first — unless a newer
-    /// version is already cached (a slow reader must not replace what a faster refresh stored).
+    /// Remembers `tokens` as of row `version`, read or written at `now`, to be served until they
+    /// are due, the scheduled refresh (`next_refresh_at`) comes, or `max_age` has passed,
+    /// whichever is first — unless a newer version is already cached (a slow reader must not
+    /// replace what a faster refresh stored).
     pub(crate) fn put(
         &self,
         id: &ConnectionId,
         tokens: &TokenSet,
         version: Version,
         next_refresh_at: Option<Timestamp>,
+        now: Timestamp,
     ) {
-        let serve_until = next_refresh_at.map_or(tokens.due_at(), |at| at.min(tokens.due_at()));
+        let due = tokens.due_at().min(now.saturating_add(self.max_age));
+        let serve_until = next_refresh_at.map_or(due, |at| at.min(due));
         let expires_at = tokens.expires_at();
         self.entries
             .entry(id.clone())
@@ -152,28 +166,46 @@ mod tests {
 
     #[test]
     fn serves_until_due_then_misses() {
-        let cache = TokenCache::default();
+        let cache = TokenCache::new(std::time::Duration::from_secs(1_000_000));
         let id = ConnectionId::parse("c").unwrap();
         let at = Timestamp::from_unix_seconds;
-        cache.put(&id, &tokens("a", 9_100), Version(1), None);
+        cache.put(
+            &id,
+            &tokens("a", 9_100),
+            Version(1),
+            None,
+            Timestamp::from_unix_seconds(0),
+        );
         assert!(cache.get(&id, at(9_099)).is_some());
         assert!(cache.get(&id, at(9_100)).is_none());
         // The scheduled refresh comes first: served until then only.
-        cache.put(&id, &tokens("a", 9_100), Version(2), Some(at(9_000)));
+        cache.put(
+            &id,
+            &tokens("a", 9_100),
+            Version(2),
+            Some(at(9_000)),
+            Timestamp::from_unix_seconds(0),
+        );
         assert!(cache.get(&id, at(8_999)).is_some());
         assert!(cache.get(&id, at(9_000)).is_none());
     }
 
     #[test]
     fn lookup_checks_the_tenant_first_and_only_once_it_is_known() {
-        let cache = TokenCache::default();
+        let cache = TokenCache::new(std::time::Duration::from_secs(1_000_000));
         let id = ConnectionId::parse("c").unwrap();
         let acme = TenantName::parse("acme").unwrap();
         let only_acme = |t: Option<&TenantName>| t.is_some_and(|t| t.as_str() == "acme");
         let nobody = |_: Option<&TenantName>| false;
         let at = Timestamp::from_unix_seconds;
         assert!(matches!(cache.lookup(&id, at(1), only_acme), Lookup::Miss));
-        cache.put(&id, &tokens("a", 9_100), Version(1), None);
+        cache.put(
+            &id,
+            &tokens("a", 9_100),
+            Version(1),
+            None,
+            Timestamp::from_unix_seconds(0),
+        );
         // A refresh stored the token, but nobody has told the cache whose it is yet.
         assert!(matches!(cache.lookup(&id, at(1), only_acme), Lookup::Miss));
         cache.learn_tenant(&id, Some(&acme));
@@ -202,7 +234,13 @@ mod tests {
             at(9_100),
             at(19_100),
         );
-        cache.put(&id, &renewed, Version(2), None);
+        cache.put(
+            &id,
+            &renewed,
+            Version(2),
+            None,
+            Timestamp::from_unix_seconds(0),
+        );
         assert!(matches!(
             cache.lookup(&id, at(9_100), only_acme),
             Lookup::Fresh(_, e) if e == at(19_100)
@@ -217,11 +255,39 @@ mod tests {
     }
 
     #[test]
-    fn an_older_version_never_replaces_a_newer_one() {
-        let cache = TokenCache::default();
+    fn an_entry_is_served_for_max_age_after_each_store_at_most() {
+        let cache = TokenCache::new(std::time::Duration::from_secs(15));
         let id = ConnectionId::parse("c").unwrap();
-        cache.put(&id, &tokens("new", 9_100), Version(3), None);
-        cache.put(&id, &tokens("old", 9_100), Version(2), None);
+        let at = Timestamp::from_unix_seconds;
+        cache.put(&id, &tokens("a", 9_100), Version(1), None, at(100));
+        assert!(cache.get(&id, at(114)).is_some());
+        assert!(cache.get(&id, at(115)).is_none(), "re-read after max_age");
+        // A re-read of the same version serves it for another period.
+        cache.put(&id, &tokens("a", 9_100), Version(1), None, at(115));
+        assert!(cache.get(&id, at(129)).is_some());
+        // Near the margin, the margin comes first.
+        cache.put(&id, &tokens("a", 9_100), Version(1), None, at(9_095));
+        assert!(cache.get(&id, at(9_100)).is_none());
+    }
+
+    #[test]
+    fn an_older_version_never_replaces_a_newer_one() {
+        let cache = TokenCache::new(std::time::Duration::from_secs(1_000_000));
+        let id = ConnectionId::parse("c").unwrap();
+        cache.put(
+            &id,
+            &tokens("new", 9_100),
+            Version(3),
+            None,
+            Timestamp::from_unix_seconds(0),
+        );
+        cache.put(
+            &id,
+            &tokens("old", 9_100),
+            Version(2),
+            None,
+            Timestamp::from_unix_seconds(0),
+        );
         let now = Timestamp::from_unix_seconds(1);
         assert_eq!(cache.get(&id, now).unwrap(), AccessToken::new("new"));
         cache.evict_if(&id, &AccessToken::new("old"));

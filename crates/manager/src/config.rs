@@ -21,6 +21,10 @@ pub struct ManagerConfig {
     /// How long a completed install is remembered, so that a double-submitted callback gets the
     /// same answer.
     pub completed_install_ttl: Duration,
+    /// How long this process serves a token from memory before reading its row again. Other
+    /// instances' revocations, removals and reinstalls reach this one within this time; the
+    /// cost is one database read per hot connection per period.
+    pub cache_max_age: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -32,6 +36,7 @@ impl Default for ManagerConfig {
             cooldown_max: Duration::from_secs(3600),
             commit_attempts: 8,
             completed_install_ttl: Duration::from_secs(600),
+            cache_max_age: Duration::from_secs(15),
         }
     }
 }

@@ -277,6 +277,7 @@ where
             connection.tokens(),
             stored.version,
             stored.next_refresh_at,
+            now,
         );
         inner.emit(&stored, EventKind::Authorized).await;
         Ok(Installed {

@@ -138,6 +138,7 @@ where
             std::process::id(),
             ConnectionId::generate(&mut rng)
         ));
+        let cache = TokenCache::new(config.cache_max_age);
         Self {
             inner: Arc::new(Inner {
                 endpoint,
@@ -146,7 +147,7 @@ where
                 events,
                 config,
                 owner,
-                cache: TokenCache::default(),
+                cache,
                 flights: SingleFlight::default(),
             }),
         }
@@ -209,7 +210,7 @@ where
                 // What the refresh protocol's first step does for a token outside its margin,
                 // without reading the row a second time.
                 if !tokens.is_due(self.inner.clock.now()) {
-                    cache.put(id, tokens, record.version, record.next_refresh_at);
+                    cache.put(id, tokens, record.version, record.next_refresh_at, now);
                     cache.learn_tenant(id, record.tenant.as_ref());
                     return Ok(IssuedToken {
                         access_token: tokens.access().clone(),
@@ -217,7 +218,7 @@ where
                     });
                 }
                 // The refresh below caches the new token; remember whose it is.
-                cache.put(id, tokens, record.version, record.next_refresh_at);
+                cache.put(id, tokens, record.version, record.next_refresh_at, now);
                 cache.learn_tenant(id, record.tenant.as_ref());
             }
         }

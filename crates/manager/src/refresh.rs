@@ -74,7 +74,7 @@ where
             let now = self.clock.now();
             if !want.needs_refresh(&record, tokens, now) {
                 self.cache
-                    .put(id, tokens, record.version, record.next_refresh_at);
+                    .put(id, tokens, record.version, record.next_refresh_at, now);
                 return Ok(tokens.access().clone());
             }
             if let Some(until) = record.health.cooldown_until.filter(|until| now < *until) {
@@ -168,6 +168,7 @@ where
                 connection.tokens(),
                 record.version,
                 record.next_refresh_at,
+                now,
             );
             return Ok(Some(connection.tokens().access().clone()));
         }
@@ -304,7 +305,7 @@ where
             }
         };
         self.cache
-            .put(&record.id, &tokens, version, next.next_refresh_at);
+            .put(&record.id, &tokens, version, next.next_refresh_at, now);
         self.emit(
             &next,
             EventKind::Refreshed {
