@@ -207,19 +207,18 @@ where
                     Grant::Active(tokens) => tokens,
                     Grant::Ended(reason) => return Err(ended(id, reason)),
                 };
+                // Cache the row with its tenant: a due token's refresh below replaces the token
+                // on this entry and keeps the tenant.
+                cache.put(id, tokens, record.version, record.next_refresh_at, now);
+                cache.learn_tenant(id, record.tenant.as_ref());
                 // What the refresh protocol's first step does for a token outside its margin,
                 // without reading the row a second time.
-                if !tokens.is_due(self.inner.clock.now()) {
-                    cache.put(id, tokens, record.version, record.next_refresh_at, now);
-                    cache.learn_tenant(id, record.tenant.as_ref());
+                if !tokens.is_due(now) {
                     return Ok(IssuedToken {
                         access_token: tokens.access().clone(),
                         expires_at: Some(tokens.expires_at()),
                     });
                 }
-                // The refresh below caches the new token; remember whose it is.
-                cache.put(id, tokens, record.version, record.next_refresh_at, now);
-                cache.learn_tenant(id, record.tenant.as_ref());
             }
         }
         let access_token = self.obtain(id, Want::Token).await?;

@@ -172,7 +172,6 @@ where
             );
             return Ok(Some(connection.tokens().access().clone()));
         }
-        let current = connection.tokens().clone();
         let expired = match connection.observe(&*self.clock) {
             Freshness::Due(expired) => expired,
             Freshness::Fresh(fresh) => fresh.expire_now(),
@@ -230,8 +229,9 @@ where
             Err(error) => {
                 // Kit failed, but the grant is alive: a caller whose token is merely due (not
                 // expired) keeps using it rather than seeing the failure.
+                let current = expired.tokens();
                 still_valid = want
-                    .accepts_current(&current, self.clock.now())
+                    .accepts_current(current, self.clock.now())
                     .then(|| current.access().clone());
                 Err(self.on_failure(lease, record, &error).await)
             }

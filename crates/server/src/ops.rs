@@ -42,27 +42,11 @@ pub trait BrokerOps: Send + Sync {
     ) -> BoxFuture<'a, Result<AccessToken, ManagerError>>;
     /// [`TokenManager::access_token_for`]: the token and its expiry, `NotFound` unless
     /// `visible` allows the connection's tenant (checked before any refresh).
-    ///
-    /// The provided implementation reads the status, then takes the token, then reads the
-    /// status again for the expiry; [`Engine`] answers from the manager's cache instead.
     fn access_token_for<'a>(
         &'a self,
         id: &'a ConnectionId,
         visible: Visibility<'a>,
-    ) -> BoxFuture<'a, Result<IssuedToken, ManagerError>> {
-        Box::pin(async move {
-            let status = self.status(id).await?;
-            if !visible(status.tenant.as_ref()) {
-                return Err(ManagerError::NotFound(id.clone()));
-            }
-            let access_token = self.access_token(id).await?;
-            let expires_at = self.status(id).await.ok().and_then(|s| s.expires_at);
-            Ok(IssuedToken {
-                access_token,
-                expires_at,
-            })
-        })
-    }
+    ) -> BoxFuture<'a, Result<IssuedToken, ManagerError>>;
     /// [`TokenManager::force_refresh`].
     fn force_refresh<'a>(
         &'a self,
