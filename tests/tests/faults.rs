@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use kit_oauth::core::{
     Clock as _, ConnectionId, ConnectionStore as _, InFlight, LeaseOutcome, LeaseOwner, StateName,
+    TokenEndpoint as _,
 };
 use kit_oauth::{KitOAuth, ManagerError};
-use kit_oauth_tests::{CLIENT_ID, CLIENT_SECRET, Db, World, http_client, invalid_grants};
+use kit_oauth_tests::{Db, World, invalid_grants};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind, SandboxBuilder};
 
 struct Setup {
@@ -407,23 +408,17 @@ async fn killed_mid_refresh(setup: &Setup) -> String {
         started_at: now,
     };
     store.mark_in_flight(&lease, &in_flight).await.unwrap();
-    let answer: serde_json::Value = http_client()
-        .post(format!("{}/v4/oauth/token", setup.world.sandbox.base_url()))
-        .json(&serde_json::json!({
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "grant_type": "refresh_token",
-            "refresh_token": refresh.expose_secret(),
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    // The dead instance's own adapter sends it; Kit rotates.
+    let answer = setup
+        .kit
+        .manager()
+        .endpoint()
+        .refresh(&refresh)
         .await
         .unwrap();
     // The answer dies with the instance. Its lease lapses.
     setup.world.advance(11);
-    answer["access_token"].as_str().unwrap().to_owned()
+    answer.access_token.expose_secret().to_owned()
 }
 
 /// The survivor resends the in-flight refresh token; inside Kit's grace window it gets the

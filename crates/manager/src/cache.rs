@@ -169,23 +169,11 @@ mod tests {
         let cache = TokenCache::new(std::time::Duration::from_secs(1_000_000));
         let id = ConnectionId::parse("c").unwrap();
         let at = Timestamp::from_unix_seconds;
-        cache.put(
-            &id,
-            &tokens("a", 9_100),
-            Version(1),
-            None,
-            Timestamp::from_unix_seconds(0),
-        );
+        cache.put(&id, &tokens("a", 9_100), Version(1), None, at(0));
         assert!(cache.get(&id, at(9_099)).is_some());
         assert!(cache.get(&id, at(9_100)).is_none());
         // The scheduled refresh comes first: served until then only.
-        cache.put(
-            &id,
-            &tokens("a", 9_100),
-            Version(2),
-            Some(at(9_000)),
-            Timestamp::from_unix_seconds(0),
-        );
+        cache.put(&id, &tokens("a", 9_100), Version(2), Some(at(9_000)), at(0));
         assert!(cache.get(&id, at(8_999)).is_some());
         assert!(cache.get(&id, at(9_000)).is_none());
     }
@@ -199,13 +187,7 @@ mod tests {
         let nobody = |_: Option<&TenantName>| false;
         let at = Timestamp::from_unix_seconds;
         assert!(matches!(cache.lookup(&id, at(1), only_acme), Lookup::Miss));
-        cache.put(
-            &id,
-            &tokens("a", 9_100),
-            Version(1),
-            None,
-            Timestamp::from_unix_seconds(0),
-        );
+        cache.put(&id, &tokens("a", 9_100), Version(1), None, at(0));
         // A refresh stored the token, but nobody has told the cache whose it is yet.
         assert!(matches!(cache.lookup(&id, at(1), only_acme), Lookup::Miss));
         cache.learn_tenant(&id, Some(&acme));
@@ -234,13 +216,7 @@ mod tests {
             at(9_100),
             at(19_100),
         );
-        cache.put(
-            &id,
-            &renewed,
-            Version(2),
-            None,
-            Timestamp::from_unix_seconds(0),
-        );
+        cache.put(&id, &renewed, Version(2), None, at(0));
         assert!(matches!(
             cache.lookup(&id, at(9_100), only_acme),
             Lookup::Fresh(_, e) if e == at(19_100)
