@@ -13,6 +13,13 @@ pub struct ManagerConfig {
     pub wait_timeout: Duration,
     /// The first cooldown after a failed refresh; doubles with each consecutive failure.
     pub cooldown_base: Duration,
+    /// The cooldown of a young failure streak stops growing at this length. Most failures at
+    /// Kit are momentary; a connection whose token has expired meanwhile must not wait out a
+    /// long backoff when Kit answered again a second later.
+    pub quick_cooldown_max: Duration,
+    /// How many consecutive failures count as a young streak (see `quick_cooldown_max`).
+    /// After them the cooldown doubles again, from `quick_cooldown_max` up to `cooldown_max`.
+    pub quick_retries: u32,
     /// The longest cooldown: a failing connection costs at most one upstream call this often.
     pub cooldown_max: Duration,
     /// How many times a refreshed token set is offered to the database when it is unavailable
@@ -33,6 +40,8 @@ impl Default for ManagerConfig {
             lease_ttl: Duration::from_secs(60),
             wait_timeout: Duration::from_secs(30),
             cooldown_base: Duration::from_secs(2),
+            quick_cooldown_max: Duration::from_secs(8),
+            quick_retries: 6,
             cooldown_max: Duration::from_secs(3600),
             commit_attempts: 8,
             completed_install_ttl: Duration::from_secs(600),
@@ -42,15 +51,18 @@ impl Default for ManagerConfig {
 }
 
 impl ManagerConfig {
-    /// The cooldown after `failures` consecutive failures (≥ 1), before jitter:
-    /// `base * 2^(failures-1)`, capped at `cooldown_max`. With the defaults a connection that
-    /// fails forever costs 11 upstream calls in its first hour (12 at most with jitter) and one an hour after that.
+    /// The cooldown after `failures` consecutive failures (≥ 1), before jitter. A young streak
+    /// (up to `quick_retries` failures) doubles from `cooldown_base` but stays at most
+    /// `quick_cooldown_max`; after that it doubles from there, capped at `cooldown_max`. With
+    /// the defaults: 2, 4, 8, 8, 8, 8, 16, 32, … 2048, 3600 s — a connection that fails forever
+    /// costs 14 upstream calls in its first hour and one an hour after that.
     #[must_use]
     pub fn cooldown(&self, failures: u32) -> Duration {
-        let exponent = failures.saturating_sub(1).min(31);
-        self.cooldown_base
-            .saturating_mul(1u32 << exponent)
-            .min(self.cooldown_max)
+        let failures = failures.max(1);
+        let doubled = |from: Duration, times: u32| from.saturating_mul(1u32 << times.min(31));
+        let young = failures.min(self.quick_retries.max(1));
+        let quick = doubled(self.cooldown_base, young - 1).min(self.quick_cooldown_max);
+        doubled(quick, failures - young).min(self.cooldown_max)
     }
 }
 
@@ -61,11 +73,18 @@ mod tests {
     #[test]
     fn cooldown_doubles_then_caps() {
         let c = ManagerConfig::default();
-        assert_eq!(c.cooldown(1), Duration::from_secs(2));
-        assert_eq!(c.cooldown(2), Duration::from_secs(4));
-        assert_eq!(c.cooldown(11), Duration::from_secs(2048));
-        assert_eq!(c.cooldown(12), Duration::from_secs(3600));
-        assert_eq!(c.cooldown(u32::MAX), Duration::from_secs(3600));
+        let secs = |f| c.cooldown(f).as_secs();
+        let young: Vec<u64> = (1..=6).map(secs).collect();
+        assert_eq!(
+            young,
+            [2, 4, 8, 8, 8, 8],
+            "a young streak retries within 8 s"
+        );
+        assert_eq!(secs(0), 2);
+        assert_eq!(secs(7), 16);
+        assert_eq!(secs(14), 2048);
+        assert_eq!(secs(15), 3600);
+        assert_eq!(secs(u32::MAX), 3600);
     }
 
     #[test]
@@ -77,6 +96,6 @@ mod tests {
             calls += 1;
             elapsed += c.cooldown(calls);
         }
-        assert_eq!(calls, 11);
+        assert_eq!(calls, 14);
     }
 }
