@@ -228,6 +228,11 @@ impl World {
     pub fn stats(&self) -> Stats {
         self.sandbox.stats()
     }
+
+    /// Requests the sandbox's token endpoint has received, of every grant type.
+    pub fn token_requests(&self) -> u64 {
+        self.stats().requests.get("token").copied().unwrap_or(0)
+    }
 }
 
 pub fn http_client() -> reqwest::Client {

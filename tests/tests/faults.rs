@@ -38,10 +38,6 @@ async fn expired_connection(customize: impl FnOnce(SandboxBuilder) -> SandboxBui
     }
 }
 
-fn token_requests(world: &World) -> u64 {
-    world.stats().requests.get("token").copied().unwrap_or(0)
-}
-
 async fn stored_refresh_fingerprint(setup: &Setup) -> String {
     use kit_oauth::core::{ConnectionStore as _, Grant};
     let record = setup
@@ -110,12 +106,12 @@ async fn transient_fault_is_survived(kind: FaultKind) {
     );
 
     // Hammering during the cooldown costs nothing upstream.
-    let calls = token_requests(&setup.world);
+    let calls = setup.world.token_requests();
     for _ in 0..100 {
         assert!(setup.kit.manager().access_token(&setup.id).await.is_err());
     }
     assert_eq!(
-        token_requests(&setup.world),
+        setup.world.token_requests(),
         calls,
         "no upstream call while cooling down"
     );
@@ -309,7 +305,7 @@ async fn rotate_then_drop_without_grace_ends_in_reauth_required() {
     );
 
     // No retry loop: a dead grant costs no further upstream call, however hard it is asked.
-    let calls = token_requests(&setup.world);
+    let calls = setup.world.token_requests();
     for _ in 0..100 {
         let err = setup
             .kit
@@ -321,7 +317,7 @@ async fn rotate_then_drop_without_grace_ends_in_reauth_required() {
     }
     setup.world.advance(3_600);
     assert!(setup.kit.manager().access_token(&setup.id).await.is_err());
-    assert_eq!(token_requests(&setup.world), calls);
+    assert_eq!(setup.world.token_requests(), calls);
 
     let kinds: Vec<&str> = std::iter::from_fn(|| events.try_recv().ok())
         .map(|e| e.kind.name())
@@ -355,7 +351,7 @@ async fn a_due_but_valid_token_is_served_through_a_failed_refresh() {
 
     let served = kit.manager().access_token(&id).await.unwrap();
     assert!(served == installed, "the still-valid token is served");
-    assert_eq!(token_requests(&world), 1, "one refresh was tried");
+    assert_eq!(world.token_requests(), 1, "one refresh was tried");
     let status = kit.manager().status(&id).await.unwrap();
     assert_eq!(status.consecutive_failures, 1);
     assert_eq!(status.ended, None, "the grant is alive");
@@ -366,7 +362,7 @@ async fn a_due_but_valid_token_is_served_through_a_failed_refresh() {
     for _ in 0..20 {
         assert!(kit.manager().access_token(&id).await.unwrap() == installed);
     }
-    assert_eq!(token_requests(&world), 1);
+    assert_eq!(world.token_requests(), 1);
 
     let until = status.cooldown_until.unwrap();
     world.advance(until.duration_since(world.clock.now()).as_secs() + 1);
@@ -446,8 +442,8 @@ async fn a_refresh_killed_mid_flight_without_grace_names_the_cause() {
         .unwrap_err();
     assert!(matches!(err, ManagerError::ReauthRequired { .. }), "{err}");
     assert!(err.to_string().contains("never answered"), "{err}");
-    let calls = token_requests(&setup.world);
+    let calls = setup.world.token_requests();
     assert!(setup.kit.manager().access_token(&setup.id).await.is_err());
-    assert_eq!(token_requests(&setup.world), calls);
+    assert_eq!(setup.world.token_requests(), calls);
     assert_eq!(setup.world.stats().refresh_reuse_attempts, 1);
 }

@@ -8,10 +8,6 @@ use kit_oauth::core::{CallbackError, ListQuery, RedirectError};
 use kit_oauth::{InstallError, KitOAuth};
 use kit_oauth_tests::{Db, World};
 
-fn token_requests(world: &World) -> u64 {
-    world.stats().requests.get("token").copied().unwrap_or(0)
-}
-
 async fn stored(kit: &KitOAuth) -> usize {
     kit.manager()
         .list(&ListQuery {
@@ -111,7 +107,7 @@ async fn state_attacks_never_reach_the_token_endpoint() {
     ));
 
     assert_eq!(
-        token_requests(&world),
+        world.token_requests(),
         0,
         "no token exchange for any of them"
     );
@@ -175,7 +171,7 @@ async fn a_code_kit_rejects_is_an_exchange_error_and_stores_nothing() {
         ),
         "{err}"
     );
-    assert_eq!(token_requests(&world), 1, "exactly one exchange attempt");
+    assert_eq!(world.token_requests(), 1, "exactly one exchange attempt");
     assert_eq!(stored(&kit).await, 0);
 }
 

@@ -61,8 +61,14 @@ pub enum Grant {
 pub struct RefreshHealth {
     /// Consecutive failed refreshes (reset by a success).
     pub consecutive_failures: u32,
-    /// No refresh is attempted before this instant.
+    /// No refresh is attempted before this instant, unless `early_retry_after` allows it.
     pub cooldown_until: Option<Timestamp>,
+    /// When set, the cooldown may end early for a caller whose token has expired: once Kit has
+    /// answered a refresh (of any connection) after this instant, Kit is back, and waiting out
+    /// a backoff that grew during an outage would only prolong it. Unset when Kit asked for a
+    /// `Retry-After`, and when the failure was itself such an early retry, so a connection that
+    /// Kit keeps refusing on its own costs at most twice its cooldown schedule.
+    pub early_retry_after: Option<Timestamp>,
     /// The last failure, without secrets.
     pub last_error: Option<String>,
     /// The last successful refresh.

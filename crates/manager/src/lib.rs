@@ -22,6 +22,7 @@ pub use kit_oauth_store as store;
 
 mod cache;
 mod config;
+mod early_retry;
 mod error;
 mod events;
 mod facade;

@@ -10,6 +10,7 @@ use kit_oauth_core::{
 
 use crate::cache::{Lookup, TokenCache};
 use crate::config::ManagerConfig;
+use crate::early_retry::KitAnswers;
 use crate::error::ManagerError;
 use crate::refresh::Want;
 use crate::single_flight::SingleFlight;
@@ -24,6 +25,7 @@ pub(crate) struct Inner<E, S> {
     pub(crate) owner: LeaseOwner,
     pub(crate) cache: TokenCache,
     pub(crate) flights: SingleFlight<ConnectionId, AccessToken>,
+    pub(crate) kit_answers: KitAnswers,
 }
 
 /// Hands out access tokens that are always fresh, with exactly one refresh per connection at a
@@ -149,6 +151,7 @@ where
                 owner,
                 cache,
                 flights: SingleFlight::default(),
+                kit_answers: KitAnswers::new(),
             }),
         }
     }

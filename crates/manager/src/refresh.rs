@@ -18,6 +18,7 @@ use kit_oauth_core::{
 };
 use rand::Rng as _;
 
+use crate::early_retry::early_retry_after;
 use crate::error::ManagerError;
 use crate::events::{LeaseWaitOutcome, RefreshOutcome, observe_lease_wait, observe_refresh};
 use crate::manager::{Inner, ended};
@@ -77,10 +78,13 @@ where
                     .put(id, tokens, record.version, record.next_refresh_at, now);
                 return Ok(tokens.access().clone());
             }
-            if let Some(until) = record.health.cooldown_until.filter(|until| now < *until) {
-                if want.accepts_current(tokens, now) {
-                    return Ok(tokens.access().clone());
-                }
+            let cooling = record.health.cooldown_until.filter(|until| now < *until);
+            if cooling.is_some() && want.accepts_current(tokens, now) {
+                return Ok(tokens.access().clone());
+            }
+            // Unless Kit has answered since this connection failed: then it is back, try now.
+            let early = self.kit_answers.ends_cooldown(&record.health);
+            if let Some(until) = cooling.filter(|_| !early) {
                 return Err(ManagerError::Unavailable {
                     reason: format!(
                         "refresh is cooling down after {} failures: {}",
@@ -172,6 +176,17 @@ where
             );
             return Ok(Some(connection.tokens().access().clone()));
         }
+        // Another attempt failed between our read and our lease: its cooldown stands, unless
+        // Kit has answered since (then this attempt ends it early, and says so if it fails).
+        let cooling = record
+            .health
+            .cooldown_until
+            .is_some_and(|until| now < until);
+        let early = cooling && self.kit_answers.ends_cooldown(&record.health);
+        if cooling && !early {
+            self.release(lease, None).await;
+            return Ok(None);
+        }
         let expired = match connection.observe(&*self.clock) {
             Freshness::Due(expired) => expired,
             Freshness::Fresh(fresh) => fresh.expire_now(),
@@ -210,10 +225,12 @@ where
         let mut still_valid = None;
         let settled = match result {
             Ok(tokens) => {
+                self.kit_answers.record(received_at);
                 let renewed = expired.refreshed(tokens);
                 self.commit(lease, record, renewed).await.map(Some)
             }
             Err(EndpointError::InvalidGrant { description }) => {
+                self.kit_answers.record(received_at);
                 let description = if resent {
                     format!(
                         "{description} (an earlier attempt with this refresh token was never \
@@ -233,7 +250,7 @@ where
                 still_valid = want
                     .accepts_current(current, self.clock.now())
                     .then(|| current.access().clone());
-                Err(self.on_failure(lease, record, &error).await)
+                Err(self.on_failure(lease, record, &error, early).await)
             }
         };
         observe_refresh(outcome_of(&settled), started.elapsed());
@@ -258,6 +275,7 @@ where
             health: RefreshHealth {
                 consecutive_failures: 0,
                 cooldown_until: None,
+                early_retry_after: None,
                 last_error: None,
                 last_refresh_at: Some(now),
             },
@@ -346,6 +364,7 @@ where
             health: RefreshHealth {
                 consecutive_failures: record.health.consecutive_failures + 1,
                 cooldown_until: None,
+                early_retry_after: None,
                 last_error: Some(detail.clone()),
                 last_refresh_at: record.health.last_refresh_at,
             },
@@ -376,12 +395,14 @@ where
         }
     }
 
-    /// A failure that does not end the grant: keep the tokens, count it, cool down.
+    /// A failure that does not end the grant: keep the tokens, count it, cool down. `early`:
+    /// the attempt cut a cooldown short (see `early_retry`).
     async fn on_failure(
         &self,
         lease: &Lease,
         record: ConnectionRecord,
         error: &EndpointError,
+        early: bool,
     ) -> ManagerError {
         let now = self.clock.now();
         let failures = record.health.consecutive_failures.saturating_add(1);
@@ -398,6 +419,7 @@ where
         let health = RefreshHealth {
             consecutive_failures: failures,
             cooldown_until: Some(until),
+            early_retry_after: early_retry_after(error, early, now),
             last_error: Some(message.clone()),
             last_refresh_at: record.health.last_refresh_at,
         };

@@ -30,7 +30,7 @@ mod notify;
 mod store;
 
 pub use crypto::{DEFAULT_KEY_ID, ENCRYPTION_KEY_ENV, KEY_LEN, KeyRing, KeyRingError};
-pub use migration::{CHANGE_CHANNEL, CreateTables, IndexesAndEvents, Migrator};
+pub use migration::{CHANGE_CHANNEL, CreateTables, EarlyRetry, IndexesAndEvents, Migrator};
 pub use sea_orm_migration::MigratorTrait;
 pub use store::{DEFAULT_PAGE, MAX_PAGE, ReencryptProgress, SeaOrmStore, StoreOptions};
 

@@ -14,7 +14,11 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateTables), Box::new(IndexesAndEvents)]
+        vec![
+            Box::new(CreateTables),
+            Box::new(IndexesAndEvents),
+            Box::new(EarlyRetry),
+        ]
     }
 }
 
@@ -171,5 +175,39 @@ impl MigrationTrait for IndexesAndEvents {
             ]);
         }
         run_all(manager, &statements).await
+    }
+}
+
+/// `m20261129_000003_early_retry`: `connections.early_retry_after`, which lets a cooldown end
+/// as soon as Kit answers again after an outage (see `RefreshHealth::early_retry_after`).
+/// Existing rows get NULL: their cooldowns run their course, as before.
+#[derive(Debug, Clone, Copy)]
+pub struct EarlyRetry;
+
+impl MigrationName for EarlyRetry {
+    fn name(&self) -> &str {
+        "m20261129_000003_early_retry"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for EarlyRetry {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // SQLite has no `ADD COLUMN IF NOT EXISTS`: ask first, so a re-run is harmless, and
+        // ask again after a failure, which is then another instance starting up at the same
+        // moment (PostgreSQL start-ups are serialized by an advisory lock; SQLite's are not).
+        let exists = || manager.has_column("connections", "early_retry_after");
+        if exists().await? {
+            return Ok(());
+        }
+        let added = run_all(
+            manager,
+            &["ALTER TABLE connections ADD COLUMN early_retry_after BIGINT NULL".to_owned()],
+        )
+        .await;
+        match added {
+            Err(_) if exists().await? => Ok(()),
+            other => other,
+        }
     }
 }

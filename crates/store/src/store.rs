@@ -43,7 +43,7 @@ const CONNECTION_COLUMNS: &str = "id, tenant_name, kit_account_id, account_name,
      state, ended_reason, key_id, access_token_nonce, access_token_ct, refresh_token_nonce, \
      refresh_token_ct, scope, issued_at, expires_at, next_refresh_at, version, lease_owner, \
      lease_until, lease_fence, in_flight_hash, in_flight_started_at, consecutive_failures, \
-     cooldown_until, last_error, last_refresh_at, created_at, updated_at";
+     cooldown_until, early_retry_after, last_error, last_refresh_at, created_at, updated_at";
 
 const PENDING_COLUMNS: &str = "state_hash, key_id, verifier_nonce, verifier_ct, kit_redirect, \
      tenant_name, reinstall_of, browser_binding, started_at, expires_at";
@@ -388,7 +388,8 @@ impl SeaOrmStore {
              access_token_nonce = {}, access_token_ct = {}, refresh_token_nonce = {}, \
              refresh_token_ct = {}, scope = {}, issued_at = {}, expires_at = {}, \
              next_refresh_at = {}, consecutive_failures = {}, cooldown_until = {}, \
-             last_error = {}, last_refresh_at = {}, updated_at = {}, version = {}",
+             early_retry_after = {}, last_error = {}, last_refresh_at = {}, updated_at = {}, \
+             version = {}",
             p.push(record.account.name.clone()),
             p.push(record.account.primary_email.clone()),
             p.push(g.state),
@@ -404,6 +405,7 @@ impl SeaOrmStore {
             p.push(millis(record.next_refresh_at)),
             p.push(i64::from(h.consecutive_failures)),
             p.push(millis(h.cooldown_until)),
+            p.push(millis(h.early_retry_after)),
             p.push(h.last_error.clone()),
             p.push(millis(h.last_refresh_at)),
             p.push(record.updated_at.unix_millis()),
@@ -494,6 +496,7 @@ impl SeaOrmStore {
                     E::Corrupt(format!("connection {id}: failure count out of range"))
                 })?,
                 cooldown_until: ts(get(row, "cooldown_until")?),
+                early_retry_after: ts(get(row, "early_retry_after")?),
                 last_error: get(row, "last_error")?,
                 last_refresh_at: ts(get(row, "last_refresh_at")?),
             },
@@ -883,9 +886,10 @@ impl ConnectionStore for SeaOrmStore {
         let sql = format!(
             "INSERT INTO connections (id, tenant_name, kit_account_id, account_name, \
              account_email, state, ended_reason, scope, issued_at, expires_at, next_refresh_at, \
-             version, lease_fence, consecutive_failures, cooldown_until, last_error, \
-             last_refresh_at, created_at, updated_at) \
-             VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 0, {}, {}, {}, {}, {}, {}) \
+             version, lease_fence, consecutive_failures, cooldown_until, early_retry_after, \
+             last_error, last_refresh_at, created_at, updated_at) \
+             VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 0, {}, {}, {}, {}, {}, {}, \
+             {}) \
              ON CONFLICT (tenant_name, kit_account_id) DO UPDATE SET \
              account_name = excluded.account_name, account_email = excluded.account_email, \
              state = excluded.state, ended_reason = excluded.ended_reason, key_id = NULL, \
@@ -894,7 +898,8 @@ impl ConnectionStore for SeaOrmStore {
              expires_at = excluded.expires_at, next_refresh_at = excluded.next_refresh_at, \
              version = connections.version + 1, \
              consecutive_failures = excluded.consecutive_failures, \
-             cooldown_until = excluded.cooldown_until, last_error = excluded.last_error, \
+             cooldown_until = excluded.cooldown_until, \
+             early_retry_after = excluded.early_retry_after, last_error = excluded.last_error, \
              last_refresh_at = excluded.last_refresh_at, updated_at = excluded.updated_at \
              RETURNING id, version, created_at",
             p.push(record.id.as_str()),
@@ -911,6 +916,7 @@ impl ConnectionStore for SeaOrmStore {
             p.push(to_i64(Version::INITIAL.0, "version")?),
             p.push(i64::from(h.consecutive_failures)),
             p.push(millis(h.cooldown_until)),
+            p.push(millis(h.early_retry_after)),
             p.push(h.last_error.clone()),
             p.push(millis(h.last_refresh_at)),
             p.push(record.created_at.unix_millis()),
@@ -1218,10 +1224,11 @@ impl ConnectionStore for SeaOrmStore {
         let mut set = String::from("lease_owner = NULL, lease_until = NULL");
         if let Some(h) = health {
             set.push_str(&format!(
-                ", consecutive_failures = {}, cooldown_until = {}, last_error = {}, \
-                 last_refresh_at = {}",
+                ", consecutive_failures = {}, cooldown_until = {}, early_retry_after = {}, \
+                 last_error = {}, last_refresh_at = {}",
                 p.push(i64::from(h.consecutive_failures)),
                 p.push(millis(h.cooldown_until)),
+                p.push(millis(h.early_retry_after)),
                 p.push(h.last_error.clone()),
                 p.push(millis(h.last_refresh_at))
             ));

@@ -152,6 +152,7 @@ pub(crate) async fn round_trips_every_state(f: &Fixture) {
             health: RefreshHealth {
                 consecutive_failures: 3,
                 cooldown_until: Some(NOW),
+                early_retry_after: Some(NOW),
                 last_error: Some("boom".into()),
                 last_refresh_at: Some(NOW),
             },
@@ -573,6 +574,7 @@ pub(crate) async fn release_lease_records_health_and_in_flight(f: &Fixture) {
     let health = RefreshHealth {
         consecutive_failures: 2,
         cooldown_until: Some(NOW.saturating_add(MINUTE)),
+        early_retry_after: Some(NOW),
         last_error: Some("503 from Kit".into()),
         last_refresh_at: None,
     };
@@ -785,6 +787,7 @@ pub(crate) async fn list_due_selects_due_unleased_rows(f: &Fixture) {
         health: RefreshHealth {
             consecutive_failures: 1,
             cooldown_until: Some(NOW.saturating_add(MINUTE)),
+            early_retry_after: None,
             last_error: Some("503".into()),
             last_refresh_at: None,
         },
@@ -1211,7 +1214,7 @@ pub(crate) async fn migrations_from_empty_are_idempotent(f: &Fixture) {
     store.readiness().await.unwrap();
     assert_eq!(
         scalar_i64(&store, "SELECT COUNT(*) FROM seaql_migrations").await,
-        2
+        i64::try_from(Migrator::migrations().len()).unwrap()
     );
     let row = insert(&store, None, "1").await;
     assert_eq!(store.get(&row.id).await.unwrap().unwrap(), row);
@@ -1219,35 +1222,54 @@ pub(crate) async fn migrations_from_empty_are_idempotent(f: &Fixture) {
 
 pub(crate) async fn migrations_from_previous_version(f: &Fixture) {
     let store = f.unmigrated_store().await;
-    Migrator::up(store.connection(), Some(1)).await.unwrap();
-    assert_eq!(
-        Migrator::get_applied_migrations(store.connection())
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        Migrator::get_applied_migrations(store.connection())
-            .await
-            .unwrap()[0]
-            .name(),
-        CreateTables.name()
-    );
-    // Data written by the previous version survives the upgrade.
-    let row = store
-        .upsert_installed(&record(Some("old"), "77", "old"))
+    let all = Migrator::migrations();
+    let previous = u32::try_from(all.len() - 1).unwrap();
+    Migrator::up(store.connection(), Some(previous))
         .await
         .unwrap();
+    let applied: Vec<String> = Migrator::get_applied_migrations(store.connection())
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let expected: Vec<String> = all[..all.len() - 1]
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    assert_eq!(applied, expected);
+    assert_eq!(applied[0], CreateTables.name());
+    // Data written by the previous version survives the upgrade; its rows are written the way
+    // the previous version wrote them (without the columns the last migration adds).
+    let id = ConnectionId::generate(&mut rng());
+    let sql = format!(
+        "INSERT INTO connections (id, tenant_name, kit_account_id, account_name, state, \
+         ended_reason, version, lease_fence, consecutive_failures, cooldown_until, last_error, \
+         created_at, updated_at) VALUES ('{id}', 'old', '77', 'old', 'unauthorized', \
+         '{reason}', 1, 0, 2, {cooldown}, '503', {now}, {now})",
+        id = id.as_str(),
+        reason = serde_json::to_string(&UnauthorizedReason::Revoked).unwrap(),
+        cooldown = NOW.saturating_add(MINUTE).unix_millis(),
+        now = NOW.unix_millis(),
+    );
+    store.connection().execute_unprepared(&sql).await.unwrap();
     let (_, p) = pending(5);
     store.insert_pending(&p).await.unwrap();
     assert!(store.readiness().await.is_err());
     store.migrate().await.unwrap();
     store.readiness().await.unwrap();
-    assert_eq!(store.get(&row.id).await.unwrap().unwrap(), row);
+    let row = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(row.grant, Grant::Ended(UnauthorizedReason::Revoked));
+    assert_eq!(row.health.consecutive_failures, 2);
+    assert_eq!(row.health.cooldown_until, Some(NOW.saturating_add(MINUTE)));
+    assert_eq!(
+        row.health.early_retry_after, None,
+        "an old cooldown runs its course"
+    );
     assert_eq!(store.consume_pending(&p.state_hash).await.unwrap(), Some(p));
-    let plan = store.list_due_plan(NOW, 10).await.unwrap();
-    assert!(!plan.is_empty());
+    // And the upgraded schema takes new rows.
+    let fresh = insert(&store, Some("new"), "78").await;
+    assert_eq!(store.get(&fresh.id).await.unwrap().unwrap(), fresh);
 }
 
 // ----- events -----
