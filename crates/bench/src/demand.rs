@@ -26,8 +26,8 @@ pub struct DemandResult {
     pub no_answer: u64,
     /// 5xx answers by status.
     pub status_5xx: BTreeMap<u16, u64>,
-    /// When each 5xx happened (since the batch started), for fault-window checks.
-    pub times_5xx: Vec<Duration>,
+    /// When each 5xx happened (since the batch started) and its body, for fault-window checks.
+    pub times_5xx: Vec<(Duration, String)>,
     /// A few failure messages.
     pub examples: Vec<String>,
     /// A few 5xx bodies (each retried), for the reason the broker gave.
@@ -104,7 +104,7 @@ pub async fn ask(
             TokenOutcome::Status(status, body) => {
                 if status >= 500 {
                     *r.status_5xx.entry(status).or_default() += 1;
-                    r.times_5xx.push(epoch.elapsed());
+                    r.times_5xx.push((epoch.elapsed(), body.clone()));
                     if r.examples_5xx.is_empty() {
                         r.examples_5xx.push(format!("{status} {body}"));
                     }
