@@ -31,6 +31,7 @@ mod manager;
 mod refresh;
 mod refresher;
 mod settings;
+mod settle;
 mod single_flight;
 mod source;
 

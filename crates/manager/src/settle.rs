@@ -1,0 +1,221 @@
+//! Settling a refresh attempt: what Kit's answer does to the row. New tokens are committed
+//! (compare-and-swap, lease released in the same write); `invalid_grant` ends the grant only if
+//! nobody else rotated it; any other failure keeps the tokens and starts a cooldown.
+
+use std::time::Duration;
+
+use kit_oauth_core::{
+    AccessToken, AccountLookup, Authorized, Connection, ConnectionRecord, ConnectionStore,
+    EndpointError, EventKind, Grant, Lease, RefreshHealth, Sha256Hash, StoreError, TokenEndpoint,
+    UnauthorizedReason,
+};
+use rand::Rng as _;
+
+use crate::early_retry::early_retry_after;
+use crate::error::ManagerError;
+use crate::manager::Inner;
+use crate::refresh::active;
+
+impl<E, S> Inner<E, S>
+where
+    E: TokenEndpoint + AccountLookup,
+    S: ConnectionStore,
+{
+    /// Stores the refreshed tokens (CAS + lease release in one step), then caches them.
+    pub(crate) async fn commit(
+        &self,
+        lease: &Lease,
+        record: ConnectionRecord,
+        renewed: Connection<Authorized>,
+    ) -> Result<AccessToken, ManagerError> {
+        let now = self.clock.now();
+        let tokens = renewed.tokens().clone();
+        let mut rng = rand::rngs::OsRng;
+        let next = ConnectionRecord {
+            grant: Grant::Active(tokens.clone()),
+            health: RefreshHealth {
+                consecutive_failures: 0,
+                cooldown_until: None,
+                early_retry_after: None,
+                last_error: None,
+                last_refresh_at: Some(now),
+            },
+            next_refresh_at: Some(tokens.next_refresh_at(&mut rng)),
+            updated_at: now,
+            ..record.clone()
+        };
+        let mut attempt = 0;
+        let version = loop {
+            let written = match self
+                .store
+                .commit_refresh(lease, &next, record.version)
+                .await
+            {
+                // Our lease lapsed and was taken, but Kit has already rotated: these tokens are
+                // the only working ones. A plain CAS still refuses to overwrite anything newer;
+                // the new holder's refresh then fails `invalid_grant`, re-reads, and finds ours.
+                Err(StoreError::LeaseLost(_)) => self.store.put(&next, record.version).await,
+                other => other,
+            };
+            match written {
+                Ok(version) => break version,
+                Err(StoreError::Unavailable(reason))
+                    if attempt + 1 < self.config.commit_attempts =>
+                {
+                    attempt += 1;
+                    tracing::warn!(connection = %record.id, attempt, %reason,
+                        "database unavailable while committing refreshed tokens; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(StoreError::Conflict { .. } | StoreError::LeaseLost(_)) => {
+                    // A reinstall or a revocation replaced the grant meanwhile: it wins.
+                    tracing::warn!(connection = %record.id,
+                        "connection changed during refresh; discarding the refreshed tokens");
+                    return self
+                        .read(&record.id)
+                        .await
+                        .and_then(|current| active(&current).map(|t| t.access().clone()));
+                }
+                Err(e) => {
+                    tracing::error!(connection = %record.id, error = %e,
+                        "could not store refreshed tokens");
+                    return Err(ManagerError::from_store(e));
+                }
+            }
+        };
+        self.cache
+            .put(&record.id, &tokens, version, next.next_refresh_at, now);
+        self.emit(
+            &next,
+            EventKind::Refreshed {
+                expires_at: tokens.expires_at(),
+            },
+        )
+        .await;
+        Ok(tokens.access().clone())
+    }
+
+    /// `invalid_grant` is not trusted blindly: if the row moved on, another worker rotated the
+    /// tokens and we lost a race; only a grant nobody rotated is dead.
+    pub(crate) async fn on_invalid_grant(
+        &self,
+        lease: &Lease,
+        record: ConnectionRecord,
+        sent: &Sha256Hash,
+        description: String,
+    ) -> Result<Option<AccessToken>, ManagerError> {
+        let current = self.read(&record.id).await?;
+        let rotated_elsewhere = match &current.grant {
+            Grant::Active(tokens) => {
+                current.version != record.version || tokens.refresh().fingerprint() != *sent
+            }
+            Grant::Ended(_) => true,
+        };
+        if rotated_elsewhere {
+            self.release(lease, None).await;
+            return Ok(None);
+        }
+        let detail = format!("Kit refused the refresh token (invalid_grant): {description}");
+        let now = self.clock.now();
+        let dead = ConnectionRecord {
+            grant: Grant::Ended(UnauthorizedReason::ReauthRequired {
+                detail: detail.clone(),
+            }),
+            next_refresh_at: None,
+            health: RefreshHealth {
+                consecutive_failures: record.health.consecutive_failures + 1,
+                cooldown_until: None,
+                early_retry_after: None,
+                last_error: Some(detail.clone()),
+                last_refresh_at: record.health.last_refresh_at,
+            },
+            updated_at: now,
+            ..record.clone()
+        };
+        match self
+            .store
+            .commit_refresh(lease, &dead, record.version)
+            .await
+        {
+            Ok(_) => {
+                self.cache.evict(&record.id);
+                self.emit(
+                    &dead,
+                    EventKind::ReauthRequired {
+                        reason: detail.clone(),
+                    },
+                )
+                .await;
+                Err(ManagerError::ReauthRequired {
+                    id: record.id,
+                    reason: detail,
+                })
+            }
+            Err(StoreError::Conflict { .. } | StoreError::LeaseLost(_)) => Ok(None),
+            Err(e) => Err(ManagerError::from_store(e)),
+        }
+    }
+
+    /// A failure that does not end the grant: keep the tokens, count it, cool down. `early`:
+    /// the attempt cut a cooldown short (see `early_retry`).
+    pub(crate) async fn on_failure(
+        &self,
+        lease: &Lease,
+        record: ConnectionRecord,
+        error: &EndpointError,
+        early: bool,
+    ) -> ManagerError {
+        let now = self.clock.now();
+        let failures = record.health.consecutive_failures.saturating_add(1);
+        let base = self.config.cooldown(failures);
+        // Jitter the cooldown to [50 %, 100 %] of its length so failing connections spread out.
+        let jittered = base.mul_f64(rand::rngs::OsRng.gen_range(0.5..=1.0));
+        let retry_after = match error {
+            EndpointError::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        let cooldown = retry_after.map_or(jittered, |r| r.max(jittered));
+        let until = now.saturating_add(cooldown);
+        let message = error.to_string();
+        let health = RefreshHealth {
+            consecutive_failures: failures,
+            cooldown_until: Some(until),
+            early_retry_after: early_retry_after(error, early, now),
+            last_error: Some(message.clone()),
+            last_refresh_at: record.health.last_refresh_at,
+        };
+        self.release(lease, Some(&health)).await;
+        if failures == 1 {
+            self.emit(
+                &record,
+                EventKind::RefreshFailed {
+                    reason: message.clone(),
+                    failures,
+                },
+            )
+            .await;
+        }
+        tracing::warn!(connection = %record.id, failures, error = %message, "refresh failed");
+        match error {
+            EndpointError::InvalidClient { description } => {
+                ManagerError::InvalidClient(description.clone())
+            }
+            _ => ManagerError::Unavailable {
+                reason: message,
+                retry_at: Some(until),
+            },
+        }
+    }
+
+    pub(crate) async fn release(&self, lease: &Lease, health: Option<&RefreshHealth>) {
+        if let Err(error) = self.store.release_lease(lease, health, false).await {
+            // The lease lapses by itself; nothing is lost.
+            tracing::warn!(connection = %lease.connection, %error, "could not release a refresh lease");
+        }
+    }
+}
+
+/// 50 ms, 100 ms, 200 ms, … capped at 2 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(50u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(2))
+}
