@@ -83,7 +83,17 @@ async fn an_outage_ends_for_every_connection_as_soon_as_kit_answers() {
         }
         setup.world.advance(60);
     }
+    // One more failure of each, at the same instant, once both cooldowns have passed: after
+    // more than ten failures in a row the next cooldown is at least 256 s (512 s, jittered).
+    let mut longest = 0;
     for id in outaged {
+        longest = longest.max(cooldown_left(&setup, id).await);
+    }
+    setup.world.advance(longest + 1);
+    for id in outaged {
+        assert!(setup.kit.manager().access_token(id).await.is_err());
+        let status = setup.kit.manager().status(id).await.unwrap();
+        assert!(status.consecutive_failures > 10, "{status:?}");
         assert!(
             cooldown_left(&setup, id).await > 60,
             "the backoff has grown"
@@ -95,7 +105,8 @@ async fn an_outage_ends_for_every_connection_as_soon_as_kit_answers() {
         assert_cooling_without_a_call(&setup, id).await;
     }
 
-    // Another connection's refresh is Kit's first answer.
+    // Another connection's refresh, a second later, is Kit's first answer.
+    setup.world.advance(1);
     setup.kit.manager().access_token(canary).await.unwrap();
     let calls = setup.world.token_requests();
     for (id, account) in outaged.iter().zip(accounts) {
