@@ -23,16 +23,26 @@
 //! # Ok(()) }
 //! ```
 
+mod codec;
+mod connections;
 mod crypto;
 mod error;
+mod events;
+mod install;
+mod lease;
 mod migration;
 mod notify;
+mod pending;
+mod rotation;
+mod sql;
 mod store;
 
+pub use connections::{DEFAULT_PAGE, MAX_PAGE};
 pub use crypto::{DEFAULT_KEY_ID, ENCRYPTION_KEY_ENV, KEY_LEN, KeyRing, KeyRingError};
 pub use migration::{CHANGE_CHANNEL, CreateTables, EarlyRetry, IndexesAndEvents, Migrator};
+pub use rotation::ReencryptProgress;
 pub use sea_orm_migration::MigratorTrait;
-pub use store::{DEFAULT_PAGE, MAX_PAGE, ReencryptProgress, SeaOrmStore, StoreOptions};
+pub use store::{SeaOrmStore, StoreOptions};
 
 /// The default `DATABASE_URL`: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://kit-oauth.db?mode=rwc";
