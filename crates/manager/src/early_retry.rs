@@ -36,13 +36,39 @@ impl KitAnswers {
         self.last.fetch_max(at.unix_millis(), Ordering::Relaxed);
     }
 
+    /// Where `health`'s cooldown stands at `now`.
+    pub(crate) fn cooldown(&self, health: &RefreshHealth, now: Timestamp) -> Cooldown {
+        match health.cooldown_until {
+            Some(until) if now < until => {
+                if self.ends_cooldown(health) {
+                    Cooldown::EndedEarly
+                } else {
+                    Cooldown::Holds(until)
+                }
+            }
+            _ => Cooldown::Over,
+        }
+    }
+
     /// Whether `health`'s cooldown may end now: it allows an early retry, and Kit has answered
     /// after the failure that started it.
-    pub(crate) fn ends_cooldown(&self, health: &RefreshHealth) -> bool {
+    fn ends_cooldown(&self, health: &RefreshHealth) -> bool {
         health
             .early_retry_after
             .is_some_and(|failed_at| self.last.load(Ordering::Relaxed) > failed_at.unix_millis())
     }
+}
+
+/// Where a connection's cooldown stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cooldown {
+    /// None was set, or it has passed.
+    Over,
+    /// It has not passed, but Kit has answered since the failure: a caller that needs a new
+    /// token may try now.
+    EndedEarly,
+    /// No refresh before this instant.
+    Holds(Timestamp),
 }
 
 /// The `early_retry_after` to store with a failure at `now`: `None` when the attempt was itself
@@ -106,6 +132,29 @@ mod tests {
             !answers.ends_cooldown(&RefreshHealth::default()),
             "a cooldown that allows no early retry"
         );
+    }
+
+    #[test]
+    fn a_cooldown_is_over_holds_or_ended_early() {
+        let answers = KitAnswers::new();
+        let mut health = RefreshHealth {
+            cooldown_until: Some(at(200)),
+            ..RefreshHealth::default()
+        };
+        assert_eq!(
+            answers.cooldown(&RefreshHealth::default(), at(150)),
+            Cooldown::Over
+        );
+        assert_eq!(answers.cooldown(&health, at(200)), Cooldown::Over);
+        assert_eq!(answers.cooldown(&health, at(150)), Cooldown::Holds(at(200)));
+        answers.record(at(120));
+        assert_eq!(
+            answers.cooldown(&health, at(150)),
+            Cooldown::Holds(at(200)),
+            "no early retry allowed"
+        );
+        health.early_retry_after = Some(at(100));
+        assert_eq!(answers.cooldown(&health, at(150)), Cooldown::EndedEarly);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use kit_oauth_core::{
     StoreError, Timestamp, TokenEndpoint, TokenSet,
 };
 
+use crate::early_retry::Cooldown;
 use crate::error::ManagerError;
 use crate::events::{LeaseWaitOutcome, RefreshOutcome, observe_lease_wait, observe_refresh};
 use crate::manager::{Inner, ended};
@@ -79,13 +80,11 @@ where
                     .put(id, tokens, record.version, record.next_refresh_at, now);
                 return Ok(tokens.access().clone());
             }
-            let cooling = record.health.cooldown_until.filter(|until| now < *until);
-            if cooling.is_some() && want.accepts_current(tokens, now) {
+            let cooldown = self.kit_answers.cooldown(&record.health, now);
+            if cooldown != Cooldown::Over && want.accepts_current(tokens, now) {
                 return Ok(tokens.access().clone());
             }
-            // Unless Kit has answered since this connection failed: then it is back, try now.
-            let early = self.kit_answers.ends_cooldown(&record.health);
-            if let Some(until) = cooling.filter(|_| !early) {
+            if let Cooldown::Holds(until) = cooldown {
                 return Err(ManagerError::Unavailable {
                     reason: format!(
                         "refresh is cooling down after {} failures: {}",
@@ -179,15 +178,14 @@ where
         }
         // Another attempt failed between our read and our lease: its cooldown stands, unless
         // Kit has answered since (then this attempt ends it early, and says so if it fails).
-        let cooling = record
-            .health
-            .cooldown_until
-            .is_some_and(|until| now < until);
-        let early = cooling && self.kit_answers.ends_cooldown(&record.health);
-        if cooling && !early {
-            self.release(lease, None).await;
-            return Ok(None);
-        }
+        let early = match self.kit_answers.cooldown(&record.health, now) {
+            Cooldown::Holds(_) => {
+                self.release(lease, None).await;
+                return Ok(None);
+            }
+            Cooldown::EndedEarly => true,
+            Cooldown::Over => false,
+        };
         if early {
             tracing::info!(connection = %id, failures = record.health.consecutive_failures,
                 "Kit has answered since this connection's last failure; retrying before its \
