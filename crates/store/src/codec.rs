@@ -101,14 +101,12 @@ impl SeaOrmStore {
         p: &mut Params,
     ) -> Result<String, StoreError> {
         let g = self.seal_grant(&record.grant, record.id.as_str(), new_version)?;
-        let h = &record.health;
+        let health = health_assignments(&record.health, p);
         Ok(format!(
             "account_name = {}, account_email = {}, state = {}, ended_reason = {}, key_id = {}, \
              access_token_nonce = {}, access_token_ct = {}, refresh_token_nonce = {}, \
              refresh_token_ct = {}, scope = {}, issued_at = {}, expires_at = {}, \
-             next_refresh_at = {}, consecutive_failures = {}, cooldown_until = {}, \
-             early_retry_after = {}, last_error = {}, last_refresh_at = {}, updated_at = {}, \
-             version = {}",
+             next_refresh_at = {}, {health}, updated_at = {}, version = {}",
             p.push(record.account.name.clone()),
             p.push(record.account.primary_email.clone()),
             p.push(g.state),
@@ -122,11 +120,6 @@ impl SeaOrmStore {
             p.push(g.issued_at),
             p.push(g.expires_at),
             p.push(millis(record.next_refresh_at)),
-            p.push(i64::from(h.consecutive_failures)),
-            p.push(millis(h.cooldown_until)),
-            p.push(millis(h.early_retry_after)),
-            p.push(h.last_error.clone()),
-            p.push(millis(h.last_refresh_at)),
             p.push(record.updated_at.unix_millis()),
             p.push(to_i64(new_version, "version")?),
         ))
@@ -230,4 +223,18 @@ impl SeaOrmStore {
         };
         Ok((record, lease))
     }
+}
+
+/// `SET` assignments for the refresh-health columns: the one list of them that both writes of
+/// a connection's health use (every data write, and a failed refresh's lease release).
+pub(crate) fn health_assignments(h: &RefreshHealth, p: &mut Params) -> String {
+    format!(
+        "consecutive_failures = {}, cooldown_until = {}, early_retry_after = {}, \
+         last_error = {}, last_refresh_at = {}",
+        p.push(i64::from(h.consecutive_failures)),
+        p.push(millis(h.cooldown_until)),
+        p.push(millis(h.early_retry_after)),
+        p.push(h.last_error.clone()),
+        p.push(millis(h.last_refresh_at))
+    )
 }

@@ -13,9 +13,9 @@ use kit_oauth_core::{
 #[cfg(feature = "postgres")]
 use sea_orm::DbBackend;
 
-use crate::codec::CONNECTION_COLUMNS;
+use crate::codec::{CONNECTION_COLUMNS, health_assignments};
 use crate::notify::Notifier;
-use crate::sql::{Params, get, millis, to_i64, to_u64};
+use crate::sql::{Params, get, to_i64, to_u64};
 use crate::store::SeaOrmStore;
 
 /// How often a SQLite waiter re-reads the row.
@@ -167,15 +167,8 @@ impl SeaOrmStore {
         let mut p = Params::new();
         let mut set = String::from("lease_owner = NULL, lease_until = NULL");
         if let Some(h) = health {
-            set.push_str(&format!(
-                ", consecutive_failures = {}, cooldown_until = {}, early_retry_after = {}, \
-                 last_error = {}, last_refresh_at = {}",
-                p.push(i64::from(h.consecutive_failures)),
-                p.push(millis(h.cooldown_until)),
-                p.push(millis(h.early_retry_after)),
-                p.push(h.last_error.clone()),
-                p.push(millis(h.last_refresh_at))
-            ));
+            set.push_str(", ");
+            set.push_str(&health_assignments(h, &mut p));
         }
         if refresh_token_unspent {
             set.push_str(", in_flight_hash = NULL, in_flight_started_at = NULL");
