@@ -235,6 +235,38 @@ impl World {
     }
 }
 
+/// One instance on its own SQLite file, some accounts installed, every token expired (past the
+/// code exchange's 48 h), the sandbox's stats reset: where the fault and outage suites start.
+pub struct Expired {
+    pub world: World,
+    pub db: Db,
+    pub kit: KitOAuth,
+    pub ids: Vec<ConnectionId>,
+}
+
+impl Expired {
+    pub async fn new(
+        customize: impl FnOnce(SandboxBuilder) -> SandboxBuilder,
+        accounts: &[&str],
+    ) -> Self {
+        let world = World::new(customize).await;
+        let db = Db::sqlite();
+        let kit = world.instance(&db).await;
+        let mut ids = Vec::new();
+        for account in accounts {
+            ids.push(world.install(&kit, account, None).await);
+        }
+        world.advance(172_800 + 60);
+        world.sandbox.reset_stats();
+        Self {
+            world,
+            db,
+            kit,
+            ids,
+        }
+    }
+}
+
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -12,7 +12,7 @@ use kit_oauth::core::{
     TokenEndpoint as _,
 };
 use kit_oauth::{KitOAuth, ManagerError};
-use kit_oauth_tests::{Db, World, invalid_grants};
+use kit_oauth_tests::{Db, Expired, World, invalid_grants};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind, SandboxBuilder};
 
 struct Setup {
@@ -24,17 +24,17 @@ struct Setup {
 
 /// An installed connection whose token has expired, stats reset.
 async fn expired_connection(customize: impl FnOnce(SandboxBuilder) -> SandboxBuilder) -> Setup {
-    let world = World::new(customize).await;
-    let db = Db::sqlite();
-    let kit = world.instance(&db).await;
-    let id = world.install(&kit, "faulty", None).await;
-    world.advance(172_800 + 60);
-    world.sandbox.reset_stats();
+    let Expired {
+        world,
+        db,
+        kit,
+        mut ids,
+    } = Expired::new(customize, &["faulty"]).await;
     Setup {
         world,
         _db: db,
         kit,
-        id,
+        id: ids.remove(0),
     }
 }
 

@@ -4,37 +4,10 @@
 //! and a `Retry-After` from Kit is never cut short.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use kit_oauth::ManagerError;
 use kit_oauth::core::{Clock as _, ConnectionId, StateName};
-use kit_oauth::{KitOAuth, ManagerError};
-use kit_oauth_tests::{Db, World, invalid_grants};
+use kit_oauth_tests::{Expired, invalid_grants};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind};
-
-struct Setup {
-    world: World,
-    _db: Db,
-    kit: KitOAuth,
-}
-
-/// One instance, the given accounts installed, every token expired, stats reset.
-async fn expired(accounts: &[&str]) -> (Setup, Vec<ConnectionId>) {
-    let world = World::new(|b| b).await;
-    let db = Db::sqlite();
-    let kit = world.instance(&db).await;
-    let mut ids = Vec::new();
-    for account in accounts {
-        ids.push(world.install(&kit, account, None).await);
-    }
-    world.advance(172_800 + 60);
-    world.sandbox.reset_stats();
-    (
-        Setup {
-            world,
-            _db: db,
-            kit,
-        },
-        ids,
-    )
-}
 
 fn status_fault(status: u16, retry_after: Option<u64>, times: u32) -> Fault {
     Fault::new(
@@ -49,7 +22,7 @@ fn status_fault(status: u16, retry_after: Option<u64>, times: u32) -> Fault {
 }
 
 /// A cooling connection: `access_token` fails at once, with no call to Kit.
-async fn assert_cooling_without_a_call(setup: &Setup, id: &ConnectionId) {
+async fn assert_cooling_without_a_call(setup: &Expired, id: &ConnectionId) {
     let calls = setup.world.token_requests();
     for _ in 0..20 {
         let err = setup.kit.manager().access_token(id).await.unwrap_err();
@@ -59,7 +32,7 @@ async fn assert_cooling_without_a_call(setup: &Setup, id: &ConnectionId) {
 }
 
 /// Seconds until the connection's cooldown ends.
-async fn cooldown_left(setup: &Setup, id: &ConnectionId) -> u64 {
+async fn cooldown_left(setup: &Expired, id: &ConnectionId) -> u64 {
     let status = setup.kit.manager().status(id).await.unwrap();
     let until = status.cooldown_until.expect("cooling down");
     until.duration_since(setup.world.clock.now()).as_secs()
@@ -68,8 +41,8 @@ async fn cooldown_left(setup: &Setup, id: &ConnectionId) -> u64 {
 #[tokio::test]
 async fn an_outage_ends_for_every_connection_as_soon_as_kit_answers() {
     let accounts = ["first", "second", "canary"];
-    let (setup, ids) = expired(&accounts).await;
-    let (outaged, canary) = (&ids[..2], &ids[2]);
+    let setup = Expired::new(|b| b, &accounts).await;
+    let (outaged, canary) = (&setup.ids[..2], &setup.ids[2]);
     setup
         .world
         .sandbox
@@ -130,8 +103,8 @@ async fn an_outage_ends_for_every_connection_as_soon_as_kit_answers() {
 
 #[tokio::test]
 async fn an_early_retry_that_fails_lets_the_cooldown_run_its_course() {
-    let (setup, ids) = expired(&["failing", "canary"]).await;
-    let (failing, canary) = (&ids[0], &ids[1]);
+    let setup = Expired::new(|b| b, &["failing", "canary"]).await;
+    let (failing, canary) = (&setup.ids[0], &setup.ids[1]);
     let fail_once = || {
         setup
             .world
@@ -186,8 +159,8 @@ async fn an_early_retry_that_fails_lets_the_cooldown_run_its_course() {
 
 #[tokio::test]
 async fn a_retry_after_from_kit_is_never_cut_short() {
-    let (setup, ids) = expired(&["throttled", "canary"]).await;
-    let (throttled, canary) = (&ids[0], &ids[1]);
+    let setup = Expired::new(|b| b, &["throttled", "canary"]).await;
+    let (throttled, canary) = (&setup.ids[0], &setup.ids[1]);
     setup
         .world
         .sandbox
