@@ -7,11 +7,15 @@ use sea_orm::sqlx;
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 /// Maps a sea-orm error: unreachable or busy databases are [`StoreError::Unavailable`] (retry
-/// later), unique violations [`StoreError::Duplicate`], everything else
-/// [`StoreError::Backend`].
+/// later), a violation of a connection's or a pending install's key [`StoreError::Duplicate`],
+/// everything else [`StoreError::Backend`].
 pub(crate) fn map_db_err(err: &DbErr) -> StoreError {
-    if let Some(SqlErr::UniqueConstraintViolation(_)) = err.sql_err() {
-        return StoreError::Duplicate;
+    if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
+        return if violates_a_domain_key(&message) {
+            StoreError::Duplicate
+        } else {
+            StoreError::Backend(format!("unique constraint violated: {message}"))
+        };
     }
     match err {
         DbErr::ConnectionAcquire(e) => StoreError::Unavailable(e.to_string()),
@@ -22,6 +26,17 @@ pub(crate) fn map_db_err(err: &DbErr) -> StoreError {
         },
         other => StoreError::Backend(other.to_string()),
     }
+}
+
+/// `Duplicate` means "this Kit account is already connected for this tenant" (or "this install
+/// state exists"), a fact callers act on; any other unique violation (two migrators recording
+/// the same migration, say) is a database error and must not read as one. The driver's message
+/// names the violated key — SQLite `UNIQUE constraint failed: connections.tenant_name, …`,
+/// PostgreSQL `… violates unique constraint "connections_tenant_account_key"` — and never a
+/// value, so it is safe to keep.
+fn violates_a_domain_key(message: &str) -> bool {
+    const DOMAIN_KEYS: [&str; 3] = ["connections.", "connections_", "pending_authorizations"];
+    DOMAIN_KEYS.iter().any(|key| message.contains(key))
 }
 
 fn runtime_message(err: &RuntimeErr) -> String {
@@ -90,6 +105,50 @@ mod tests {
         assert!(is_transient_code(false, "40P01"));
         assert!(!is_transient_code(false, "23505"));
         assert!(!is_transient_code(false, "42P01"));
+    }
+
+    #[test]
+    fn only_a_domain_key_is_a_duplicate() {
+        for domain in [
+            "UNIQUE constraint failed: connections.tenant_name, connections.kit_account_id",
+            "UNIQUE constraint failed: connections.id",
+            "UNIQUE constraint failed: pending_authorizations.state_hash",
+            "duplicate key value violates unique constraint \"connections_tenant_account_key\"",
+            "duplicate key value violates unique constraint \"pending_authorizations_pkey\"",
+        ] {
+            assert!(violates_a_domain_key(domain), "{domain}");
+        }
+        for other in [
+            "UNIQUE constraint failed: seaql_migrations.version",
+            "duplicate key value violates unique constraint \"seaql_migrations_pkey\"",
+            "UNIQUE constraint failed: connection_events.id",
+        ] {
+            assert!(!violates_a_domain_key(other), "{other}");
+        }
+    }
+
+    /// The race that killed one of three instances started at once: a second migrator records
+    /// a migration already recorded. Read from a real SQLite error, not a hand-made one.
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn a_migration_bookkeeping_clash_is_not_a_duplicate_connection() {
+        use sea_orm::{ConnectionTrait as _, Database};
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        db.execute_unprepared("CREATE TABLE seaql_migrations (version TEXT PRIMARY KEY)")
+            .await
+            .unwrap();
+        db.execute_unprepared("INSERT INTO seaql_migrations VALUES ('m1')")
+            .await
+            .unwrap();
+        let err = db
+            .execute_unprepared("INSERT INTO seaql_migrations VALUES ('m1')")
+            .await
+            .unwrap_err();
+        let mapped = map_db_err(&err);
+        assert!(
+            matches!(mapped, StoreError::Backend(ref m) if m.contains("seaql_migrations")),
+            "{mapped:?}"
+        );
     }
 
     #[test]

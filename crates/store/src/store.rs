@@ -134,11 +134,37 @@ impl SeaOrmStore {
     }
 
     /// Applies pending migrations. Safe to call at any time and from several processes at
-    /// once (PostgreSQL serializes them with an advisory lock; the DDL is `IF NOT EXISTS`).
+    /// once: N instances started together on one fresh database all come up.
+    ///
+    /// PostgreSQL serializes migrators with an advisory lock. SQLite has no such lock, so two
+    /// processes may both run a migration (its DDL is idempotent: `IF NOT EXISTS`, columns
+    /// added after a `has_column` check) and then both record it; the loser's bookkeeping
+    /// insert violates `seaql_migrations`' key, or it finds the file busy. A migrator that
+    /// fails re-reads what is still pending: nothing means another process finished the
+    /// work, anything else is retried a few times from where it stands, and only an error
+    /// that outlives the retries is returned.
     ///
     /// # Errors
-    /// A [`StoreError`] when a migration fails.
+    /// A [`StoreError`] when a migration still fails after the retries.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut failures = 0;
+        loop {
+            let Err(err) = self.migrate_once().await else {
+                return Ok(());
+            };
+            if self.pending_migrations().await.is_ok_and(|p| p.is_empty()) {
+                return Ok(());
+            }
+            failures += 1;
+            if failures >= MIGRATE_ATTEMPTS {
+                return Err(err);
+            }
+            tracing::debug!(error = %err, attempt = failures, "migration raced another process; retrying");
+            tokio::time::sleep(migrate_backoff(failures)).await;
+        }
+    }
+
+    async fn migrate_once(&self) -> Result<(), StoreError> {
         let db = &self.inner.db;
         if self.inner.backend == DbBackend::Postgres {
             let txn = db.begin().await.map_err(|e| map_db_err(&e))?;
@@ -152,6 +178,14 @@ impl SeaOrmStore {
         }
     }
 
+    /// The names of the migrations not yet applied.
+    async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        let pending = Migrator::get_pending_migrations_read_only(&self.inner.db)
+            .await
+            .map_err(|e| map_db_err(&e))?;
+        Ok(pending.iter().map(|m| m.name().to_owned()).collect())
+    }
+
     /// Ready to serve: the database answers and no migration is pending.
     ///
     /// # Errors
@@ -162,19 +196,28 @@ impl SeaOrmStore {
         db.execute_unprepared("SELECT 1")
             .await
             .map_err(|e| map_db_err(&e))?;
-        let pending = Migrator::get_pending_migrations_read_only(db)
-            .await
-            .map_err(|e| map_db_err(&e))?;
+        let pending = self.pending_migrations().await?;
         if pending.is_empty() {
             Ok(())
         } else {
-            let names: Vec<_> = pending.iter().map(|m| m.name().to_owned()).collect();
             Err(E::Backend(format!(
                 "migrations pending: {}",
-                names.join(", ")
+                pending.join(", ")
             )))
         }
     }
+}
+
+/// How many times a migrator (or a SQLite opener) that lost a race with another process
+/// tries again.
+const MIGRATE_ATTEMPTS: u32 = 8;
+
+/// 50, 100, 200 … ms, capped at 1 s, with up to 50 % jitter so retrying processes spread out.
+fn migrate_backoff(failures: u32) -> Duration {
+    let base = 50u64 << failures.min(5).saturating_sub(1);
+    let base = base.min(1_000);
+    let jitter = rand_core::RngCore::next_u64(&mut rand_core::OsRng) % (base / 2 + 1);
+    Duration::from_millis(base + jitter)
 }
 
 async fn open(url: &str, options: &StoreOptions) -> Result<DatabaseConnection, StoreError> {
@@ -212,10 +255,23 @@ async fn open(url: &str, options: &StoreOptions) -> Result<DatabaseConnection, S
                 .foreign_keys(true)
         });
     }
-    Database::connect(opts)
-        .await
-        .map_err(|e| match map_db_err(&e) {
-            E::Backend(message) => E::Unavailable(message),
-            other => other,
-        })
+    // Opening a fresh SQLite file switches it to WAL, which takes an exclusive lock that
+    // SQLite reports as `SQLITE_BUSY` at once rather than waiting out the busy timeout. Several
+    // instances started together on one new file meet exactly that, so a busy file is tried
+    // again, as a migrator that lost a race is; an unreachable server is reported at once.
+    let mut failures = 0;
+    loop {
+        let error = match Database::connect(opts.clone()).await {
+            Ok(db) => return Ok(db),
+            Err(e) => match map_db_err(&e) {
+                E::Backend(message) => E::Unavailable(message),
+                other => other,
+            },
+        };
+        failures += 1;
+        if !sqlite || failures >= MIGRATE_ATTEMPTS || !matches!(error, E::Unavailable(_)) {
+            return Err(error);
+        }
+        tokio::time::sleep(migrate_backoff(failures)).await;
+    }
 }
