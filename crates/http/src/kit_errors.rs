@@ -6,7 +6,7 @@ use crate::redact::excerpt;
 
 /// What a 401 from Kit's API says about the access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Unauthorized {
+pub(crate) enum TokenRejection {
     /// `The access token expired`: refresh and retry once.
     Expired,
     /// Invalid, revoked, or the account lost access: reinstall needed. Kit's message, excerpted.
@@ -37,17 +37,17 @@ pub(crate) fn messages(body: &[u8], known: &[&str]) -> Vec<String> {
 
 /// Classifies a 401 body. Only "expired" is worth a refresh; Kit's exact wording of the other
 /// messages is a guess (kit-protocol.md §6), so anything else means the grant is dead.
-pub(crate) fn classify_401(body: &[u8], known: &[&str]) -> Unauthorized {
+pub(crate) fn classify_401(body: &[u8], known: &[&str]) -> TokenRejection {
     let messages = messages(body, known);
     if messages
         .iter()
         .any(|m| m.to_ascii_lowercase().contains("expired"))
     {
-        Unauthorized::Expired
+        TokenRejection::Expired
     } else if let Some(first) = messages.into_iter().next() {
-        Unauthorized::Dead(first)
+        TokenRejection::Dead(first)
     } else {
-        Unauthorized::Dead(format!("HTTP 401: {}", excerpt(body, known)))
+        TokenRejection::Dead(format!("HTTP 401: {}", excerpt(body, known)))
     }
 }
 
@@ -59,15 +59,15 @@ mod tests {
     fn kit_401_bodies() {
         assert_eq!(
             classify_401(br#"{"errors":["The access token expired"]}"#, &[]),
-            Unauthorized::Expired
+            TokenRejection::Expired
         );
         assert_eq!(
             classify_401(br#"{"errors":["The access token was revoked"]}"#, &[]),
-            Unauthorized::Dead("The access token was revoked".into())
+            TokenRejection::Dead("The access token was revoked".into())
         );
         assert_eq!(
             classify_401(b"", &[]),
-            Unauthorized::Dead("HTTP 401: (empty body)".into())
+            TokenRejection::Dead("HTTP 401: (empty body)".into())
         );
         assert_eq!(
             messages(br#"{"errors":["a",{"b":1}]}"#, &[]),
