@@ -64,7 +64,7 @@ pub(crate) fn account_from_raw(
     if status == 401 {
         return Err(match classify_401(&raw.body, known) {
             TokenRejection::Expired => LookupError::TokenExpired,
-            TokenRejection::Dead(message) => LookupError::Unauthorized { message },
+            TokenRejection::Refused(message) => LookupError::Unauthorized { message },
         });
     }
     if is_busy(raw.status) {

@@ -9,8 +9,8 @@ use std::sync::atomic::AtomicU16;
 use std::time::Instant;
 
 use kit_oauth_core::{
-    AuthorizationCode, AuthorizeRequest, EndpointError, PkceChallenge, PkceVerifier, RefreshToken,
-    RevocableToken, TokenEndpoint, TokenResponse,
+    AuthorizationCode, AuthorizeRequest, Clock as _, EndpointError, PkceChallenge, PkceVerifier,
+    RefreshToken, RevocableToken, SystemClock, TokenEndpoint, TokenResponse,
 };
 use oauth2::basic::{
     BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
@@ -134,12 +134,33 @@ impl KitOAuthClient {
             .and_then(KitTokenResponse::into_core);
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match &outcome {
-            Ok(_) => tracing::debug!(grant, status, elapsed_ms, "token endpoint answered"),
+            Ok(response) => {
+                tracing::debug!(grant, status, elapsed_ms, "token endpoint answered");
+                warn_on_clock_skew(grant, response);
+            }
             Err(error) => {
                 tracing::warn!(grant, status, elapsed_ms, %error, "token endpoint failed");
             }
         }
         outcome
+    }
+}
+
+/// Kit's clock disagreeing with ours by more than this is worth an operator's attention.
+const CLOCK_SKEW_WARNING_SECS: i64 = 60;
+
+/// Expiry counts from the response's arrival (see `TokenSet::from_response`), so a skewed Kit
+/// clock costs nothing; it is still logged, as it may point at a wrong clock here.
+fn warn_on_clock_skew(grant: &'static str, response: &TokenResponse) {
+    if let Some(skew_secs) = response.clock_skew(SystemClock.now())
+        && skew_secs.abs() > CLOCK_SKEW_WARNING_SECS
+    {
+        tracing::warn!(
+            grant,
+            skew_secs,
+            "the token endpoint's created_at disagrees with the local clock by more than a \
+             minute (positive: its clock is ahead); expiry counts from the local arrival time"
+        );
     }
 }
 

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api_error::ApiError;
 use crate::redact::excerpt;
+use crate::transport::RawResponse;
 
 /// A call to Kit's API v4, relative to the base URL.
 #[derive(Debug, Clone)]
@@ -16,6 +17,8 @@ pub struct KitRequest {
     pub(crate) path: String,
     pub(crate) query: Vec<(String, String)>,
     pub(crate) body: Option<Bytes>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) accept: Option<String>,
     pub(crate) retry_ambiguous: bool,
 }
 
@@ -27,6 +30,8 @@ impl KitRequest {
             path: path.into(),
             query: Vec::new(),
             body: None,
+            content_type: None,
+            accept: None,
             retry_ambiguous: false,
         }
     }
@@ -67,6 +72,25 @@ impl KitRequest {
         self.body = Some(Bytes::from(bytes));
         Ok(self)
     }
+    /// A body of any media type, sent as given (a proxy forwarding its caller's body).
+    pub fn body(mut self, body: impl Into<Bytes>, content_type: impl Into<String>) -> Self {
+        self.body = Some(body.into());
+        self.content_type = Some(content_type.into());
+        self
+    }
+    /// The `Accept` header (default `application/json`).
+    pub fn accept(mut self, accept: impl Into<String>) -> Self {
+        self.accept = Some(accept.into());
+        self
+    }
+    /// Adds the parameters of a raw query string (`a=1&b=two`), decoded.
+    pub fn raw_query(mut self, query: &str) -> Self {
+        self.query.extend(
+            url::form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned())),
+        );
+        self
+    }
     /// Allow retrying this non-idempotent request after an ambiguous failure (a timeout, a
     /// dropped connection, a 5xx): only when the caller knows a duplicate is harmless.
     pub fn retry_ambiguous(mut self, allow: bool) -> Self {
@@ -93,15 +117,26 @@ impl KitRequest {
     }
 }
 
-/// A successful API answer.
+/// An API answer: a 2xx from [`crate::KitClient::send`], any status from
+/// [`crate::KitClient::forward`].
 #[derive(Debug, Clone)]
 pub struct KitResponse {
-    /// The status (2xx).
+    /// The status.
     pub status: StatusCode,
     /// The headers.
     pub headers: HeaderMap,
     /// The body (within the cap).
     pub body: Bytes,
+}
+
+impl From<RawResponse> for KitResponse {
+    fn from(raw: RawResponse) -> Self {
+        Self {
+            status: raw.status,
+            headers: raw.headers,
+            body: raw.body,
+        }
+    }
 }
 
 impl KitResponse {

@@ -14,7 +14,7 @@ pub struct ReauthReason {
     pub message: String,
 }
 
-/// Where [`KitClient`] gets access tokens. The manager implements it; tests use a simple one.
+/// Where [`crate::KitClient`] gets access tokens. The manager implements it; tests use a simple one.
 pub trait TokenSource: Send + Sync {
     /// A currently valid access token for `connection`.
     fn access_token(
@@ -30,12 +30,17 @@ pub trait TokenSource: Send + Sync {
         stale: &AccessToken,
     ) -> impl Future<Output = Result<AccessToken, TokenSourceError>> + Send;
 
-    /// Kit refused the token as invalid or revoked: the grant is dead.
-    fn reauth_required(
+    /// Kit answered 401 for `refused` with something other than "expired" (revoked, invalid,
+    /// or a message nobody recognises). That alone is no proof of a dead grant: check the
+    /// stored token against Kit (`GET /v4/account`) and return the token to retry with once
+    /// when it works or has moved on; [`TokenSourceError::ReauthRequired`] only when Kit
+    /// refuses the stored token too (and then record the grant as dead).
+    fn token_refused(
         &self,
         connection: &ConnectionId,
+        refused: &AccessToken,
         reason: &ReauthReason,
-    ) -> impl Future<Output = ()> + Send;
+    ) -> impl Future<Output = Result<AccessToken, TokenSourceError>> + Send;
 }
 
 impl<T: TokenSource> TokenSource for Arc<T> {
@@ -52,12 +57,13 @@ impl<T: TokenSource> TokenSource for Arc<T> {
     ) -> impl Future<Output = Result<AccessToken, TokenSourceError>> + Send {
         (**self).force_refresh(connection, stale)
     }
-    fn reauth_required(
+    fn token_refused(
         &self,
         connection: &ConnectionId,
+        refused: &AccessToken,
         reason: &ReauthReason,
-    ) -> impl Future<Output = ()> + Send {
-        (**self).reauth_required(connection, reason)
+    ) -> impl Future<Output = Result<AccessToken, TokenSourceError>> + Send {
+        (**self).token_refused(connection, refused, reason)
     }
 }
 
