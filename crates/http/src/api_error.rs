@@ -10,7 +10,8 @@ use crate::transport::TransportError;
 /// Why an API call failed. Secret-free: safe to log.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ApiError {
-    /// Kit refused the access token as invalid or revoked (the token source was told).
+    /// Kit refused the access token, and the token source confirmed it: the stored token is
+    /// refused too (`GET /v4/account`), so the grant is dead.
     #[error("the connection needs to be re-authorized: {}", reason.message)]
     ReauthRequired {
         /// What Kit said.
