@@ -25,6 +25,16 @@ pub struct TokenResponse {
     pub scope: Option<String>,
 }
 
+impl TokenResponse {
+    /// How far Kit's `created_at` is from `received_at` (positive: Kit's clock is ahead),
+    /// when the response carries one. Only for a warning: expiry never depends on it.
+    #[must_use]
+    pub fn clock_skew(&self, received_at: Timestamp) -> Option<i64> {
+        self.created_at
+            .map(|created| created.saturating_sub(received_at.unix_seconds()))
+    }
+}
+
 /// An access token, the refresh token that renews it, and when it expires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenSet {
@@ -38,8 +48,12 @@ pub struct TokenSet {
 impl TokenSet {
     /// Builds a token set from a token response.
     ///
-    /// `issued_at` is Kit's `created_at` when present, else `received_at` (the instant the
-    /// response arrived); `expires_at = issued_at + expires_in`. A lifetime is never guessed.
+    /// `issued_at` is `received_at`, the instant the response arrived by the local clock, and
+    /// `expires_at = received_at + expires_in`: `expires_in` is a lifetime counted from the
+    /// response (RFC 6749 §5.1), so Kit's clock never moves our schedule. Kit's `created_at`
+    /// is not used here; with a Kit clock ahead it would hand out dead tokens, with one behind
+    /// every token would arrive already due (see [`TokenResponse::clock_skew`], which the
+    /// adapter logs). A lifetime is never guessed.
     /// When the response carries no refresh token, `previous_refresh` is kept (servers that do
     /// not rotate); Kit always rotates.
     ///
@@ -62,9 +76,7 @@ impl TokenSet {
         if response.access_token.expose_secret().is_empty() || refresh.expose_secret().is_empty() {
             return Err(TokenError::EmptyToken);
         }
-        let issued_at = response
-            .created_at
-            .map_or(received_at, Timestamp::from_unix_seconds);
+        let issued_at = received_at;
         let expires_at = issued_at.saturating_add(Duration::from_secs(expires_in));
         Ok(Self {
             access: response.access_token,
@@ -111,7 +123,7 @@ impl TokenSet {
         self.scope.as_deref()
     }
 
-    /// When the token was issued (Kit's `created_at`).
+    /// When the response that carried the token arrived (the local clock).
     #[must_use]
     pub fn issued_at(&self) -> Timestamp {
         self.issued_at
@@ -212,18 +224,24 @@ mod tests {
         }
     }
 
+    /// Kit's clock 3 h ahead or behind ours: the lifetime still counts from arrival, and the
+    /// skew is reported for the warning.
     #[test]
-    fn expiry_counts_from_kits_created_at() {
+    fn expiry_counts_from_arrival_whatever_kits_clock_says() {
         let received = Timestamp::from_unix_seconds(2_000_000_000);
-        let set =
-            TokenSet::from_response(response(Some(172_800), Some(1_710_270_147)), received, None)
-                .unwrap();
-        assert_eq!(set.issued_at(), Timestamp::from_unix_seconds(1_710_270_147));
-        assert_eq!(
-            set.expires_at(),
-            Timestamp::from_unix_seconds(1_710_270_147 + 172_800)
-        );
-        assert_eq!(set.scope(), Some("public"));
+        for skew in [3 * 3600, -3 * 3600, 0] {
+            let created = 2_000_000_000 + skew;
+            let r = response(Some(3600), Some(created));
+            assert_eq!(r.clock_skew(received), Some(skew));
+            let set = TokenSet::from_response(r, received, None).unwrap();
+            assert_eq!(set.issued_at(), received);
+            assert_eq!(
+                set.expires_at(),
+                Timestamp::from_unix_seconds(2_000_000_000 + 3600)
+            );
+            assert_eq!(set.lifetime(), Duration::from_secs(3600));
+        }
+        assert_eq!(response(Some(1), None).clock_skew(received), None);
     }
 
     #[test]
@@ -231,6 +249,7 @@ mod tests {
         let received = Timestamp::from_unix_seconds(1_000);
         let set = TokenSet::from_response(response(Some(7200), None), received, None).unwrap();
         assert_eq!(set.expires_at(), Timestamp::from_unix_seconds(8_200));
+        assert_eq!(set.scope(), Some("public"));
     }
 
     #[test]

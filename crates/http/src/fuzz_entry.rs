@@ -38,5 +38,5 @@ pub fn account_answer(
         headers,
         body: bytes::Bytes::copy_from_slice(body),
     };
-    crate::oauth::account_from_raw(&raw, known)
+    crate::account::account_from_raw(&raw, known)
 }

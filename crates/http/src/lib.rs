@@ -27,21 +27,33 @@
 
 #![warn(missing_docs)]
 
-mod api;
+mod account;
+mod api_error;
 mod config;
 pub mod fuzz_entry;
+mod kit_client;
 mod kit_errors;
 mod oauth;
+mod paginate;
 mod redact;
+mod request;
+mod retry;
+mod revoke;
+mod token_http;
+mod token_response;
+mod token_source;
 mod transport;
 
-pub use api::{
-    ApiError, DEFAULT_MAX_API_RESPONSE_BYTES, KitClient, KitRequest, KitResponse, Page, Pagination,
-    Paginator, ReauthReason, RetryPolicy, TokenSource, TokenSourceError,
-};
+pub use api_error::ApiError;
 pub use config::{
     ConfigError, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_OAUTH_RESPONSE_BYTES,
     DEFAULT_REQUEST_TIMEOUT, KitEndpoints, KitEndpointsBuilder, PathFamily, TokenBody,
 };
-pub use oauth::{KitOAuthClient, KitTokenResponse};
+pub use kit_client::{DEFAULT_MAX_API_RESPONSE_BYTES, KitClient};
+pub use oauth::KitOAuthClient;
+pub use paginate::{Page, Pagination, Paginator};
+pub use request::{KitRequest, KitResponse};
+pub use retry::RetryPolicy;
+pub use token_response::KitTokenResponse;
+pub use token_source::{ReauthReason, TokenSource, TokenSourceError};
 pub use transport::{TransportError, USER_AGENT, shared_client};

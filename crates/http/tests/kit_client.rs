@@ -99,7 +99,7 @@ async fn still_expired_after_the_forced_refresh_stops_after_one_retry() {
 }
 
 #[tokio::test]
-async fn invalid_or_revoked_token_is_not_retried_and_the_source_is_told() {
+async fn a_revoked_grant_is_verified_once_then_reported_dead() {
     let Setup { sb, source, client } = setup(confidential(), false).await;
     let grant = sb.grants()[0].id;
     assert!(sb.revoke_grant(grant));
@@ -112,15 +112,98 @@ async fn invalid_or_revoked_token_is_not_retried_and_the_source_is_told() {
         "{reason:?}"
     );
     let s = stats(&sb).await;
-    assert_eq!(requests(&s, "account"), 1, "zero retries");
+    assert_eq!(
+        requests(&s, "account"),
+        2,
+        "the call and the source's verification, zero retries"
+    );
     assert_eq!(s["refreshes_ok"], 0);
     assert_eq!(s["requests"]["token"].as_u64().unwrap_or(0), 0);
     assert_eq!(source.force_refresh_calls.load(Ordering::SeqCst), 0);
+    assert_eq!(source.refused_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(source.account_checks.load(Ordering::SeqCst), 1);
     assert_eq!(source.reauth_calls.load(Ordering::SeqCst), 1);
     assert_eq!(source.last_reauth.lock().unwrap().as_ref(), Some(reason));
     // The error never shows the token.
     let token = source.tokens.lock().await.0.clone();
     assert_secret_free(&err, &err.to_string(), &[token.expose_secret()]);
+}
+
+fn unauthorized(message: &str) -> Fault {
+    Fault::new(
+        FaultEndpoint::Account,
+        FaultKind::Status {
+            status: 401,
+            body: Some(serde_json::json!({ "errors": [message] }).to_string()),
+            retry_after: None,
+        },
+    )
+}
+
+/// Kit said "invalid" but the stored token works (e.g. a blip at Kit): verified once, retried
+/// once, answered; nothing refreshed, nothing marked dead.
+#[tokio::test]
+async fn a_refused_token_that_still_works_is_retried_once() {
+    let Setup { sb, source, client } = setup(confidential(), false).await;
+    for message in [
+        "The access token is invalid",
+        "the access token WAS REVOKED",
+    ] {
+        sb.reset_stats();
+        sb.add_fault(unauthorized(message)).unwrap();
+        let account = client.account(&connection_id()).await.unwrap();
+        assert_eq!(account.name, ACCOUNT);
+        let s = stats(&sb).await;
+        assert_eq!(
+            requests(&s, "account"),
+            3,
+            "{message}: refused, verified, retried"
+        );
+        assert_eq!(s["requests"]["token"].as_u64().unwrap_or(0), 0);
+    }
+    assert_eq!(source.refused_calls.load(Ordering::SeqCst), 2);
+    assert_eq!(source.account_checks.load(Ordering::SeqCst), 2);
+    assert_eq!(source.force_refresh_calls.load(Ordering::SeqCst), 0);
+    assert_eq!(source.reauth_calls.load(Ordering::SeqCst), 0);
+}
+
+/// A 401 whose text merely mentions "expired" is not Kit's expiry message: it is verified, and
+/// never costs a refresh, however often it comes.
+#[tokio::test]
+async fn an_unrelated_message_mentioning_expired_never_forces_a_refresh() {
+    let Setup { sb, source, client } = setup(confidential(), false).await;
+    for _ in 0..3 {
+        sb.add_fault(unauthorized(
+            "Your plan has expired; upgrade to use this endpoint",
+        ))
+        .unwrap();
+        client.account(&connection_id()).await.unwrap();
+    }
+    let s = stats(&sb).await;
+    assert_eq!(
+        requests(&s, "account"),
+        9,
+        "3 × (refused, verified, retried)"
+    );
+    assert_eq!(s["requests"]["token"].as_u64().unwrap_or(0), 0);
+    assert_eq!(s["refreshes_ok"], 0);
+    assert_eq!(source.force_refresh_calls.load(Ordering::SeqCst), 0);
+    assert_eq!(source.account_checks.load(Ordering::SeqCst), 3);
+    assert_eq!(source.reauth_calls.load(Ordering::SeqCst), 0);
+}
+
+/// Kit's expiry message in another case is still expiry: one refresh, one retry, no lookup.
+#[tokio::test]
+async fn kits_expiry_message_is_matched_in_any_case() {
+    let Setup { sb, source, client } = setup(confidential(), false).await;
+    sb.add_fault(unauthorized("THE ACCESS TOKEN EXPIRED"))
+        .unwrap();
+    client.account(&connection_id()).await.unwrap();
+    let s = stats(&sb).await;
+    assert_eq!(requests(&s, "account"), 2, "expired, retried");
+    assert_eq!(s["refreshes_ok"], 1);
+    assert_eq!(source.force_refresh_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(source.refused_calls.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]

@@ -67,7 +67,7 @@ pub trait BrokerOps: Send + Sync {
         &'a self,
         query: &'a ListQuery,
     ) -> BoxFuture<'a, Result<Vec<ConnectionStatus>, ManagerError>>;
-    /// [`TokenManager::report_rejected`].
+    /// [`TokenManager::verify_refused`]: `true` when the grant is dead.
     fn report_rejected<'a>(
         &'a self,
         id: &'a ConnectionId,
@@ -154,6 +154,6 @@ where
         rejected: &'a AccessToken,
         reason: &'a str,
     ) -> BoxFuture<'a, Result<bool, ManagerError>> {
-        Box::pin(self.manager.report_rejected(id, rejected, reason))
+        Box::pin(self.manager.verify_refused(id, rejected, reason))
     }
 }

@@ -1,37 +1,53 @@
 //! `ANY /v1/connections/{id}/kit/{path}`: Kit's API v4 with the connection's token injected,
 //! so that apps in other languages never hold a token.
 //!
-//! Retry rules (kit-protocol.md §6): a 401 "The access token expired" forces one refresh and
-//! one retry; another 401 tells the manager the token was refused (the grant is dead unless the
-//! token moved on meanwhile, then one retry with the new token); a 429 is retried after
-//! `Retry-After` (or a short jittered backoff), twice at most. Everything else passes through.
+//! Kit's rules are not repeated here: the call goes through `kit-oauth-http`'s
+//! [`KitClient::forward`], the copy the library uses. A 401 with Kit's expiry message forces
+//! one refresh and one retry; any other 401 is checked against the stored token
+//! (`GET /v4/account`) before the grant is called dead, with one retry when that token works; a
+//! 429 is retried after its `Retry-After` (seconds or an HTTP date) or a jittered backoff, and a
+//! 5xx or timeout too for idempotent methods, within [`PROXY_RETRIES`]. Whatever Kit answers
+//! last is passed through.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use kit_oauth::ManagerError;
 use kit_oauth::core::{AccessToken, ConnectionId, Url};
-use rand::Rng as _;
+use kit_oauth::http::{
+    ApiError as KitError, ConfigError, KitClient, KitRequest, ReauthReason, RetryPolicy,
+    TokenSource, TokenSourceError,
+};
 
 use crate::AppState;
 use crate::api::{authenticate, extracted, manager_error, visible};
+use crate::ops::BrokerOps;
 use crate::web::ApiError;
 
 /// The largest request body forwarded.
 pub const MAX_BODY: usize = 1024 * 1024;
-/// 429 retries at most.
-const RATE_LIMIT_RETRIES: u32 = 2;
-/// The longest `Retry-After` honoured inline; beyond it the 429 goes back to the caller.
-const MAX_INLINE_WAIT: Duration = Duration::from_secs(5);
 
-/// Kit's API v4, as the proxy calls it.
+/// How long the proxy holds a caller for Kit's 429s and 5xx: two retries, ten seconds of
+/// waiting at most (a longer `Retry-After` goes back to the caller at once).
+pub const PROXY_RETRIES: RetryPolicy = RetryPolicy {
+    max_retries: 2,
+    base_delay: Duration::from_millis(250),
+    max_delay: Duration::from_secs(4),
+    max_total_wait: Duration::from_secs(10),
+};
+
+/// One attempt's time limit (a slow Kit export can take a while).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Kit's API v4, as the proxy calls it: a [`KitClient`] bound to each request's connection.
 #[derive(Debug, Clone)]
 pub struct KitApi {
-    client: reqwest::Client,
-    base: Url,
+    client: KitClient<()>,
 }
 
 impl KitApi {
@@ -39,16 +55,16 @@ impl KitApi {
     ///
     /// # Errors
     /// When the HTTP client cannot be built (no TLS roots).
-    pub fn new(base: Url) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
-            .build()?;
-        Ok(Self { client, base })
+    pub fn new(base: Url) -> Result<Self, ConfigError> {
+        let client = KitClient::for_base_url(base, ())?
+            .with_retry_policy(PROXY_RETRIES)
+            .with_timeout(ATTEMPT_TIMEOUT);
+        Ok(Self { client })
     }
 
-    fn url(&self, path: &str, query: Option<&str>) -> Option<Url> {
+    /// The API path for the caller's `path`: under `/v4/`, no empty, `.` or `..` segment, and
+    /// only unreserved characters, so that nothing reaches Kit's OAuth endpoints.
+    fn path(path: &str) -> Option<String> {
         let path = path.trim_start_matches('/');
         let path = path.strip_prefix("v4/").unwrap_or(path);
         let safe = !path.is_empty()
@@ -58,72 +74,80 @@ impl KitApi {
             && path.bytes().all(|b| {
                 b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~')
             });
-        if !safe {
-            return None;
-        }
-        let mut url = self.base.join(&format!("/v4/{path}")).ok()?;
-        url.set_query(query.filter(|q| !q.is_empty()));
-        Some(url)
-    }
-
-    async fn send(
-        &self,
-        method: &Method,
-        url: &Url,
-        headers: &HeaderMap,
-        body: &Bytes,
-        token: &AccessToken,
-    ) -> Result<reqwest::Response, reqwest::Error> {
-        let mut request = self
-            .client
-            .request(method.clone(), url.clone())
-            .bearer_auth(token.expose_secret())
-            .body(body.clone());
-        for name in [header::CONTENT_TYPE, header::ACCEPT] {
-            if let Some(value) = headers.get(&name) {
-                request = request.header(name, value);
-            }
-        }
-        request.send().await
+        safe.then(|| format!("/v4/{path}"))
     }
 }
 
-enum Unauthorized {
-    Expired,
-    Refused(String),
+/// The broker's manager as `KitClient`'s token source. Keeps the manager's own error, so the
+/// caller gets the broker's usual answer for it (404, 409 `reauth_required`, 503).
+struct BrokerTokens<'a> {
+    ops: &'a dyn BrokerOps,
+    failure: Mutex<Option<ManagerError>>,
 }
 
-fn classify_401(body: &[u8]) -> Unauthorized {
-    let text = String::from_utf8_lossy(body);
-    if text.contains("expired") {
-        Unauthorized::Expired
-    } else {
-        let message: String = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| {
-                v.get("errors")
-                    .and_then(|e| e.get(0))
-                    .and_then(|e| e.as_str())
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| "Kit refused the access token".to_owned());
-        Unauthorized::Refused(message.chars().take(200).collect())
-    }
-}
-
-fn retry_after(response: &reqwest::Response, attempt: u32) -> Duration {
-    response
-        .headers()
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or_else(
-            || {
-                let base = 250u64 << attempt.min(4);
-                Duration::from_millis(rand::rngs::OsRng.gen_range(base / 2..=base))
+impl BrokerTokens<'_> {
+    fn keep(&self, error: ManagerError) -> TokenSourceError {
+        let reported = match &error {
+            ManagerError::ReauthRequired { reason, .. } => TokenSourceError::ReauthRequired {
+                reason: reason.clone(),
             },
-            Duration::from_secs,
-        )
+            other => TokenSourceError::Unavailable {
+                reason: other.to_string(),
+                retry_after: None,
+            },
+        };
+        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+        reported
+    }
+
+    fn failure(&self) -> Option<ManagerError> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+impl TokenSource for BrokerTokens<'_> {
+    async fn access_token(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<AccessToken, TokenSourceError> {
+        self.ops
+            .access_token(connection)
+            .await
+            .map_err(|e| self.keep(e))
+    }
+
+    async fn force_refresh(
+        &self,
+        connection: &ConnectionId,
+        stale: &AccessToken,
+    ) -> Result<AccessToken, TokenSourceError> {
+        self.ops
+            .force_refresh(connection, Some(stale))
+            .await
+            .map_err(|e| self.keep(e))
+    }
+
+    async fn token_refused(
+        &self,
+        connection: &ConnectionId,
+        refused: &AccessToken,
+        reason: &ReauthReason,
+    ) -> Result<AccessToken, TokenSourceError> {
+        match self
+            .ops
+            .report_rejected(connection, refused, &reason.message)
+            .await
+        {
+            Ok(true) => Err(TokenSourceError::ReauthRequired {
+                reason: reason.message.clone(),
+            }),
+            Ok(false) => self.access_token(connection).await,
+            Err(error) => Err(self.keep(error)),
+        }
+    }
 }
 
 /// The proxy handler.
@@ -143,7 +167,7 @@ pub async fn handle(
             "this server has no Kit API base configured",
         ));
     };
-    let Some(url) = kit.url(&path, parts.uri.query()) else {
+    let Some(path) = KitApi::path(&path) else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_path",
@@ -157,96 +181,69 @@ pub async fn handle(
             "the request body is larger than 1 MiB",
         )
     })?;
-    forward(
-        &state,
-        &kit,
-        &id,
+    let request = kit_request(
         &parts.method,
-        &url,
+        &path,
+        parts.uri.query(),
         &parts.headers,
-        &body,
-    )
-    .await
-}
-
-async fn forward(
-    state: &AppState,
-    kit: &KitApi,
-    id: &ConnectionId,
-    method: &Method,
-    url: &Url,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    let mut token = state
-        .ops
-        .access_token(id)
-        .await
-        .map_err(|e| manager_error(&e))?;
-    let mut token_retry_used = false;
-    let mut rate_retries = 0;
-    loop {
-        let response = kit
-            .send(method, url, headers, body, &token)
-            .await
-            .map_err(|e| {
-                tracing::warn!(connection = %id, error = %e.without_url(), "Kit API call failed");
+        body,
+    );
+    let tokens = BrokerTokens {
+        ops: state.ops.as_ref(),
+        failure: Mutex::new(None),
+    };
+    let client = kit.client.with_source(tokens);
+    match client.forward(&id, &request).await {
+        Ok(answer) => Ok(passthrough(answer.status, &answer.headers, answer.body)),
+        Err(KitError::TokenSource(error)) => Err(client.source().failure().map_or_else(
+            || {
                 ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "kit_unreachable",
-                    "Kit's API could not be reached",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    format!("no token available right now: {error}"),
                 )
-            })?;
-        let status = response.status();
-        if status == StatusCode::TOO_MANY_REQUESTS && rate_retries < RATE_LIMIT_RETRIES {
-            let wait = retry_after(&response, rate_retries);
-            if wait <= MAX_INLINE_WAIT {
-                rate_retries += 1;
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-        }
-        if status == StatusCode::UNAUTHORIZED && !token_retry_used {
-            let response_headers = response.headers().clone();
-            let bytes = response.bytes().await.unwrap_or_default();
-            token_retry_used = true;
-            match classify_401(&bytes) {
-                Unauthorized::Expired => {
-                    token = state
-                        .ops
-                        .force_refresh(id, Some(&token))
-                        .await
-                        .map_err(|e| manager_error(&e))?;
-                    continue;
-                }
-                Unauthorized::Refused(reason) => {
-                    let dead = state
-                        .ops
-                        .report_rejected(id, &token, &reason)
-                        .await
-                        .map_err(|e| manager_error(&e))?;
-                    if !dead {
-                        token = state
-                            .ops
-                            .access_token(id)
-                            .await
-                            .map_err(|e| manager_error(&e))?;
-                        continue;
-                    }
-                    return Ok(passthrough(status, &response_headers, bytes));
-                }
-            }
-        }
-        let response_headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|_| {
-            ApiError::new(
+            },
+            |e| manager_error(&e),
+        )),
+        Err(KitError::InvalidRequest(_)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_path",
+            "the Kit API path is not valid",
+        )),
+        Err(error) => {
+            tracing::warn!(connection = %id, %error, "Kit API call failed");
+            Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "kit_unreachable",
-                "Kit's answer was cut off",
-            )
-        })?;
-        return Ok(passthrough(status, &response_headers, bytes));
+                "Kit's API could not be reached",
+            ))
+        }
     }
+}
+
+/// The caller's method, query, body and the safe headers (`Content-Type`, `Accept`); never its
+/// `Authorization` (the broker key) or cookies.
+fn kit_request(
+    method: &axum::http::Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> KitRequest {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let mut request = KitRequest::new(method.clone(), path).raw_query(query.unwrap_or(""));
+    if let Some(accept) = header(header::ACCEPT) {
+        request = request.accept(accept);
+    }
+    if !body.is_empty() {
+        let content_type = header(header::CONTENT_TYPE).unwrap_or("application/json");
+        request = request.body(body, content_type);
+    }
+    request
 }
 
 fn passthrough(status: StatusCode, headers: &HeaderMap, body: Bytes) -> Response {
@@ -268,16 +265,10 @@ mod tests {
 
     #[test]
     fn paths_stay_under_api_v4() {
-        let kit = KitApi::new(Url::parse("https://api.kit.com").unwrap()).unwrap();
+        assert_eq!(KitApi::path("account").as_deref(), Some("/v4/account"));
         assert_eq!(
-            kit.url("account", None).unwrap().as_str(),
-            "https://api.kit.com/v4/account"
-        );
-        assert_eq!(
-            kit.url("v4/subscribers", Some("per_page=5"))
-                .unwrap()
-                .as_str(),
-            "https://api.kit.com/v4/subscribers?per_page=5"
+            KitApi::path("v4/subscribers").as_deref(),
+            Some("/v4/subscribers")
         );
         for bad in [
             "",
@@ -287,21 +278,37 @@ mod tests {
             "%2e%2e/x",
             "http://evil",
         ] {
-            assert!(kit.url(bad, None).is_none(), "{bad}");
+            assert!(KitApi::path(bad).is_none(), "{bad}");
         }
     }
 
     #[test]
-    fn expired_is_told_apart_from_revoked() {
-        assert!(matches!(
-            classify_401(br#"{"errors":["The access token expired"]}"#),
-            Unauthorized::Expired
-        ));
-        let Unauthorized::Refused(reason) =
-            classify_401(br#"{"errors":["The access token was revoked"]}"#)
-        else {
-            panic!("revoked classified as expired");
-        };
-        assert_eq!(reason, "The access token was revoked");
+    fn the_safe_parts_of_the_call_are_forwarded() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer key"),
+        );
+        headers.insert(header::ACCEPT, HeaderValue::from_static("text/csv"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let request = kit_request(
+            &axum::http::Method::POST,
+            "/v4/tags",
+            Some("per_page=5&after=a%2Bb"),
+            &headers,
+            Bytes::from_static(b"{}"),
+        );
+        let debug = format!("{request:?}");
+        assert!(
+            debug.contains("per_page") && debug.contains("a+b"),
+            "{debug}"
+        );
+        assert!(debug.contains("text/csv"), "{debug}");
+        assert!(!debug.contains("Bearer key"), "{debug}");
+        assert_eq!(request.method(), axum::http::Method::POST);
+        assert_eq!(request.path(), "/v4/tags");
     }
 }

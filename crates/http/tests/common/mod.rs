@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kit_oauth_core::{
-    AccessToken, AuthorizationCode, AuthorizeRequest, ConnectionId, CsrfState, PkceVerifier,
-    RefreshToken, TenantName, TokenEndpoint,
+    AccessToken, AccountLookup, AuthorizationCode, AuthorizeRequest, ConnectionId, CsrfState,
+    LookupError, PkceVerifier, RefreshToken, TenantName, TokenEndpoint,
 };
 use kit_oauth_http::{
     KitEndpoints, KitEndpointsBuilder, KitOAuthClient, ReauthReason, TokenBody, TokenSource,
@@ -140,6 +140,11 @@ pub struct SimpleSource {
     pub tokens: tokio::sync::Mutex<(AccessToken, RefreshToken)>,
     pub access_calls: AtomicUsize,
     pub force_refresh_calls: AtomicUsize,
+    /// `token_refused` calls.
+    pub refused_calls: AtomicUsize,
+    /// `GET /v4/account` checks made by `token_refused`.
+    pub account_checks: AtomicUsize,
+    /// Grants `token_refused` confirmed dead.
     pub reauth_calls: AtomicUsize,
     pub last_reauth: std::sync::Mutex<Option<ReauthReason>>,
     /// Misbehave: hand the stale token back from `force_refresh` without refreshing.
@@ -153,6 +158,8 @@ impl SimpleSource {
             tokens: tokio::sync::Mutex::new((access, refresh)),
             access_calls: AtomicUsize::new(0),
             force_refresh_calls: AtomicUsize::new(0),
+            refused_calls: AtomicUsize::new(0),
+            account_checks: AtomicUsize::new(0),
             reauth_calls: AtomicUsize::new(0),
             last_reauth: std::sync::Mutex::new(None),
             broken_refresh: false,
@@ -194,9 +201,31 @@ impl TokenSource for SimpleSource {
         Ok(tokens.0.clone())
     }
 
-    async fn reauth_required(&self, _: &ConnectionId, reason: &ReauthReason) {
-        self.reauth_calls.fetch_add(1, Ordering::SeqCst);
-        *self.last_reauth.lock().unwrap() = Some(reason.clone());
+    /// Verifies the stored token with `GET /v4/account`, as the manager does.
+    async fn token_refused(
+        &self,
+        _: &ConnectionId,
+        refused: &AccessToken,
+        reason: &ReauthReason,
+    ) -> Result<AccessToken, TokenSourceError> {
+        self.refused_calls.fetch_add(1, Ordering::SeqCst);
+        let stored = self.tokens.lock().await.0.clone();
+        if &stored != refused {
+            return Ok(stored);
+        }
+        self.account_checks.fetch_add(1, Ordering::SeqCst);
+        match self.oauth.account(&stored).await {
+            Ok(_) => Ok(stored),
+            Err(LookupError::Unauthorized { message }) => {
+                self.reauth_calls.fetch_add(1, Ordering::SeqCst);
+                *self.last_reauth.lock().unwrap() = Some(reason.clone());
+                Err(TokenSourceError::ReauthRequired { reason: message })
+            }
+            Err(e) => Err(TokenSourceError::Unavailable {
+                reason: e.to_string(),
+                retry_after: None,
+            }),
+        }
     }
 }
 

@@ -1,0 +1,115 @@
+//! Expiry counts from the response's arrival, whatever the token endpoint's clock says: with
+//! Kit's clock 3 h ahead (the sandbox's clock moved forward) a 2-day token must not be listed as
+//! living 2 days and 3 h, and with Kit's clock 3 h behind (a loopback token endpoint that stamps
+//! `created_at` 3 h in the past; the sandbox clock only moves forward) it must not arrive due.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use kit_oauth_core::{Clock as _, SystemClock, Timestamp, TokenEndpoint, TokenResponse, TokenSet};
+use kit_oauth_http::{KitEndpoints, KitOAuthClient, TokenBody};
+
+const SKEW: i64 = 3 * 3600;
+
+/// What the manager stores: the adapter's answer, scheduled from the local arrival instant.
+fn stored(tokens: TokenResponse) -> (TokenSet, Timestamp) {
+    let arrived = SystemClock.now();
+    (
+        TokenSet::from_response(tokens, arrived, None).unwrap(),
+        arrived,
+    )
+}
+
+fn assert_near(actual: Timestamp, expected: Timestamp) {
+    let gap = actual.unix_seconds().abs_diff(expected.unix_seconds());
+    assert!(
+        gap <= 5,
+        "expires_at {actual:?} is {gap} s away from {expected:?}"
+    );
+}
+
+#[tokio::test]
+async fn kit_clock_ahead_does_not_stretch_the_lifetime() {
+    let sb = confidential().spawn().await.unwrap();
+    sb.advance_clock(u64::try_from(SKEW).unwrap());
+    let client = oauth(&sb, Some(SECRET), TokenBody::Json);
+    let auth = authorize(&client, None, None).await;
+    let tokens = client
+        .exchange_code(&auth.code, &auth.verifier)
+        .await
+        .unwrap();
+    let lifetime = tokens.expires_in.unwrap();
+    let now = SystemClock.now();
+    let skew = tokens.clock_skew(now).unwrap();
+    assert!((skew - SKEW).abs() <= 5, "the sandbox is {skew} s ahead");
+    let (set, arrived) = stored(tokens);
+    assert_near(
+        set.expires_at(),
+        arrived.saturating_add(Duration::from_secs(lifetime)),
+    );
+    assert!(!set.is_due(arrived));
+
+    let renewed = client.refresh(set.refresh()).await.unwrap();
+    let lifetime = renewed.expires_in.unwrap();
+    let (set, arrived) = stored(renewed);
+    assert_near(
+        set.expires_at(),
+        arrived.saturating_add(Duration::from_secs(lifetime)),
+    );
+}
+
+/// A token endpoint whose clock is `SKEW` behind ours (only its `created_at` matters here).
+async fn lagging_token_endpoint() -> String {
+    use axum::routing::post;
+
+    let app = axum::Router::new().route(
+        "/oauth/token",
+        post(|| async {
+            let created_at = SystemClock.now().unix_seconds() - SKEW;
+            axum::Json(serde_json::json!({
+                "access_token": "lagging-access-token-0123456789",
+                "refresh_token": "lagging-refresh-token-0123456789",
+                "token_type": "Bearer",
+                "expires_in": 7200,
+                "created_at": created_at,
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn kit_clock_behind_does_not_make_tokens_arrive_due() {
+    let base = lagging_token_endpoint().await;
+    let client = KitOAuthClient::new(
+        KitEndpoints::builder()
+            .base_url(&base)
+            .token_url(format!("{base}/oauth/token"))
+            .client_id(CLIENT)
+            .client_secret(SECRET)
+            .redirect_uri(REDIRECT)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let tokens = client
+        .refresh(&kit_oauth_core::RefreshToken::new("any-refresh-token"))
+        .await
+        .unwrap();
+    let skew = tokens.clock_skew(SystemClock.now()).unwrap();
+    assert!((skew + SKEW).abs() <= 5, "the endpoint is {skew} s off");
+    let (set, arrived) = stored(tokens);
+    assert_near(
+        set.expires_at(),
+        arrived.saturating_add(Duration::from_secs(7200)),
+    );
+    // Not due on arrival: the 12-minute margin of a 2-hour token starts 108 minutes from now.
+    assert!(!set.is_due(arrived));
+    assert!(set.is_due(arrived.saturating_add(Duration::from_secs(7200 - 720))));
+}
