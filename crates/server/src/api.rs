@@ -3,15 +3,15 @@
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kit_oauth::core::{ConnectionId, ListQuery, StateName, TenantName};
 use kit_oauth::{ConnectionStatus, ManagerError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::extract::{ApiQuery, Caller, ConnectionParam, Visible};
 use crate::web::{ApiError, rfc3339};
 use crate::{AppState, Scope};
 
@@ -102,39 +102,6 @@ pub struct ListParams {
     pub limit: Option<u32>,
 }
 
-/// Checks the bearer key.
-///
-/// # Errors
-/// 401 `unauthorized` without a valid key.
-pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Scope, ApiError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let Some(presented) = presented else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send an API key as `Authorization: Bearer <key>`",
-        ));
-    };
-    state
-        .options
-        .api_keys
-        .authenticate(presented)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "the API key is not valid",
-            )
-        })
-}
-
 /// Maps a library error to the API's JSON error.
 pub(crate) fn manager_error(error: &ManagerError) -> ApiError {
     match error {
@@ -162,30 +129,8 @@ pub(crate) fn manager_error(error: &ManagerError) -> ApiError {
     }
 }
 
-/// Resolves `raw` to a connection visible to `scope` (404 otherwise, whatever the reason).
-pub(crate) async fn visible(
-    state: &AppState,
-    scope: &Scope,
-    raw: &str,
-) -> Result<(ConnectionId, ConnectionStatus), ApiError> {
-    let id = ConnectionId::parse(raw).map_err(|_| ApiError::not_found())?;
-    let status = state.ops.status(&id).await.map_err(|e| manager_error(&e))?;
-    if scope.allows(status.tenant.as_ref()) {
-        Ok((id, status))
-    } else {
-        Err(ApiError::not_found())
-    }
-}
-
-fn bad_request(message: impl Into<String>) -> ApiError {
+pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
-}
-
-/// The query string or path segment, or the API's JSON error. Handlers take the extractors'
-/// `Result` and call this after `authenticate`, so a caller without a key learns nothing about
-/// what it sent (axum would otherwise answer first, in plain text).
-pub(crate) fn extracted<T, R: std::fmt::Display>(value: Result<T, R>) -> Result<T, ApiError> {
-    value.map_err(|rejection| bad_request(rejection.to_string()))
 }
 
 /// Lists connections visible to the key.
@@ -201,11 +146,9 @@ pub(crate) fn extracted<T, R: std::fmt::Display>(value: Result<T, R>) -> Result<
 )]
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    params: Result<Query<ListParams>, QueryRejection>,
+    Caller(scope): Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<ConnectionPage>, ApiError> {
-    let scope = authenticate(&state, &headers)?;
-    let Query(params) = extracted(params)?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let tenant = params
         .tenant
@@ -253,7 +196,8 @@ pub async fn list(
     let mut exhausted = false;
     while connections.len() < limit as usize {
         let page = state
-            .ops
+            .engine
+            .manager
             .list(&query)
             .await
             .map_err(|e| manager_error(&e))?;
@@ -297,14 +241,7 @@ pub async fn list(
     ),
     security(("api_key" = []))
 )]
-pub async fn show(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
-) -> Result<Json<ConnectionView>, ApiError> {
-    let scope = authenticate(&state, &headers)?;
-    let Path(id) = extracted(id)?;
-    let (_, status) = visible(&state, &scope, &id).await?;
+pub async fn show(Visible { status, .. }: Visible) -> Result<Json<ConnectionView>, ApiError> {
     Ok(Json(ConnectionView::from(&status)))
 }
 
@@ -323,17 +260,16 @@ pub async fn show(
 )]
 pub async fn token(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    Caller(scope): Caller,
+    ConnectionParam(id): ConnectionParam,
 ) -> Result<Response, ApiError> {
-    let scope = authenticate(&state, &headers)?;
-    let Path(id) = extracted(id)?;
-    let id = ConnectionId::parse(&id).map_err(|_| ApiError::not_found())?;
     // One call: the tenant check, the token and its expiry — from the manager's cache when the
     // token is fresh (no database read), else from one read of the row.
+    let visible = |tenant: Option<&TenantName>| scope.allows(tenant);
     let issued = state
-        .ops
-        .access_token_for(&id, &|tenant| scope.allows(tenant))
+        .engine
+        .manager
+        .access_token_for(&id, &visible)
         .await
         .map_err(|e| manager_error(&e))?;
     Ok(no_store(Json(TokenView {
@@ -357,22 +293,20 @@ pub async fn token(
 )]
 pub async fn refresh(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    Visible { id, .. }: Visible,
 ) -> Result<Response, ApiError> {
-    let scope = authenticate(&state, &headers)?;
-    let Path(id) = extracted(id)?;
-    let (id, _) = visible(&state, &scope, &id).await?;
     let started = Instant::now();
     let token = state
-        .ops
+        .engine
+        .manager
         .force_refresh(&id, None)
         .await
         .map_err(|e| manager_error(&e))?;
     metrics::histogram!("kit_oauth_api_refresh_duration_seconds")
         .record(started.elapsed().as_secs_f64());
     let expires_at = state
-        .ops
+        .engine
+        .manager
         .status(&id)
         .await
         .ok()
@@ -398,13 +332,14 @@ pub async fn refresh(
 )]
 pub async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    Visible { id, .. }: Visible,
 ) -> Result<StatusCode, ApiError> {
-    let scope = authenticate(&state, &headers)?;
-    let Path(id) = extracted(id)?;
-    let (id, _) = visible(&state, &scope, &id).await?;
-    state.ops.remove(&id).await.map_err(|e| manager_error(&e))?;
+    state
+        .engine
+        .manager
+        .remove(&id)
+        .await
+        .map_err(|e| manager_error(&e))?;
     tracing::info!(connection = %id, "connection revoked and removed through the API");
     Ok(StatusCode::NO_CONTENT)
 }

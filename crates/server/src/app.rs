@@ -200,10 +200,7 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
         demo: config.demo,
         sign_in,
     };
-    let router = crate::router(
-        Engine::new(kit.manager().clone(), kit.install().clone()),
-        options,
-    );
+    let router = crate::router(Engine::of(&kit), options);
     let (stop, mut stopped) = watch::channel(false);
     let grace = config.shutdown_grace;
     let listener = config.listener;

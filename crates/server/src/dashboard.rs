@@ -76,7 +76,8 @@ async fn render(state: &AppState, headers: &HeaderMap, notice: Option<&str>) -> 
         }
     };
     let rows = match state
-        .ops
+        .engine
+        .manager
         .list(&ListQuery {
             limit: SHOWN,
             ..ListQuery::default()
@@ -196,7 +197,7 @@ pub async fn refresh(
     let Ok(id) = ConnectionId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "No such connection.\n").into_response();
     };
-    match state.ops.force_refresh(&id, None).await {
+    match state.engine.manager.force_refresh(&id, None).await {
         Ok(_) => {
             tracing::info!(connection = %id, "refreshed from the dashboard");
             see_other("/")
@@ -221,7 +222,7 @@ pub async fn revoke(
     let Ok(id) = ConnectionId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "No such connection.\n").into_response();
     };
-    match state.ops.revoke(&id).await {
+    match state.engine.manager.revoke(&id).await {
         Ok(()) => {
             tracing::info!(connection = %id, "revoked from the dashboard");
             see_other("/")

@@ -107,7 +107,8 @@ pub async fn begin(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
     };
     let binding = cookie(&headers, BINDING_COOKIE);
     match state
-        .ops
+        .engine
+        .install
         .begin(redirect, query.tenant.as_deref(), binding)
         .await
     {
@@ -201,7 +202,7 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, uri: Ur
             }
         }
     };
-    match state.ops.complete(query, binding).await {
+    match state.engine.install.complete(query, binding).await {
         Ok(installed) => {
             metrics::counter!("kit_oauth_installs_total", "outcome" => "ok").increment(1);
             if let (Some(sign_in), Some(user)) = (&state.options.sign_in, user) {

@@ -10,11 +10,9 @@
 //! - `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //!
 //! ```no_run
-//! # async fn demo<E, S>(manager: kit_oauth::TokenManager<E, S>, install: kit_oauth::InstallFlow<E, S>)
-//! # where E: kit_oauth::core::TokenEndpoint + kit_oauth::core::AccountLookup + 'static,
-//! #       S: kit_oauth::core::ConnectionStore + 'static {
+//! # async fn demo(kit: kit_oauth::KitOAuth) {
 //! use kit_oauth_server::{BrokerOptions, Engine, router};
-//! let app = router(Engine::new(manager, install), BrokerOptions::default());
+//! let app = router(Engine::of(&kit), BrokerOptions::default());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
 //! axum::serve(listener, app).await.unwrap();
 //! # }
@@ -25,6 +23,7 @@ pub mod app;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
+pub mod extract;
 pub mod install;
 pub mod keys;
 pub mod metrics;
@@ -51,13 +50,16 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 
 pub use keys::{ApiKeys, Scope};
-pub use ops::{BoxFuture, BrokerOps, Engine, Visibility};
+pub use ops::Engine;
 pub use proxy::KitApi;
 pub use sign_in::{InstalledBy, SignIn, SignInError};
 pub use web::CookiePolicy;
 
 /// The request id header, set on every request (or kept from the caller) and on every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A boxed, `Send` future (what a [`ReadyCheck`] returns).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// A readiness probe (`/readyz`): `Ok` when the database is reachable and migrated.
 pub type ReadyCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
@@ -135,7 +137,7 @@ impl std::fmt::Debug for BrokerOptions {
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub(crate) ops: Arc<dyn BrokerOps>,
+    pub(crate) engine: Arc<Engine>,
     pub(crate) options: Arc<BrokerOptions>,
     pub(crate) sessions: sessions::Sessions,
 }
@@ -143,10 +145,10 @@ pub struct AppState {
 /// The broker's routes, with request ids, request logs and HTTP metrics.
 ///
 /// Mount it at the root of a host (the install routes are `/kit/oauth…`).
-pub fn router(ops: impl BrokerOps + 'static, options: BrokerOptions) -> Router {
+pub fn router(engine: Engine, options: BrokerOptions) -> Router {
     metrics::install();
     let state = AppState {
-        ops: Arc::new(ops),
+        engine: Arc::new(engine),
         options: Arc::new(options),
         sessions: sessions::Sessions::default(),
     };

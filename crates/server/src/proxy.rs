@@ -9,15 +9,15 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kit_oauth::core::{AccessToken, ConnectionId, Url};
 use rand::Rng as _;
 
 use crate::AppState;
-use crate::api::{authenticate, extracted, manager_error, visible};
+use crate::api::manager_error;
+use crate::extract::{ApiPath, Visible};
 use crate::web::ApiError;
 
 /// The largest request body forwarded.
@@ -129,13 +129,11 @@ fn retry_after(response: &reqwest::Response, attempt: u32) -> Duration {
 /// The proxy handler.
 pub async fn handle(
     State(state): State<AppState>,
-    target: Result<Path<(String, String)>, PathRejection>,
+    Visible { id, .. }: Visible,
+    ApiPath((_, path)): ApiPath<(String, String)>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let scope = authenticate(&state, &parts.headers)?;
-    let Path((id, path)) = extracted(target)?;
-    let (id, _) = visible(&state, &scope, &id).await?;
     let Some(kit) = state.options.kit_api.clone() else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -179,7 +177,8 @@ async fn forward(
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let mut token = state
-        .ops
+        .engine
+        .manager
         .access_token(id)
         .await
         .map_err(|e| manager_error(&e))?;
@@ -213,7 +212,8 @@ async fn forward(
             match classify_401(&bytes) {
                 Unauthorized::Expired => {
                     token = state
-                        .ops
+                        .engine
+                        .manager
                         .force_refresh(id, Some(&token))
                         .await
                         .map_err(|e| manager_error(&e))?;
@@ -221,13 +221,15 @@ async fn forward(
                 }
                 Unauthorized::Refused(reason) => {
                     let dead = state
-                        .ops
+                        .engine
+                        .manager
                         .report_rejected(id, &token, &reason)
                         .await
                         .map_err(|e| manager_error(&e))?;
                     if !dead {
                         token = state
-                            .ops
+                            .engine
+                            .manager
                             .access_token(id)
                             .await
                             .map_err(|e| manager_error(&e))?;

@@ -10,6 +10,10 @@
     clippy::panic
 )]
 
+mod broker_api;
+
+pub use broker_api::BrokerApi;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -231,15 +235,7 @@ pub async fn install_from(
 
 /// The id of the connection of Kit account `account`.
 pub async fn connection_id(base: &str, account: &str) -> String {
-    let list: serde_json::Value = reqwest::Client::new()
-        .get(format!("{base}/v1/connections"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = BrokerApi::new(base, API_KEY).list("").await.body;
     list["connections"]
         .as_array()
         .unwrap()
