@@ -22,6 +22,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod dashboard;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod extract;
 pub mod install;

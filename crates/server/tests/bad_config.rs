@@ -184,3 +184,24 @@ fn a_bad_flag_is_bad_usage() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A broker built without the demo (`--no-default-features`) refuses `--demo` with one line
+/// and exit code 2, and an empty configuration names the first missing variable instead of
+/// starting a fake Kit. CI runs this with `cargo test -p kit-oauth-server --no-default-features
+/// --test bad_config`.
+#[cfg(not(feature = "demo"))]
+#[test]
+fn without_the_demo_feature_there_is_no_demo() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kit-oauth-server"));
+    for var in VARS {
+        cmd.env_remove(var);
+    }
+    let out = cmd.arg("--demo").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("built without the demo"), "{stderr}");
+    let (code, _, stderr) = run(&[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("KIT_CLIENT_ID"), "{stderr}");
+}
