@@ -15,7 +15,8 @@ use crate::keys::ApiKeys;
 use crate::metrics::MetricsEvents;
 use crate::webhook::{WebhookConfig, WebhookWorker};
 use crate::{
-    BrokerOptions, CookiePolicy, DashboardAccess, DemoInfo, Engine, KitApi, ReadyCheck, SignIn,
+    BrokerOptions, CookiePolicy, DashboardAccess, DemoInfo, Engine, InstallLinks, KitApi,
+    ReadyCheck, SignIn,
 };
 
 /// What to run.
@@ -41,6 +42,8 @@ pub struct RunConfig {
     pub clock: Option<Arc<dyn Clock>>,
     /// The sign-in hook of `GET /kit/oauth`.
     pub sign_in: Option<SignIn>,
+    /// Signed install links naming a tenant.
+    pub install_links: Option<InstallLinks>,
 }
 
 /// Why the server did not start.
@@ -199,6 +202,7 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
         ready: Some(ready),
         demo: config.demo,
         sign_in,
+        install_links: config.install_links,
     };
     let router = crate::router(Engine::of(&kit), options);
     let (stop, mut stopped) = watch::channel(false);

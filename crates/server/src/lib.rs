@@ -26,6 +26,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod extract;
 pub mod install;
+pub mod install_link;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
@@ -50,10 +51,11 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
+pub use install_link::{InstallLinks, TenantRefused};
 pub use keys::{ApiKeys, Scope};
 pub use ops::Engine;
 pub use proxy::KitApi;
-pub use sign_in::{InstalledBy, SignIn, SignInError};
+pub use sign_in::{InstalledBy, SignIn, SignInError, SignedUser};
 pub use web::CookiePolicy;
 
 /// The request id header, set on every request (or kept from the caller) and on every response.
@@ -107,6 +109,9 @@ pub struct BrokerOptions {
     pub demo: Option<DemoInfo>,
     /// The sign-in hook of `GET /kit/oauth` (`None`: anyone with Kit's link may install).
     pub sign_in: Option<SignIn>,
+    /// The verifier of signed install links naming a tenant (`None`: only a tenant signed with
+    /// the user names one; a `tenant` parameter is refused).
+    pub install_links: Option<InstallLinks>,
 }
 
 impl Default for BrokerOptions {
@@ -120,6 +125,7 @@ impl Default for BrokerOptions {
             ready: None,
             demo: None,
             sign_in: None,
+            install_links: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use kit_oauth_server::app::{self, RunConfig, StartError};
 use kit_oauth_server::config::{KitArgs, ServerArgs};
 use kit_oauth_server::telemetry::{self, LogFormat};
 use kit_oauth_server::webhook::WebhookConfig;
-use kit_oauth_server::{DashboardAccess, SignIn};
+use kit_oauth_server::{DashboardAccess, InstallLinks, SignIn};
 
 /// The Kit OAuth token broker: install endpoints, broker API, dashboard.
 #[derive(Debug, Parser)]
@@ -92,6 +92,7 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         shutdown_grace: Duration::from_secs(10),
         clock: None,
         sign_in: settings.user_signing_secret.map(SignIn::new),
+        install_links: settings.install_link_secret.map(InstallLinks::new),
     })
     .await?;
     running.until_signal().await;
@@ -138,6 +139,7 @@ async fn run_demo(cli: Cli, log_format: LogFormat) -> Result<(), StartError> {
         shutdown_grace: Duration::from_secs(2),
         clock: None,
         sign_in: None,
+        install_links: None,
     })
     .await?;
     println!(

@@ -35,7 +35,7 @@ async fn list_pages_with_a_cursor_and_filters_by_tenant_and_state() {
         support::install_from(
             &base,
             &sandbox,
-            &format!("{begin}&tenant={tenant}"),
+            &format!("{begin}&tenant={}", support::tenant_link(tenant)),
             account,
         )
         .await;
@@ -176,7 +176,7 @@ async fn a_tenant_key_gets_tokens_of_its_tenant_only_cached_or_not() {
         ("Dee", None),
     ] {
         let begin = match tenant {
-            Some(tenant) => format!("{begin}&tenant={tenant}"),
+            Some(tenant) => format!("{begin}&tenant={}", support::tenant_link(tenant)),
             None => begin.clone(),
         };
         support::install_from(&base, &sandbox, &begin, account).await;

@@ -3,7 +3,8 @@
 
 use std::process::Command;
 
-const VARS: [&str; 20] = [
+const VARS: [&str; 21] = [
+    "KIT_OAUTH_INSTALL_LINK_SECRET",
     "KIT_CLIENT_ID",
     "KIT_CLIENT_SECRET",
     "KIT_REDIRECT_URI",

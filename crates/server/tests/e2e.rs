@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use kit_oauth_server::InstallLinks;
 use kit_sandbox::{Sandbox, SandboxHandle};
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
@@ -23,6 +24,7 @@ const ADMIN_KEY: &str = "admin-key-e2e-0123456789";
 const ACME_KEY: &str = "acme-key-e2e-0123456789";
 const GLOBEX_KEY: &str = "globex-key-e2e-0123456789";
 const APP: &str = "e2e-app";
+const LINK_SECRET: &str = "e2e-install-link-secret-0123456789";
 
 struct Harness {
     base: String,
@@ -49,7 +51,15 @@ impl Harness {
             .client_id(APP)
             .client_secret(CLIENT_SECRET)
             .redirect_uri(format!("{base}/kit/oauth/callback"))
-            .app_authorization_url(format!("{base}/kit/oauth?tenant=acme"))
+            // The app's signed install link for its tenant `acme` (a bare `tenant=acme` is
+            // refused: anyone could type it).
+            .app_authorization_url(format!(
+                "{base}/kit/oauth?tenant={}",
+                InstallLinks::new(LINK_SECRET.to_owned().into()).sign(
+                    "acme",
+                    time::OffsetDateTime::now_utc().unix_timestamp() + 3600
+                )
+            ))
             .spawn()
             .await
             .unwrap();
@@ -70,6 +80,7 @@ impl Harness {
             )
             .env("DATABASE_URL", &database_url)
             .env("KIT_OAUTH_ENCRYPTION_KEY", ENCRYPTION_KEY)
+            .env("KIT_OAUTH_INSTALL_LINK_SECRET", LINK_SECRET)
             .env(
                 "KIT_OAUTH_API_KEYS",
                 format!("{ADMIN_KEY},acme={ACME_KEY},globex={GLOBEX_KEY}"),

@@ -23,7 +23,7 @@ use kit_oauth::core::Clock;
 use kit_oauth::{KitOAuthConfig, RefresherConfig, vars};
 use kit_oauth_server::app::{self, RunConfig, Running};
 use kit_oauth_server::webhook::WebhookConfig;
-use kit_oauth_server::{ApiKeys, DashboardAccess, SignIn};
+use kit_oauth_server::{ApiKeys, DashboardAccess, InstallLinks, SignIn};
 use kit_sandbox::{Sandbox, SandboxHandle};
 use reqwest::redirect::Policy;
 use tokio::net::TcpListener;
@@ -32,6 +32,8 @@ pub const APP: &str = "ops-app";
 pub const CLIENT_SECRET: &str = "ops-client-secret-0123456789";
 pub const ENCRYPTION_KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
 pub const API_KEY: &str = "ops-api-key-0123456789";
+/// The install-link secret every test broker accepts (unless `Extra::no_install_links`).
+pub const LINK_SECRET: &str = "ops-install-link-secret-0123456789";
 
 /// A listener on a free loopback port, and its base URL.
 pub async fn listener() -> (TcpListener, String) {
@@ -66,6 +68,14 @@ pub struct Extra {
     pub api_keys: Option<ApiKeys>,
     /// The background refresher's pace (default: the library's).
     pub refresher: Option<RefresherConfig>,
+    /// Start without an install-link secret (every `tenant` parameter is then refused).
+    pub no_install_links: bool,
+}
+
+/// The `tenant` parameter of an install link for `tenant`, signed with [`LINK_SECRET`].
+pub fn tenant_link(tenant: &str) -> String {
+    let expires = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
+    InstallLinks::new(LINK_SECRET.to_owned().into()).sign(tenant, expires)
 }
 
 /// Starts a server on `listener` (base URL `base`) against `sandbox` and `database_url`.
@@ -101,6 +111,8 @@ pub async fn start(
         shutdown_grace: Duration::from_secs(10),
         clock: extra.clock,
         sign_in: extra.sign_in,
+        install_links: (!extra.no_install_links)
+            .then(|| InstallLinks::new(LINK_SECRET.to_owned().into())),
     })
     .await
     .unwrap()
