@@ -16,7 +16,7 @@ use crate::metrics::MetricsEvents;
 use crate::webhook::{WebhookConfig, WebhookWorker};
 use crate::{
     BrokerOptions, CookiePolicy, DashboardAccess, DemoInfo, Engine, InstallLinks, KitApi,
-    ReadyCheck, SignIn,
+    ReadyCheck, SignIn, SignInLimits,
 };
 
 /// What to run.
@@ -44,6 +44,8 @@ pub struct RunConfig {
     pub sign_in: Option<SignIn>,
     /// Signed install links naming a tenant.
     pub install_links: Option<InstallLinks>,
+    /// The dashboard sign-in throttle.
+    pub sign_in_limits: SignInLimits,
 }
 
 /// Why the server did not start.
@@ -203,17 +205,21 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
         demo: config.demo,
         sign_in,
         install_links: config.install_links,
+        sign_in_limits: config.sign_in_limits,
     };
     let router = crate::router(Engine::of(&kit), options);
     let (stop, mut stopped) = watch::channel(false);
     let grace = config.shutdown_grace;
     let listener = config.listener;
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await;
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await;
         if let Err(error) = served {
             tracing::error!(%error, "the server stopped with an error");
         }

@@ -7,6 +7,9 @@ use axum::response::{Html, IntoResponse, Response};
 use kit_oauth::core::{ConnectionId, ListQuery, constant_time_eq};
 use serde::Deserialize;
 
+use std::time::Duration;
+
+use crate::extract::ClientAddr;
 use crate::pages;
 use crate::sessions::{SESSION_COOKIE, SESSION_TTL, SessionView};
 use crate::web::{cookie, see_other};
@@ -119,10 +122,17 @@ async fn render(state: &AppState, headers: &HeaderMap, notice: Option<&str>) -> 
 }
 
 /// Signs in with the admin key.
-pub async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let DashboardAccess::Key(keys) = &state.options.dashboard else {
         return see_other("/");
     };
+    if let Err(wait) = state.sign_in_throttle.attempt(address, form.key.trim()) {
+        return throttled(wait);
+    }
     if !keys.is_unscoped_key(form.key.trim()) {
         tracing::warn!("dashboard sign-in refused");
         return html(
@@ -140,6 +150,28 @@ pub async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -
             .set(SESSION_COOKIE, &value, "Strict", SESSION_TTL.as_secs()),
     );
     tracing::info!("dashboard sign-in");
+    response
+}
+
+/// 429 with `Retry-After` and, on the page, when to try again.
+fn throttled(wait: Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let at = time::OffsetDateTime::now_utc() + Duration::from_secs(secs);
+    let at = at
+        .format(time::macros::format_description!(
+            "[hour]:[minute]:[second]"
+        ))
+        .unwrap_or_default();
+    tracing::warn!(retry_after_secs = secs, "dashboard sign-in throttled");
+    let mut response = html(
+        StatusCode::TOO_MANY_REQUESTS,
+        &pages::login_page(Some(&format!(
+            "Too many sign-in attempts. Try again in {secs} s (at {at} UTC)."
+        ))),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
     response
 }
 

@@ -37,6 +37,7 @@ pub mod proxy;
 pub mod sessions;
 pub mod sign_in;
 pub mod telemetry;
+pub mod throttle;
 pub mod web;
 pub mod webhook;
 
@@ -56,6 +57,7 @@ pub use keys::{ApiKeys, Scope};
 pub use ops::Engine;
 pub use proxy::KitApi;
 pub use sign_in::{InstalledBy, SignIn, SignInError, SignedUser};
+pub use throttle::SignInLimits;
 pub use web::CookiePolicy;
 
 /// The request id header, set on every request (or kept from the caller) and on every response.
@@ -112,6 +114,8 @@ pub struct BrokerOptions {
     /// The verifier of signed install links naming a tenant (`None`: only a tenant signed with
     /// the user names one; a `tenant` parameter is refused).
     pub install_links: Option<InstallLinks>,
+    /// How often the dashboard's sign-in form may be tried.
+    pub sign_in_limits: SignInLimits,
 }
 
 impl Default for BrokerOptions {
@@ -126,6 +130,7 @@ impl Default for BrokerOptions {
             demo: None,
             sign_in: None,
             install_links: None,
+            sign_in_limits: SignInLimits::default(),
         }
     }
 }
@@ -147,6 +152,7 @@ pub struct AppState {
     pub(crate) engine: Arc<Engine>,
     pub(crate) options: Arc<BrokerOptions>,
     pub(crate) sessions: sessions::Sessions,
+    pub(crate) sign_in_throttle: throttle::SignInThrottle,
 }
 
 /// The broker's routes, with request ids, request logs and HTTP metrics.
@@ -156,6 +162,7 @@ pub fn router(engine: Engine, options: BrokerOptions) -> Router {
     metrics::install();
     let state = AppState {
         engine: Arc::new(engine),
+        sign_in_throttle: throttle::SignInThrottle::new(options.sign_in_limits),
         options: Arc::new(options),
         sessions: sessions::Sessions::default(),
     };

@@ -15,7 +15,7 @@ use kit_oauth_server::app::{self, RunConfig, StartError};
 use kit_oauth_server::config::{KitArgs, ServerArgs};
 use kit_oauth_server::telemetry::{self, LogFormat};
 use kit_oauth_server::webhook::WebhookConfig;
-use kit_oauth_server::{DashboardAccess, InstallLinks, SignIn};
+use kit_oauth_server::{DashboardAccess, InstallLinks, SignIn, SignInLimits};
 
 /// The Kit OAuth token broker: install endpoints, broker API, dashboard.
 #[derive(Debug, Parser)]
@@ -93,6 +93,7 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         clock: None,
         sign_in: settings.user_signing_secret.map(SignIn::new),
         install_links: settings.install_link_secret.map(InstallLinks::new),
+        sign_in_limits: SignInLimits::default(),
     })
     .await?;
     running.until_signal().await;
@@ -140,6 +141,7 @@ async fn run_demo(cli: Cli, log_format: LogFormat) -> Result<(), StartError> {
         clock: None,
         sign_in: None,
         install_links: None,
+        sign_in_limits: SignInLimits::default(),
     })
     .await?;
     println!(

@@ -23,7 +23,7 @@ use kit_oauth::core::Clock;
 use kit_oauth::{KitOAuthConfig, RefresherConfig, vars};
 use kit_oauth_server::app::{self, RunConfig, Running};
 use kit_oauth_server::webhook::WebhookConfig;
-use kit_oauth_server::{ApiKeys, DashboardAccess, InstallLinks, SignIn};
+use kit_oauth_server::{ApiKeys, DashboardAccess, InstallLinks, SignIn, SignInLimits};
 use kit_sandbox::{Sandbox, SandboxHandle};
 use reqwest::redirect::Policy;
 use tokio::net::TcpListener;
@@ -68,6 +68,10 @@ pub struct Extra {
     pub api_keys: Option<ApiKeys>,
     /// The background refresher's pace (default: the library's).
     pub refresher: Option<RefresherConfig>,
+    /// The dashboard's access (default: off).
+    pub dashboard: Option<DashboardAccess>,
+    /// The dashboard sign-in throttle (default: the server's).
+    pub sign_in_limits: Option<SignInLimits>,
     /// Start without an install-link secret (every `tenant` parameter is then refused).
     pub no_install_links: bool,
 }
@@ -104,13 +108,14 @@ pub async fn start(
         api_keys: extra
             .api_keys
             .unwrap_or_else(|| ApiKeys::none().with_key(API_KEY)),
-        dashboard: DashboardAccess::Disabled,
+        dashboard: extra.dashboard.unwrap_or(DashboardAccess::Disabled),
         webhook: extra.webhook,
         demo: None,
         refresher: extra.refresher.unwrap_or_default(),
         shutdown_grace: Duration::from_secs(10),
         clock: extra.clock,
         sign_in: extra.sign_in,
+        sign_in_limits: extra.sign_in_limits.unwrap_or_default(),
         install_links: (!extra.no_install_links)
             .then(|| InstallLinks::new(LINK_SECRET.to_owned().into())),
     })
