@@ -16,7 +16,7 @@ use crate::metrics::MetricsEvents;
 use crate::webhook::{WebhookConfig, WebhookWorker};
 use crate::{
     BrokerOptions, CookiePolicy, DashboardAccess, DemoInfo, Engine, InstallLinks, KitApi,
-    ReadyCheck, SignIn, SignInLimits,
+    ReadyCheck, RouteLimits, SignIn, SignInLimits,
 };
 
 /// What to run.
@@ -46,6 +46,8 @@ pub struct RunConfig {
     pub install_links: Option<InstallLinks>,
     /// The dashboard sign-in throttle.
     pub sign_in_limits: SignInLimits,
+    /// Every route's time limit.
+    pub route_limits: RouteLimits,
 }
 
 /// Why the server did not start.
@@ -206,6 +208,7 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
         sign_in,
         install_links: config.install_links,
         sign_in_limits: config.sign_in_limits,
+        route_limits: config.route_limits,
     };
     let router = crate::router(Engine::of(&kit), options);
     let (stop, mut stopped) = watch::channel(false);

@@ -28,6 +28,7 @@ pub mod extract;
 pub mod install;
 pub mod install_link;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
@@ -54,6 +55,7 @@ use tower_http::trace::TraceLayer;
 
 pub use install_link::{InstallLinks, TenantRefused};
 pub use keys::{ApiKeys, Scope};
+pub use limits::RouteLimits;
 pub use ops::Engine;
 pub use proxy::KitApi;
 pub use sign_in::{InstalledBy, SignIn, SignInError, SignedUser};
@@ -116,6 +118,8 @@ pub struct BrokerOptions {
     pub install_links: Option<InstallLinks>,
     /// How often the dashboard's sign-in form may be tried.
     pub sign_in_limits: SignInLimits,
+    /// Every route's time limit.
+    pub route_limits: RouteLimits,
 }
 
 impl Default for BrokerOptions {
@@ -131,6 +135,7 @@ impl Default for BrokerOptions {
             sign_in: None,
             install_links: None,
             sign_in_limits: SignInLimits::default(),
+            route_limits: RouteLimits::default(),
         }
     }
 }
@@ -153,6 +158,7 @@ pub struct AppState {
     pub(crate) options: Arc<BrokerOptions>,
     pub(crate) sessions: sessions::Sessions,
     pub(crate) sign_in_throttle: throttle::SignInThrottle,
+    pub(crate) route_limits: RouteLimits,
 }
 
 /// The broker's routes, with request ids, request logs and HTTP metrics.
@@ -163,9 +169,11 @@ pub fn router(engine: Engine, options: BrokerOptions) -> Router {
     let state = AppState {
         engine: Arc::new(engine),
         sign_in_throttle: throttle::SignInThrottle::new(options.sign_in_limits),
+        route_limits: options.route_limits,
         options: Arc::new(options),
         sessions: sessions::Sessions::default(),
     };
+    let route_limits = state.route_limits;
     let routes = Router::new()
         .route("/kit/oauth", get(install::begin))
         .route("/kit/oauth/callback", get(install::callback))
@@ -185,6 +193,10 @@ pub fn router(engine: Engine, options: BrokerOptions) -> Router {
         .route("/openapi.json", get(openapi::document))
         .with_state(state);
     routes
+        .layer(axum::middleware::from_fn_with_state(
+            route_limits,
+            limits::enforce,
+        ))
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(
             TraceLayer::new_for_http()

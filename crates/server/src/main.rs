@@ -15,7 +15,7 @@ use kit_oauth_server::app::{self, RunConfig, StartError};
 use kit_oauth_server::config::{KitArgs, ServerArgs};
 use kit_oauth_server::telemetry::{self, LogFormat};
 use kit_oauth_server::webhook::WebhookConfig;
-use kit_oauth_server::{DashboardAccess, InstallLinks, SignIn, SignInLimits};
+use kit_oauth_server::{DashboardAccess, InstallLinks, RouteLimits, SignIn, SignInLimits};
 
 /// The Kit OAuth token broker: install endpoints, broker API, dashboard.
 #[derive(Debug, Parser)]
@@ -94,6 +94,7 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         sign_in: settings.user_signing_secret.map(SignIn::new),
         install_links: settings.install_link_secret.map(InstallLinks::new),
         sign_in_limits: SignInLimits::default(),
+        route_limits: RouteLimits::default(),
     })
     .await?;
     running.until_signal().await;
@@ -142,6 +143,7 @@ async fn run_demo(cli: Cli, log_format: LogFormat) -> Result<(), StartError> {
         sign_in: None,
         install_links: None,
         sign_in_limits: SignInLimits::default(),
+        route_limits: RouteLimits::default(),
     })
     .await?;
     println!(

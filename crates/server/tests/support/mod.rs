@@ -23,7 +23,7 @@ use kit_oauth::core::Clock;
 use kit_oauth::{KitOAuthConfig, RefresherConfig, vars};
 use kit_oauth_server::app::{self, RunConfig, Running};
 use kit_oauth_server::webhook::WebhookConfig;
-use kit_oauth_server::{ApiKeys, DashboardAccess, InstallLinks, SignIn, SignInLimits};
+use kit_oauth_server::{ApiKeys, DashboardAccess, InstallLinks, RouteLimits, SignIn, SignInLimits};
 use kit_sandbox::{Sandbox, SandboxHandle};
 use reqwest::redirect::Policy;
 use tokio::net::TcpListener;
@@ -72,6 +72,8 @@ pub struct Extra {
     pub dashboard: Option<DashboardAccess>,
     /// The dashboard sign-in throttle (default: the server's).
     pub sign_in_limits: Option<SignInLimits>,
+    /// Every route's time limit (default: the server's).
+    pub route_limits: Option<RouteLimits>,
     /// Start without an install-link secret (every `tenant` parameter is then refused).
     pub no_install_links: bool,
 }
@@ -116,6 +118,7 @@ pub async fn start(
         clock: extra.clock,
         sign_in: extra.sign_in,
         sign_in_limits: extra.sign_in_limits.unwrap_or_default(),
+        route_limits: extra.route_limits.unwrap_or_default(),
         install_links: (!extra.no_install_links)
             .then(|| InstallLinks::new(LINK_SECRET.to_owned().into())),
     })
