@@ -11,8 +11,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use secrecy::ExposeSecret as _;
+
 use crate::keys::ApiKeys;
 use crate::metrics::MetricsEvents;
+use crate::sessions::SessionKey;
 use crate::webhook::{WebhookConfig, WebhookWorker};
 use crate::{
     BrokerOptions, CookiePolicy, DashboardAccess, DemoInfo, Engine, InstallLinks, KitApi,
@@ -209,6 +212,12 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
         install_links: config.install_links,
         sign_in_limits: config.sign_in_limits,
         route_limits: config.route_limits,
+        // Every instance of a deployment has the same encryption key: their sessions agree.
+        session_key: config
+            .library
+            .encryption_key
+            .as_ref()
+            .map(|key| SessionKey::derive(key.0.expose_secret())),
     };
     let router = crate::router(Engine::of(&kit), options);
     let (stop, mut stopped) = watch::channel(false);

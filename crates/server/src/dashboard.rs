@@ -50,15 +50,18 @@ fn disabled() -> Response {
 }
 
 /// The visitor's session, if it may see the dashboard.
-fn session(state: &AppState, headers: &HeaderMap) -> Option<(String, SessionView)> {
+async fn session(state: &AppState, headers: &HeaderMap) -> Option<SessionView> {
     let value = cookie(headers, SESSION_COOKIE)?;
-    let view = state.sessions.get(value)?;
+    let view = state
+        .sessions
+        .get(state.engine.manager.store(), value)
+        .await?;
     let allowed = match state.options.dashboard {
         DashboardAccess::Open => true,
         DashboardAccess::Key(_) => view.signed_in,
         DashboardAccess::Disabled => false,
     };
-    allowed.then(|| (value.to_owned(), view))
+    allowed.then_some(view)
 }
 
 /// The dashboard (or the sign-in form).
@@ -67,9 +70,9 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
 }
 
 async fn render(state: &AppState, headers: &HeaderMap, notice: Option<&str>) -> Response {
-    let (set_cookie, view) = match (&state.options.dashboard, session(state, headers)) {
+    let (set_cookie, view) = match (&state.options.dashboard, session(state, headers).await) {
         (DashboardAccess::Disabled, _) => return disabled(),
-        (_, Some((_, view))) => (None, view),
+        (_, Some(view)) => (None, view),
         (DashboardAccess::Open, None) => {
             let (value, view) = state.sessions.create(false);
             (Some(value), view)
@@ -181,10 +184,16 @@ pub async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Some((value, view)) = session(&state, &headers)
+    if let Some(view) = session(&state, &headers).await
         && constant_time_eq(&view.csrf, &form.csrf)
+        && let Err(error) = state.sessions.end_all(state.engine.manager.store()).await
     {
-        state.sessions.remove(&value);
+        tracing::error!(%error, "dashboard sign-out could not be recorded");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The sign-out could not be recorded, so the session may still work elsewhere. Try again in a moment.\n",
+        )
+            .into_response();
     }
     let mut response = see_other("/");
     response.headers_mut().append(
@@ -194,12 +203,16 @@ pub async fn logout(
     response
 }
 
-fn checked(state: &AppState, headers: &HeaderMap, form: &CsrfForm) -> Result<(), Box<Response>> {
+async fn checked(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &CsrfForm,
+) -> Result<(), Box<Response>> {
     if matches!(state.options.dashboard, DashboardAccess::Disabled) {
         return Err(Box::new(disabled()));
     }
-    match session(state, headers) {
-        Some((value, _)) if state.sessions.check_csrf(&value, &form.csrf) => Ok(()),
+    match session(state, headers).await {
+        Some(view) if constant_time_eq(&view.csrf, &form.csrf) => Ok(()),
         Some(_) => {
             tracing::warn!("dashboard POST refused: CSRF token missing or wrong");
             Err(Box::new(
@@ -223,7 +236,7 @@ pub async fn refresh(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(response) = checked(&state, &headers, &form) {
+    if let Err(response) = checked(&state, &headers, &form).await {
         return *response;
     }
     let Ok(id) = ConnectionId::parse(&id) else {
@@ -248,7 +261,7 @@ pub async fn revoke(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(response) = checked(&state, &headers, &form) {
+    if let Err(response) = checked(&state, &headers, &form).await {
         return *response;
     }
     let Ok(id) = ConnectionId::parse(&id) else {

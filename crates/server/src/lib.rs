@@ -120,6 +120,9 @@ pub struct BrokerOptions {
     pub sign_in_limits: SignInLimits,
     /// Every route's time limit.
     pub route_limits: RouteLimits,
+    /// The key dashboard sessions are signed with (`None`: one of this process, so sessions
+    /// hold on this instance only).
+    pub session_key: Option<sessions::SessionKey>,
 }
 
 impl Default for BrokerOptions {
@@ -136,6 +139,7 @@ impl Default for BrokerOptions {
             install_links: None,
             sign_in_limits: SignInLimits::default(),
             route_limits: RouteLimits::default(),
+            session_key: None,
         }
     }
 }
@@ -170,8 +174,13 @@ pub fn router(engine: Engine, options: BrokerOptions) -> Router {
         engine: Arc::new(engine),
         sign_in_throttle: throttle::SignInThrottle::new(options.sign_in_limits),
         route_limits: options.route_limits,
+        sessions: sessions::Sessions::new(
+            options
+                .session_key
+                .clone()
+                .unwrap_or_else(sessions::SessionKey::random),
+        ),
         options: Arc::new(options),
-        sessions: sessions::Sessions::default(),
     };
     let route_limits = state.route_limits;
     let routes = Router::new()

@@ -84,3 +84,87 @@ async fn one_key_is_tried_at_most_per_key_times_a_minute() {
     assert_eq!(admin.status(), StatusCode::SEE_OTHER);
     broker.running.shutdown().await;
 }
+
+/// The `kit_oauth_session=…` pair of a response's `Set-Cookie`.
+fn session_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("kit_oauth_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned()
+}
+
+async fn page(base: &str, cookie: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{base}/"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Behind a load balancer without sticky sessions: signed in on A, the session works on B;
+/// signed out on B, it no longer works on A. Two in-process servers on one SQLite file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_holds_on_every_instance_and_signing_out_ends_it_everywhere() {
+    let a = broker(None).await;
+    let (listener, b_base) = support::listener().await;
+    let b = support::start(
+        listener,
+        &b_base,
+        &a.sandbox,
+        &support::sqlite_url(a.dir.path()),
+        Extra {
+            dashboard: Some(DashboardAccess::Key(Arc::new(
+                ApiKeys::parse(ADMIN_KEY).unwrap(),
+            ))),
+            ..Extra::default()
+        },
+    )
+    .await;
+
+    let signed_in = sign_in(&a.base, ADMIN_KEY).await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let cookie = session_cookie(&signed_in);
+    let on_a = page(&a.base, &cookie).await;
+    let on_b = page(&b_base, &cookie).await;
+    for page in [&on_a, &on_b] {
+        assert!(page.contains("Kit connections"), "{page}");
+    }
+
+    // A second session, started before the sign-out, ends with it too.
+    let other = session_cookie(&sign_in(&a.base, ADMIN_KEY).await);
+    let csrf = support::hidden_inputs(&on_b)
+        .into_iter()
+        .find(|(name, _)| name == "csrf")
+        .unwrap()
+        .1;
+    let signed_out = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{b_base}/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+    for (base, cookie) in [(&a.base, &cookie), (&b_base, &cookie), (&a.base, &other)] {
+        let page = page(base, cookie).await;
+        assert!(!page.contains("Kit connections"), "{page}");
+        assert!(page.contains("Admin key"), "the sign-in form: {page}");
+    }
+    // Signing in again works.
+    let again = session_cookie(&sign_in(&b_base, ADMIN_KEY).await);
+    assert!(page(&a.base, &again).await.contains("Kit connections"));
+    b.shutdown().await;
+    a.running.shutdown().await;
+}
