@@ -89,17 +89,49 @@ pub struct TokenView {
     pub expires_at: Option<String>,
 }
 
-/// Filters and cursor of `GET /v1/connections`.
+/// The pattern of a connection id (and so of a cursor).
+pub const ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+
+/// Filters and cursor of `GET /v1/connections`. A value outside its schema is a 400, never
+/// clamped or ignored: a caller's mistake shows at once.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only this tenant.
+    /// Only this tenant (1–255 bytes, no control characters).
+    #[param(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub tenant: Option<String>,
-    /// Only `authorized` (active grants) or `unauthorized` (ended grants).
-    pub state: Option<String>,
+    /// Only active grants (`authorized`) or ended ones (`unauthorized`).
+    #[param(inline)]
+    pub state: Option<StateFilter>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub cursor: Option<String>,
-    /// Page size (1–200, default 50).
+    /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+}
+
+/// The `state` filter of `GET /v1/connections`.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StateFilter {
+    /// Active grants.
+    Authorized,
+    /// Ended grants (the creator must reinstall).
+    Unauthorized,
+}
+
+/// The `{id}` of a connection's routes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdParam {
+    /// The connection id.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub id: String,
 }
 
 /// Maps a library error to the API's JSON error.
@@ -139,8 +171,9 @@ pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
     params(ListParams),
     responses(
         (status = 200, description = "A page of connections", body = ConnectionPage),
-        (status = 400, description = "Invalid filter", body = ApiError),
+        (status = 400, description = "A parameter outside its schema", body = ApiError),
         (status = 401, description = "Missing or invalid API key", body = ApiError),
+        (status = 503, description = "The database is temporarily unavailable, or the request timed out", body = ApiError),
     ),
     security(("api_key" = []))
 )]
@@ -149,28 +182,26 @@ pub async fn list(
     Caller(scope): Caller,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<ConnectionPage>, ApiError> {
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(bad_request(format!("limit must be 1 to {MAX_PAGE}")));
+    }
     let tenant = params
         .tenant
         .as_deref()
-        .filter(|t| !t.is_empty())
         .map(TenantName::parse)
         .transpose()
         .map_err(|e| bad_request(format!("tenant: {e}")))?;
-    let state_filter = match params.state.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(raw) => match StateName::parse(raw) {
-            Some(name @ (StateName::Authorized | StateName::Unauthorized)) => Some(name),
-            _ => return Err(bad_request("state must be `authorized` or `unauthorized`")),
-        },
-    };
+    let state_filter = params.state.map(|s| match s {
+        StateFilter::Authorized => StateName::Authorized,
+        StateFilter::Unauthorized => StateName::Unauthorized,
+    });
     let after = params
         .cursor
         .as_deref()
-        .filter(|c| !c.is_empty())
         .map(ConnectionId::parse)
         .transpose()
-        .map_err(|_| bad_request("cursor is not valid"))?;
+        .map_err(|_| bad_request("cursor is not a next_cursor of this API"))?;
     if let (Some(t), Scope::Tenants(_)) = (&tenant, &scope)
         && !scope.allows(Some(t))
     {
@@ -233,11 +264,12 @@ pub async fn list(
 /// One connection.
 #[utoipa::path(
     get, path = "/v1/connections/{id}", tag = "connections",
-    params(("id" = String, Path, description = "Connection id")),
+    params(IdParam),
     responses(
         (status = 200, description = "The connection", body = ConnectionView),
         (status = 401, description = "Missing or invalid API key", body = ApiError),
         (status = 404, description = "No such connection (or not visible to this key)", body = ApiError),
+        (status = 503, description = "The database is temporarily unavailable, or the request timed out", body = ApiError),
     ),
     security(("api_key" = []))
 )]
@@ -248,13 +280,14 @@ pub async fn show(Visible { status, .. }: Visible) -> Result<Json<ConnectionView
 /// A fresh access token (refreshed first when due).
 #[utoipa::path(
     post, path = "/v1/connections/{id}/token", tag = "tokens",
-    params(("id" = String, Path, description = "Connection id")),
+    params(IdParam),
     responses(
         (status = 200, description = "A token that is valid now", body = TokenView),
         (status = 401, description = "Missing or invalid API key", body = ApiError),
         (status = 404, description = "No such connection", body = ApiError),
         (status = 409, description = "The grant is dead: the creator must reinstall", body = ApiError),
-        (status = 503, description = "Kit or the database is temporarily unavailable", body = ApiError),
+        (status = 502, description = "Kit refused the app's client credentials", body = ApiError),
+        (status = 503, description = "Kit or the database is temporarily unavailable, or the request timed out", body = ApiError),
     ),
     security(("api_key" = []))
 )]
@@ -281,13 +314,14 @@ pub async fn token(
 /// Refreshes now, whatever the token's age.
 #[utoipa::path(
     post, path = "/v1/connections/{id}/refresh", tag = "tokens",
-    params(("id" = String, Path, description = "Connection id")),
+    params(IdParam),
     responses(
         (status = 200, description = "Refreshed; the new token", body = TokenView),
         (status = 401, description = "Missing or invalid API key", body = ApiError),
         (status = 404, description = "No such connection", body = ApiError),
         (status = 409, description = "The grant is dead: the creator must reinstall", body = ApiError),
-        (status = 503, description = "Kit or the database is temporarily unavailable", body = ApiError),
+        (status = 502, description = "Kit refused the app's client credentials", body = ApiError),
+        (status = 503, description = "Kit or the database is temporarily unavailable, or the request timed out", body = ApiError),
     ),
     security(("api_key" = []))
 )]
@@ -321,12 +355,13 @@ pub async fn refresh(
 /// Revokes the grant at Kit, then deletes the connection.
 #[utoipa::path(
     delete, path = "/v1/connections/{id}", tag = "connections",
-    params(("id" = String, Path, description = "Connection id")),
+    params(IdParam),
     responses(
         (status = 204, description = "Revoked and removed"),
         (status = 401, description = "Missing or invalid API key", body = ApiError),
         (status = 404, description = "No such connection", body = ApiError),
-        (status = 503, description = "Kit could not be reached; nothing was changed", body = ApiError),
+        (status = 502, description = "Kit refused the app's client credentials; nothing was changed", body = ApiError),
+        (status = 503, description = "Kit could not be reached, or the request timed out; nothing was changed", body = ApiError),
     ),
     security(("api_key" = []))
 )]

@@ -78,6 +78,18 @@ async fn list_pages_with_a_cursor_and_filters_by_tenant_and_state() {
 
     // A query axum cannot read is the API's JSON error too — and only after the key is
     // checked, so a caller without one learns nothing about what it sent.
+    // Out of range or not a cursor: refused, never clamped or read as "no cursor".
+    for query in [
+        "limit=201",
+        "limit=0",
+        "cursor=not%20a%20cursor",
+        "cursor=",
+        "tenant=",
+    ] {
+        let (status, error) = api.list(query).await.pair();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {error}");
+        assert_eq!(error["error"], "bad_request", "{query}: {error}");
+    }
     let (status, error) = api.list("limit=abc").await.pair();
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["error"], "bad_request", "{error}");
@@ -231,4 +243,66 @@ async fn a_tenant_key_gets_tokens_of_its_tenant_only_cached_or_not() {
     let (_, shown) = BrokerApi::new(&base, API_KEY).show(&ann).await.pair();
     assert_eq!(renewed["expires_at"], shown["expires_at"], "{shown}");
     running.shutdown().await;
+}
+
+/// The OpenAPI document describes every route of the broker API, the proxy included (one
+/// handler, five methods), with its errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route_with_its_errors() {
+    let broker = support::Broker::start(Extra::default()).await;
+    let doc: Value = reqwest::get(format!("{}/openapi.json", broker.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    let described: BTreeSet<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| m.as_str() != "parameters")
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("get", "/v1/connections"),
+        ("get", "/v1/connections/{id}"),
+        ("delete", "/v1/connections/{id}"),
+        ("post", "/v1/connections/{id}/token"),
+        ("post", "/v1/connections/{id}/refresh"),
+        ("get", "/v1/connections/{id}/kit/{path}"),
+        ("post", "/v1/connections/{id}/kit/{path}"),
+        ("put", "/v1/connections/{id}/kit/{path}"),
+        ("patch", "/v1/connections/{id}/kit/{path}"),
+        ("delete", "/v1/connections/{id}/kit/{path}"),
+    ]
+    .into_iter()
+    .map(|(m, p)| (m.to_owned(), p.to_owned()))
+    .collect();
+    assert_eq!(described, expected);
+    for (method, path) in &expected {
+        let responses = &paths[path][method]["responses"];
+        assert!(
+            responses.get("401").is_some(),
+            "{method} {path}: {responses}"
+        );
+    }
+    let proxy = &paths["/v1/connections/{id}/kit/{path}"]["post"]["responses"];
+    assert!(
+        proxy.get("413").is_some() && proxy.get("default").is_some(),
+        "{proxy}"
+    );
+    let limit = doc["paths"]["/v1/connections"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap()
+        .clone();
+    assert_eq!(limit["in"], "query");
+    assert_eq!(limit["schema"]["maximum"], 200, "{limit}");
+    broker.running.shutdown().await;
 }

@@ -35,6 +35,14 @@ pub const API_KEY: &str = "ops-api-key-0123456789";
 /// The install-link secret every test broker accepts (unless `Extra::no_install_links`).
 pub const LINK_SECRET: &str = "ops-install-link-secret-0123456789";
 
+/// Whether this is CI (`CI=true` or `CI=1`), where a missing service fails a suite.
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| {
+        let v = v.trim();
+        v == "1" || v.eq_ignore_ascii_case("true")
+    })
+}
+
 /// A listener on a free loopback port, and its base URL.
 pub async fn listener() -> (TcpListener, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
