@@ -197,7 +197,26 @@ fn without_the_demo_feature_there_is_no_demo() {
     for var in VARS {
         cmd.env_remove(var);
     }
-    let out = cmd.arg("--demo").output().unwrap();
+    cmd.env(
+        "KIT_OAUTH_DEMO_DIR",
+        std::env::temp_dir().join("kit-oauth-no-demo-never-used"),
+    );
+    let mut child = cmd
+        .arg("--demo")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A build with the demo would start it and keep running: stop it and fail.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("--demo kept running: this build has the demo");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
