@@ -472,6 +472,24 @@ async fn whole_story(database_url: Option<String>) {
         .unwrap();
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
     assert_eq!(h.sandbox.stats().refreshes_ok, 2);
+    // Signing out is recorded in the database, SQLite and PostgreSQL alike (503 if it could
+    // not be), and the sign-in form is back.
+    let signed_out = operator
+        .post(h.url("/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+    let after = operator
+        .get(h.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(after.contains("Admin key"), "{after}");
 
     // --- Infrastructure endpoints. ---
     assert_eq!(
