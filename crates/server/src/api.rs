@@ -3,15 +3,15 @@
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kit_oauth::core::{ConnectionId, ListQuery, StateName, TenantName};
 use kit_oauth::{ConnectionStatus, ManagerError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::extract::{ApiQuery, Caller, ConnectionParam, Visible};
 use crate::web::{ApiError, rfc3339};
 use crate::{AppState, Scope};
 
@@ -89,50 +89,49 @@ pub struct TokenView {
     pub expires_at: Option<String>,
 }
 
-/// Filters and cursor of `GET /v1/connections`.
+/// The pattern of a connection id (and so of a cursor).
+pub const ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+
+/// Filters and cursor of `GET /v1/connections`. A value outside its schema is a 400, never
+/// clamped or ignored: a caller's mistake shows at once.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only this tenant.
+    /// Only this tenant (1–255 bytes, no control characters).
+    #[param(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub tenant: Option<String>,
-    /// Only `authorized` (active grants) or `unauthorized` (ended grants).
-    pub state: Option<String>,
+    /// Only active grants (`authorized`) or ended ones (`unauthorized`).
+    #[param(inline)]
+    pub state: Option<StateFilter>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub cursor: Option<String>,
-    /// Page size (1–200, default 50).
+    /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
-/// Checks the bearer key.
-///
-/// # Errors
-/// 401 `unauthorized` without a valid key.
-pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Scope, ApiError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let Some(presented) = presented else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send an API key as `Authorization: Bearer <key>`",
-        ));
-    };
-    state
-        .options
-        .api_keys
-        .authenticate(presented)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "the API key is not valid",
-            )
-        })
+/// The `state` filter of `GET /v1/connections`.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StateFilter {
+    /// Active grants.
+    Authorized,
+    /// Ended grants (the creator must reinstall).
+    Unauthorized,
+}
+
+/// The `{id}` of a connection's routes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdParam {
+    /// The connection id.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub id: String,
 }
 
 /// Maps a library error to the API's JSON error.
@@ -162,30 +161,8 @@ pub(crate) fn manager_error(error: &ManagerError) -> ApiError {
     }
 }
 
-/// Resolves `raw` to a connection visible to `scope` (404 otherwise, whatever the reason).
-pub(crate) async fn visible(
-    state: &AppState,
-    scope: &Scope,
-    raw: &str,
-) -> Result<(ConnectionId, ConnectionStatus), ApiError> {
-    let id = ConnectionId::parse(raw).map_err(|_| ApiError::not_found())?;
-    let status = state.ops.status(&id).await.map_err(|e| manager_error(&e))?;
-    if scope.allows(status.tenant.as_ref()) {
-        Ok((id, status))
-    } else {
-        Err(ApiError::not_found())
-    }
-}
-
-fn bad_request(message: impl Into<String>) -> ApiError {
+pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
-}
-
-/// The query string or path segment, or the API's JSON error. Handlers take the extractors'
-/// `Result` and call this after `authenticate`, so a caller without a key learns nothing about
-/// what it sent (axum would otherwise answer first, in plain text).
-pub(crate) fn extracted<T, R: std::fmt::Display>(value: Result<T, R>) -> Result<T, ApiError> {
-    value.map_err(|rejection| bad_request(rejection.to_string()))
 }
 
 /// Lists connections visible to the key.
@@ -194,40 +171,37 @@ pub(crate) fn extracted<T, R: std::fmt::Display>(value: Result<T, R>) -> Result<
     params(ListParams),
     responses(
         (status = 200, description = "A page of connections", body = ConnectionPage),
-        (status = 400, description = "Invalid filter", body = ApiError),
+        (status = 400, description = "A parameter outside its schema", body = ApiError),
         (status = 401, description = "Missing or invalid API key", body = ApiError),
+        (status = 503, description = "The database is temporarily unavailable, or the request timed out", body = ApiError),
     ),
     security(("api_key" = []))
 )]
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    params: Result<Query<ListParams>, QueryRejection>,
+    Caller(scope): Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<ConnectionPage>, ApiError> {
-    let scope = authenticate(&state, &headers)?;
-    let Query(params) = extracted(params)?;
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(bad_request(format!("limit must be 1 to {MAX_PAGE}")));
+    }
     let tenant = params
         .tenant
         .as_deref()
-        .filter(|t| !t.is_empty())
         .map(TenantName::parse)
         .transpose()
         .map_err(|e| bad_request(format!("tenant: {e}")))?;
-    let state_filter = match params.state.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(raw) => match StateName::parse(raw) {
-            Some(name @ (StateName::Authorized | StateName::Unauthorized)) => Some(name),
-            _ => return Err(bad_request("state must be `authorized` or `unauthorized`")),
-        },
-    };
+    let state_filter = params.state.map(|s| match s {
+        StateFilter::Authorized => StateName::Authorized,
+        StateFilter::Unauthorized => StateName::Unauthorized,
+    });
     let after = params
         .cursor
         .as_deref()
-        .filter(|c| !c.is_empty())
         .map(ConnectionId::parse)
         .transpose()
-        .map_err(|_| bad_request("cursor is not valid"))?;
+        .map_err(|_| bad_request("cursor is not a next_cursor of this API"))?;
     if let (Some(t), Scope::Tenants(_)) = (&tenant, &scope)
         && !scope.allows(Some(t))
     {
@@ -253,7 +227,8 @@ pub async fn list(
     let mut exhausted = false;
     while connections.len() < limit as usize {
         let page = state
-            .ops
+            .engine
+            .manager
             .list(&query)
             .await
             .map_err(|e| manager_error(&e))?;
@@ -289,51 +264,45 @@ pub async fn list(
 /// One connection.
 #[utoipa::path(
     get, path = "/v1/connections/{id}", tag = "connections",
-    params(("id" = String, Path, description = "Connection id")),
+    params(IdParam),
     responses(
         (status = 200, description = "The connection", body = ConnectionView),
         (status = 401, description = "Missing or invalid API key", body = ApiError),
         (status = 404, description = "No such connection (or not visible to this key)", body = ApiError),
+        (status = 503, description = "The database is temporarily unavailable, or the request timed out", body = ApiError),
     ),
     security(("api_key" = []))
 )]
-pub async fn show(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
-) -> Result<Json<ConnectionView>, ApiError> {
-    let scope = authenticate(&state, &headers)?;
-    let Path(id) = extracted(id)?;
-    let (_, status) = visible(&state, &scope, &id).await?;
+pub async fn show(Visible { status, .. }: Visible) -> Result<Json<ConnectionView>, ApiError> {
     Ok(Json(ConnectionView::from(&status)))
 }
 
 /// A fresh access token (refreshed first when due).
 #[utoipa::path(
     post, path = "/v1/connections/{id}/token", tag = "tokens",
-    params(("id" = String, Path, description = "Connection id")),
+    params(IdParam),
     responses(
         (status = 200, description = "A token that is valid now", body = TokenView),
         (status = 401, description = "Missing or invalid API key", body = ApiError),
         (status = 404, description = "No such connection", body = ApiError),
         (status = 409, description = "The grant is dead: the creator must reinstall", body = ApiError),
-        (status = 503, description = "Kit or the database is temporarily unavailable", body = ApiError),
+        (status = 502, description = "Kit refused the app's client credentials", body = ApiError),
+        (status = 503, description = "Kit or the database is temporarily unavailable, or the request timed out", body = ApiError),
     ),
     security(("api_key" = []))
 )]
 pub async fn token(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    Caller(scope): Caller,
+    ConnectionParam(id): ConnectionParam,
 ) -> Result<Response, ApiError> {
-    let scope = authenticate(&state, &headers)?;
-    let Path(id) = extracted(id)?;
-    let id = ConnectionId::parse(&id).map_err(|_| ApiError::not_found())?;
     // One call: the tenant check, the token and its expiry — from the manager's cache when the
     // token is fresh (no database read), else from one read of the row.
+    let visible = |tenant: Option<&TenantName>| scope.allows(tenant);
     let issued = state
-        .ops
-        .access_token_for(&id, &|tenant| scope.allows(tenant))
+        .engine
+        .manager
+        .access_token_for(&id, &visible)
         .await
         .map_err(|e| manager_error(&e))?;
     Ok(no_store(Json(TokenView {
@@ -345,34 +314,33 @@ pub async fn token(
 /// Refreshes now, whatever the token's age.
 #[utoipa::path(
     post, path = "/v1/connections/{id}/refresh", tag = "tokens",
-    params(("id" = String, Path, description = "Connection id")),
+    params(IdParam),
     responses(
         (status = 200, description = "Refreshed; the new token", body = TokenView),
         (status = 401, description = "Missing or invalid API key", body = ApiError),
         (status = 404, description = "No such connection", body = ApiError),
         (status = 409, description = "The grant is dead: the creator must reinstall", body = ApiError),
-        (status = 503, description = "Kit or the database is temporarily unavailable", body = ApiError),
+        (status = 502, description = "Kit refused the app's client credentials", body = ApiError),
+        (status = 503, description = "Kit or the database is temporarily unavailable, or the request timed out", body = ApiError),
     ),
     security(("api_key" = []))
 )]
 pub async fn refresh(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    Visible { id, .. }: Visible,
 ) -> Result<Response, ApiError> {
-    let scope = authenticate(&state, &headers)?;
-    let Path(id) = extracted(id)?;
-    let (id, _) = visible(&state, &scope, &id).await?;
     let started = Instant::now();
     let token = state
-        .ops
+        .engine
+        .manager
         .force_refresh(&id, None)
         .await
         .map_err(|e| manager_error(&e))?;
     metrics::histogram!("kit_oauth_api_refresh_duration_seconds")
         .record(started.elapsed().as_secs_f64());
     let expires_at = state
-        .ops
+        .engine
+        .manager
         .status(&id)
         .await
         .ok()
@@ -387,24 +355,26 @@ pub async fn refresh(
 /// Revokes the grant at Kit, then deletes the connection.
 #[utoipa::path(
     delete, path = "/v1/connections/{id}", tag = "connections",
-    params(("id" = String, Path, description = "Connection id")),
+    params(IdParam),
     responses(
         (status = 204, description = "Revoked and removed"),
         (status = 401, description = "Missing or invalid API key", body = ApiError),
         (status = 404, description = "No such connection", body = ApiError),
-        (status = 503, description = "Kit could not be reached; nothing was changed", body = ApiError),
+        (status = 502, description = "Kit refused the app's client credentials; nothing was changed", body = ApiError),
+        (status = 503, description = "Kit could not be reached, or the request timed out; nothing was changed", body = ApiError),
     ),
     security(("api_key" = []))
 )]
 pub async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    Visible { id, .. }: Visible,
 ) -> Result<StatusCode, ApiError> {
-    let scope = authenticate(&state, &headers)?;
-    let Path(id) = extracted(id)?;
-    let (id, _) = visible(&state, &scope, &id).await?;
-    state.ops.remove(&id).await.map_err(|e| manager_error(&e))?;
+    state
+        .engine
+        .manager
+        .remove(&id)
+        .await
+        .map_err(|e| manager_error(&e))?;
     tracing::info!(connection = %id, "connection revoked and removed through the API");
     Ok(StatusCode::NO_CONTENT)
 }

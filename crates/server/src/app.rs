@@ -11,11 +11,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use secrecy::ExposeSecret as _;
+
 use crate::keys::ApiKeys;
 use crate::metrics::MetricsEvents;
+use crate::sessions::SessionKey;
 use crate::webhook::{WebhookConfig, WebhookWorker};
 use crate::{
-    BrokerOptions, CookiePolicy, DashboardAccess, DemoInfo, Engine, KitApi, ReadyCheck, SignIn,
+    BrokerOptions, CookiePolicy, DashboardAccess, DemoInfo, Engine, InstallLinks, KitApi,
+    ReadyCheck, RouteLimits, SignIn, SignInLimits,
 };
 
 /// What to run.
@@ -41,6 +45,12 @@ pub struct RunConfig {
     pub clock: Option<Arc<dyn Clock>>,
     /// The sign-in hook of `GET /kit/oauth`.
     pub sign_in: Option<SignIn>,
+    /// Signed install links naming a tenant.
+    pub install_links: Option<InstallLinks>,
+    /// The dashboard sign-in throttle.
+    pub sign_in_limits: SignInLimits,
+    /// Every route's time limit.
+    pub route_limits: RouteLimits,
 }
 
 /// Why the server did not start.
@@ -199,20 +209,29 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
         ready: Some(ready),
         demo: config.demo,
         sign_in,
+        install_links: config.install_links,
+        sign_in_limits: config.sign_in_limits,
+        route_limits: config.route_limits,
+        // Every instance of a deployment has the same encryption key: their sessions agree.
+        session_key: config
+            .library
+            .encryption_key
+            .as_ref()
+            .map(|key| SessionKey::derive(key.0.expose_secret())),
     };
-    let router = crate::router(
-        Engine::new(kit.manager().clone(), kit.install().clone()),
-        options,
-    );
+    let router = crate::router(Engine::of(&kit), options);
     let (stop, mut stopped) = watch::channel(false);
     let grace = config.shutdown_grace;
     let listener = config.listener;
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await;
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await;
         if let Err(error) = served {
             tracing::error!(%error, "the server stopped with an error");
         }

@@ -8,6 +8,7 @@ use clap::Args;
 use kit_oauth::{ConfigError, KitOAuthConfig, RefresherConfig, vars};
 use secrecy::SecretString;
 
+use crate::install_link::INSTALL_LINK_SECRET_VAR;
 use crate::keys::{API_KEYS_VAR, ApiKeys};
 use crate::sign_in::SIGNING_SECRET_VAR;
 use crate::telemetry::LogFormat;
@@ -142,6 +143,10 @@ pub struct ServerArgs {
     /// this secret (HMAC-SHA256; see the README's Deploy section).
     #[arg(long, env = "KIT_OAUTH_USER_SIGNING_SECRET", hide_env_values = true)]
     pub user_signing_secret: Option<String>,
+    /// Accepts install links naming a tenant (`/kit/oauth?tenant=<signed link>`), signed with
+    /// this secret (HMAC-SHA256; see the README). Without it a `tenant` parameter is refused.
+    #[arg(long, env = "KIT_OAUTH_INSTALL_LINK_SECRET", hide_env_values = true)]
+    pub install_link_secret: Option<String>,
     /// Pause between the background refresher's scans for due tokens, jittered ±20 %: seconds
     /// (`5`, `0.5`, `5s`) or milliseconds (`500ms`), from 100 ms to 300 s [default: 5s].
     #[arg(long, env = "KIT_OAUTH_REFRESH_INTERVAL")]
@@ -165,6 +170,8 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
     /// The sign-in hook's secret.
     pub user_signing_secret: Option<SecretString>,
+    /// The install links' secret.
+    pub install_link_secret: Option<SecretString>,
     /// The background refresher's pace.
     pub refresher: RefresherConfig,
 }
@@ -284,8 +291,19 @@ impl ServerArgs {
             }
             Some(secret) => Some(SecretString::from(secret.to_owned())),
         };
+        let install_link_secret = match non_empty(self.install_link_secret.as_ref()) {
+            None => None,
+            Some(secret) if secret.len() < 16 => {
+                return Err(ConfigError::new(
+                    INSTALL_LINK_SECRET_VAR,
+                    "must be at least 16 characters long",
+                ));
+            }
+            Some(secret) => Some(SecretString::from(secret.to_owned())),
+        };
         let refresher = self.refresher(RefresherConfig::default())?;
         Ok(ServerSettings {
+            install_link_secret,
             bind,
             api_keys,
             admin_keys,

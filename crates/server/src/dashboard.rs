@@ -7,6 +7,9 @@ use axum::response::{Html, IntoResponse, Response};
 use kit_oauth::core::{ConnectionId, ListQuery, constant_time_eq};
 use serde::Deserialize;
 
+use std::time::Duration;
+
+use crate::extract::ClientAddr;
 use crate::pages;
 use crate::sessions::{SESSION_COOKIE, SESSION_TTL, SessionView};
 use crate::web::{cookie, see_other};
@@ -47,15 +50,18 @@ fn disabled() -> Response {
 }
 
 /// The visitor's session, if it may see the dashboard.
-fn session(state: &AppState, headers: &HeaderMap) -> Option<(String, SessionView)> {
+async fn session(state: &AppState, headers: &HeaderMap) -> Option<SessionView> {
     let value = cookie(headers, SESSION_COOKIE)?;
-    let view = state.sessions.get(value)?;
+    let view = state
+        .sessions
+        .get(state.engine.manager.store(), value)
+        .await?;
     let allowed = match state.options.dashboard {
         DashboardAccess::Open => true,
         DashboardAccess::Key(_) => view.signed_in,
         DashboardAccess::Disabled => false,
     };
-    allowed.then(|| (value.to_owned(), view))
+    allowed.then_some(view)
 }
 
 /// The dashboard (or the sign-in form).
@@ -64,9 +70,9 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
 }
 
 async fn render(state: &AppState, headers: &HeaderMap, notice: Option<&str>) -> Response {
-    let (set_cookie, view) = match (&state.options.dashboard, session(state, headers)) {
+    let (set_cookie, view) = match (&state.options.dashboard, session(state, headers).await) {
         (DashboardAccess::Disabled, _) => return disabled(),
-        (_, Some((_, view))) => (None, view),
+        (_, Some(view)) => (None, view),
         (DashboardAccess::Open, None) => {
             let (value, view) = state.sessions.create(false);
             (Some(value), view)
@@ -76,7 +82,8 @@ async fn render(state: &AppState, headers: &HeaderMap, notice: Option<&str>) -> 
         }
     };
     let rows = match state
-        .ops
+        .engine
+        .manager
         .list(&ListQuery {
             limit: SHOWN,
             ..ListQuery::default()
@@ -118,10 +125,17 @@ async fn render(state: &AppState, headers: &HeaderMap, notice: Option<&str>) -> 
 }
 
 /// Signs in with the admin key.
-pub async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let DashboardAccess::Key(keys) = &state.options.dashboard else {
         return see_other("/");
     };
+    if let Err(wait) = state.sign_in_throttle.attempt(address, form.key.trim()) {
+        return throttled(wait);
+    }
     if !keys.is_unscoped_key(form.key.trim()) {
         tracing::warn!("dashboard sign-in refused");
         return html(
@@ -142,16 +156,44 @@ pub async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -
     response
 }
 
+/// 429 with `Retry-After` and, on the page, when to try again.
+fn throttled(wait: Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let at = time::OffsetDateTime::now_utc() + Duration::from_secs(secs);
+    let at = at
+        .format(time::macros::format_description!(
+            "[hour]:[minute]:[second]"
+        ))
+        .unwrap_or_default();
+    tracing::warn!(retry_after_secs = secs, "dashboard sign-in throttled");
+    let mut response = html(
+        StatusCode::TOO_MANY_REQUESTS,
+        &pages::login_page(Some(&format!(
+            "Too many sign-in attempts. Try again in {secs} s (at {at} UTC)."
+        ))),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    response
+}
+
 /// Signs out.
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Some((value, view)) = session(&state, &headers)
+    if let Some(view) = session(&state, &headers).await
         && constant_time_eq(&view.csrf, &form.csrf)
+        && let Err(error) = state.sessions.end_all(state.engine.manager.store()).await
     {
-        state.sessions.remove(&value);
+        tracing::error!(%error, "dashboard sign-out could not be recorded");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The sign-out could not be recorded, so the session may still work elsewhere. Try again in a moment.\n",
+        )
+            .into_response();
     }
     let mut response = see_other("/");
     response.headers_mut().append(
@@ -161,12 +203,16 @@ pub async fn logout(
     response
 }
 
-fn checked(state: &AppState, headers: &HeaderMap, form: &CsrfForm) -> Result<(), Box<Response>> {
+async fn checked(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &CsrfForm,
+) -> Result<(), Box<Response>> {
     if matches!(state.options.dashboard, DashboardAccess::Disabled) {
         return Err(Box::new(disabled()));
     }
-    match session(state, headers) {
-        Some((value, _)) if state.sessions.check_csrf(&value, &form.csrf) => Ok(()),
+    match session(state, headers).await {
+        Some(view) if constant_time_eq(&view.csrf, &form.csrf) => Ok(()),
         Some(_) => {
             tracing::warn!("dashboard POST refused: CSRF token missing or wrong");
             Err(Box::new(
@@ -190,13 +236,13 @@ pub async fn refresh(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(response) = checked(&state, &headers, &form) {
+    if let Err(response) = checked(&state, &headers, &form).await {
         return *response;
     }
     let Ok(id) = ConnectionId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "No such connection.\n").into_response();
     };
-    match state.ops.force_refresh(&id, None).await {
+    match state.engine.manager.force_refresh(&id, None).await {
         Ok(_) => {
             tracing::info!(connection = %id, "refreshed from the dashboard");
             see_other("/")
@@ -215,13 +261,13 @@ pub async fn revoke(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(response) = checked(&state, &headers, &form) {
+    if let Err(response) = checked(&state, &headers, &form).await {
         return *response;
     }
     let Ok(id) = ConnectionId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "No such connection.\n").into_response();
     };
-    match state.ops.revoke(&id).await {
+    match state.engine.manager.revoke(&id).await {
         Ok(()) => {
             tracing::info!(connection = %id, "revoked from the dashboard");
             see_other("/")

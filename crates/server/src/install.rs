@@ -8,6 +8,7 @@ use kit_oauth::InstallError;
 use kit_oauth::core::CallbackError;
 
 use crate::AppState;
+use crate::install_link::{TenantRefused, tenant_of};
 use crate::pages::error_page;
 use crate::sign_in::{InstalledBy, SignInError, USER_COOKIE, USER_PARAM};
 use crate::web::{cookie, found};
@@ -98,22 +99,34 @@ pub async fn begin(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
             "This address is opened by Kit's App Store with a redirect parameter; it is missing here.",
         );
     };
-    let user = match &state.options.sign_in {
+    let signed = match &state.options.sign_in {
         None => None,
         Some(sign_in) => match sign_in.user_of(&headers, query.user.as_deref()) {
-            Ok(user) => Some(user),
+            Ok(signed) => Some(signed),
             Err(error) => return sign_in_refused(&state, &error),
         },
     };
+    // The tenant decides which tenant-scoped keys see the connection: only the app may name
+    // it, by a signed link or with the signed user, never a bare query parameter.
+    let tenant = match tenant_of(
+        state.options.install_links.as_ref(),
+        query.tenant.as_deref(),
+        signed.as_ref().and_then(|s| s.tenant.as_deref()),
+    ) {
+        Ok(tenant) => tenant,
+        Err(refused) => return tenant_refused(&state, &refused),
+    };
+    let user = signed.map(|s| s.user);
     let binding = cookie(&headers, BINDING_COOKIE);
     match state
-        .ops
-        .begin(redirect, query.tenant.as_deref(), binding)
+        .engine
+        .install
+        .begin(redirect, tenant.as_deref(), binding)
         .await
     {
         Ok(started) => {
             tracing::info!(
-                tenant = query.tenant.as_deref(),
+                tenant = tenant.as_deref(),
                 signed_in = user.is_some(),
                 "install started"
             );
@@ -201,7 +214,7 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, uri: Ur
             }
         }
     };
-    match state.ops.complete(query, binding).await {
+    match state.engine.install.complete(query, binding).await {
         Ok(installed) => {
             metrics::counter!("kit_oauth_installs_total", "outcome" => "ok").increment(1);
             if let (Some(sign_in), Some(user)) = (&state.options.sign_in, user) {
@@ -233,6 +246,32 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, uri: Ur
             page(&state, status, title, message)
         }
     }
+}
+
+/// The page for a tenant that does not come from the app (400; nothing is stored).
+fn tenant_refused(state: &AppState, refused: &TenantRefused) -> Response {
+    tracing::warn!(error = %refused, "install refused: the tenant is not the app's");
+    metrics::counter!("kit_oauth_installs_total", "outcome" => "unsigned_tenant").increment(1);
+    let message = match refused {
+        TenantRefused::Unsigned => {
+            "This link names the account it installs for, but the app did not sign it, so anyone could have chosen it. Start the install again from the app. Nothing was saved."
+        }
+        TenantRefused::Forged => {
+            "This link was altered or not signed by the app. Start the install again from the app. Nothing was saved."
+        }
+        TenantRefused::Expired => {
+            "This install link is too old. Ask the app for a new one. Nothing was saved."
+        }
+        TenantRefused::Invalid | TenantRefused::Conflict => {
+            "This install link is not valid. Start the install again from the app. Nothing was saved."
+        }
+    };
+    page(
+        state,
+        StatusCode::BAD_REQUEST,
+        "This install link was not signed by the app",
+        message,
+    )
 }
 
 /// The page for a refused `user` parameter or binding: 401 when missing, 400 when expired or

@@ -10,11 +10,9 @@
 //! - `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //!
 //! ```no_run
-//! # async fn demo<E, S>(manager: kit_oauth::TokenManager<E, S>, install: kit_oauth::InstallFlow<E, S>)
-//! # where E: kit_oauth::core::TokenEndpoint + kit_oauth::core::AccountLookup + 'static,
-//! #       S: kit_oauth::core::ConnectionStore + 'static {
+//! # async fn demo(kit: kit_oauth::KitOAuth) {
 //! use kit_oauth_server::{BrokerOptions, Engine, router};
-//! let app = router(Engine::new(manager, install), BrokerOptions::default());
+//! let app = router(Engine::of(&kit), BrokerOptions::default());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
 //! axum::serve(listener, app).await.unwrap();
 //! # }
@@ -24,9 +22,13 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod dashboard;
+#[cfg(feature = "demo")]
 pub mod demo;
+pub mod extract;
 pub mod install;
+pub mod install_link;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
@@ -36,6 +38,7 @@ pub mod proxy;
 pub mod sessions;
 pub mod sign_in;
 pub mod telemetry;
+pub mod throttle;
 pub mod web;
 pub mod webhook;
 
@@ -50,14 +53,20 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
+pub use install_link::{InstallLinks, TenantRefused};
 pub use keys::{ApiKeys, Scope};
-pub use ops::{BoxFuture, BrokerOps, Engine, Visibility};
+pub use limits::RouteLimits;
+pub use ops::Engine;
 pub use proxy::KitApi;
-pub use sign_in::{InstalledBy, SignIn, SignInError};
+pub use sign_in::{InstalledBy, SignIn, SignInError, SignedUser};
+pub use throttle::SignInLimits;
 pub use web::CookiePolicy;
 
 /// The request id header, set on every request (or kept from the caller) and on every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A boxed, `Send` future (what a [`ReadyCheck`] returns).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// A readiness probe (`/readyz`): `Ok` when the database is reachable and migrated.
 pub type ReadyCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
@@ -104,6 +113,16 @@ pub struct BrokerOptions {
     pub demo: Option<DemoInfo>,
     /// The sign-in hook of `GET /kit/oauth` (`None`: anyone with Kit's link may install).
     pub sign_in: Option<SignIn>,
+    /// The verifier of signed install links naming a tenant (`None`: only a tenant signed with
+    /// the user names one; a `tenant` parameter is refused).
+    pub install_links: Option<InstallLinks>,
+    /// How often the dashboard's sign-in form may be tried.
+    pub sign_in_limits: SignInLimits,
+    /// Every route's time limit.
+    pub route_limits: RouteLimits,
+    /// The key dashboard sessions are signed with (`None`: one of this process, so sessions
+    /// hold on this instance only).
+    pub session_key: Option<sessions::SessionKey>,
 }
 
 impl Default for BrokerOptions {
@@ -117,6 +136,10 @@ impl Default for BrokerOptions {
             ready: None,
             demo: None,
             sign_in: None,
+            install_links: None,
+            sign_in_limits: SignInLimits::default(),
+            route_limits: RouteLimits::default(),
+            session_key: None,
         }
     }
 }
@@ -135,21 +158,31 @@ impl std::fmt::Debug for BrokerOptions {
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub(crate) ops: Arc<dyn BrokerOps>,
+    pub(crate) engine: Arc<Engine>,
     pub(crate) options: Arc<BrokerOptions>,
     pub(crate) sessions: sessions::Sessions,
+    pub(crate) sign_in_throttle: throttle::SignInThrottle,
+    pub(crate) route_limits: RouteLimits,
 }
 
 /// The broker's routes, with request ids, request logs and HTTP metrics.
 ///
 /// Mount it at the root of a host (the install routes are `/kit/oauth…`).
-pub fn router(ops: impl BrokerOps + 'static, options: BrokerOptions) -> Router {
+pub fn router(engine: Engine, options: BrokerOptions) -> Router {
     metrics::install();
     let state = AppState {
-        ops: Arc::new(ops),
+        engine: Arc::new(engine),
+        sign_in_throttle: throttle::SignInThrottle::new(options.sign_in_limits),
+        route_limits: options.route_limits,
+        sessions: sessions::Sessions::new(
+            options
+                .session_key
+                .clone()
+                .unwrap_or_else(sessions::SessionKey::random),
+        ),
         options: Arc::new(options),
-        sessions: sessions::Sessions::default(),
     };
+    let route_limits = state.route_limits;
     let routes = Router::new()
         .route("/kit/oauth", get(install::begin))
         .route("/kit/oauth/callback", get(install::callback))
@@ -169,6 +202,10 @@ pub fn router(ops: impl BrokerOps + 'static, options: BrokerOptions) -> Router {
         .route("/openapi.json", get(openapi::document))
         .with_state(state);
     routes
+        .layer(axum::middleware::from_fn_with_state(
+            route_limits,
+            limits::enforce,
+        ))
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(
             TraceLayer::new_for_http()

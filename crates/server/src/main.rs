@@ -11,12 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use kit_oauth::RefresherConfig;
 use kit_oauth_server::app::{self, RunConfig, StartError};
 use kit_oauth_server::config::{KitArgs, ServerArgs};
 use kit_oauth_server::telemetry::{self, LogFormat};
 use kit_oauth_server::webhook::WebhookConfig;
-use kit_oauth_server::{ApiKeys, DashboardAccess, SignIn, demo};
+use kit_oauth_server::{DashboardAccess, InstallLinks, RouteLimits, SignIn, SignInLimits};
 
 /// The Kit OAuth token broker: install endpoints, broker API, dashboard.
 #[derive(Debug, Parser)]
@@ -63,7 +62,9 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), StartError> {
     let log_format = cli.server.log_format()?;
-    let is_demo = cli.demo || (cli.kit.is_unconfigured() && cli.server.api_keys.is_none());
+    // Without the demo built in, an empty configuration is reported like any missing variable.
+    let is_demo = cli.demo
+        || (cfg!(feature = "demo") && cli.kit.is_unconfigured() && cli.server.api_keys.is_none());
     if is_demo {
         return run_demo(cli, log_format).await;
     }
@@ -91,13 +92,30 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         shutdown_grace: Duration::from_secs(10),
         clock: None,
         sign_in: settings.user_signing_secret.map(SignIn::new),
+        install_links: settings.install_link_secret.map(InstallLinks::new),
+        sign_in_limits: SignInLimits::default(),
+        route_limits: RouteLimits::default(),
     })
     .await?;
     running.until_signal().await;
     Ok(())
 }
 
+/// Built without the `demo` feature: there is no fake Kit inside to run.
+#[cfg(not(feature = "demo"))]
+async fn run_demo(cli: Cli, _log_format: LogFormat) -> Result<(), StartError> {
+    let _ = cli;
+    Err(StartError::Config(kit_oauth::ConfigError::new(
+        "--demo",
+        "this kit-oauth-server was built without the demo (cargo feature `demo`); configure a Kit app instead (KIT_CLIENT_ID, KIT_REDIRECT_URI, KIT_OAUTH_API_KEYS, …)",
+    )))
+}
+
+#[cfg(feature = "demo")]
 async fn run_demo(cli: Cli, log_format: LogFormat) -> Result<(), StartError> {
+    use kit_oauth::RefresherConfig;
+    use kit_oauth_server::{ApiKeys, demo};
+
     let bind = cli.server.bind()?;
     // The demo scans more often than a deployment, unless told otherwise.
     let refresher = cli.server.refresher(RefresherConfig {
@@ -123,6 +141,9 @@ async fn run_demo(cli: Cli, log_format: LogFormat) -> Result<(), StartError> {
         shutdown_grace: Duration::from_secs(2),
         clock: None,
         sign_in: None,
+        install_links: None,
+        sign_in_limits: SignInLimits::default(),
+        route_limits: RouteLimits::default(),
     })
     .await?;
     println!(

@@ -24,6 +24,34 @@ impl Modify for BearerKey {
     }
 }
 
+/// `ANY /v1/connections/{id}/kit/{path}`, served by [`crate::proxy::handle`]; described here
+/// because one handler answers every method.
+#[utoipa::path(
+    method(get, post, put, patch, delete),
+    path = "/v1/connections/{id}/kit/{path}", tag = "proxy",
+    params(
+        api::IdParam,
+        ("path" = String, Path, description = "Kit API v4 path, e.g. `account` or `subscribers` (forwarded to `/v4/{path}`, with the query string)"),
+    ),
+    request_body(content = Option<serde_json::Value>, description = "Forwarded as is (at most 1 MiB)", content_type = "application/json"),
+    // Kit's own answers pass through with their status, so every status may also carry
+    // Kit's body rather than the broker's error: any JSON.
+    responses(
+        (status = 400, description = "The Kit API path is not valid (the broker's error), or Kit's 400", body = serde_json::Value),
+        (status = 401, description = "Missing or invalid API key (the broker's error), or Kit refused a dead grant", body = serde_json::Value),
+        (status = 404, description = "No such connection (the broker's error), or Kit's 404", body = serde_json::Value),
+        (status = 409, description = "The grant is dead: the creator must reinstall", body = ApiError),
+        (status = 413, description = "The request body is larger than 1 MiB", body = ApiError),
+        (status = 501, description = "This broker has no Kit API base configured", body = ApiError),
+        (status = 502, description = "Kit could not be reached", body = ApiError),
+        (status = 503, description = "Kit or the database is temporarily unavailable, or the request timed out", body = serde_json::Value),
+        (status = "default", description = "Kit's own answer, passed through (status, `Content-Type`, `Retry-After`, body)", body = serde_json::Value),
+    ),
+    security(("api_key" = []))
+)]
+#[allow(dead_code)]
+fn kit_proxy() {}
+
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
@@ -31,10 +59,16 @@ impl Modify for BearerKey {
         title = "kit-oauth broker API",
         description = "Fresh Kit access tokens, connection management and a proxy to Kit's API v4 for apps in any language. `ANY /v1/connections/{id}/kit/{path}` forwards to Kit's `/v4/{path}` with the connection's token."
     ),
-    paths(api::list, api::show, api::token, api::refresh, api::delete),
-    components(schemas(api::ConnectionView, api::ConnectionPage, api::TokenView, ApiError)),
+    paths(api::list, api::show, api::token, api::refresh, api::delete, kit_proxy),
+    components(schemas(
+        api::ConnectionView,
+        api::ConnectionPage,
+        api::TokenView,
+        api::StateFilter,
+        ApiError
+    )),
     modifiers(&BearerKey),
-    tags((name = "connections"), (name = "tokens"))
+    tags((name = "connections"), (name = "tokens"), (name = "proxy"))
 )]
 pub struct ApiDoc;
 

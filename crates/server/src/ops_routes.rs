@@ -25,7 +25,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let result = match &state.options.ready {
         Some(check) => check().await,
         None => state
-            .ops
+            .engine
+            .manager
             .list(&ListQuery {
                 limit: 1,
                 ..ListQuery::default()
@@ -79,7 +80,7 @@ async fn update_connection_gauges(state: &AppState) {
     };
     let mut seen = 0usize;
     loop {
-        let page = match state.ops.list(&query).await {
+        let page = match state.engine.manager.list(&query).await {
             Ok(page) => page,
             Err(error) => {
                 tracing::warn!(%error, "could not count connections for metrics");

@@ -13,20 +13,19 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kit_oauth::ManagerError;
 use kit_oauth::core::{AccessToken, ConnectionId, Url};
 use kit_oauth::http::{
     ApiError as KitError, ConfigError, KitClient, KitRequest, ReauthReason, RetryPolicy,
     TokenSource, TokenSourceError,
 };
+use kit_oauth::{Manager, ManagerError};
 
 use crate::AppState;
-use crate::api::{authenticate, extracted, manager_error, visible};
-use crate::ops::BrokerOps;
+use crate::api::manager_error;
+use crate::extract::{ApiPath, Visible};
 use crate::web::ApiError;
 
 /// The largest request body forwarded.
@@ -81,7 +80,7 @@ impl KitApi {
 /// The broker's manager as `KitClient`'s token source. Keeps the manager's own error, so the
 /// caller gets the broker's usual answer for it (404, 409 `reauth_required`, 503).
 struct BrokerTokens<'a> {
-    ops: &'a dyn BrokerOps,
+    manager: &'a Manager,
     failure: Mutex<Option<ManagerError>>,
 }
 
@@ -113,7 +112,7 @@ impl TokenSource for BrokerTokens<'_> {
         &self,
         connection: &ConnectionId,
     ) -> Result<AccessToken, TokenSourceError> {
-        self.ops
+        self.manager
             .access_token(connection)
             .await
             .map_err(|e| self.keep(e))
@@ -124,7 +123,7 @@ impl TokenSource for BrokerTokens<'_> {
         connection: &ConnectionId,
         stale: &AccessToken,
     ) -> Result<AccessToken, TokenSourceError> {
-        self.ops
+        self.manager
             .force_refresh(connection, Some(stale))
             .await
             .map_err(|e| self.keep(e))
@@ -137,8 +136,8 @@ impl TokenSource for BrokerTokens<'_> {
         reason: &ReauthReason,
     ) -> Result<AccessToken, TokenSourceError> {
         match self
-            .ops
-            .report_rejected(connection, refused, &reason.message)
+            .manager
+            .verify_refused(connection, refused, &reason.message)
             .await
         {
             Ok(true) => Err(TokenSourceError::ReauthRequired {
@@ -153,13 +152,11 @@ impl TokenSource for BrokerTokens<'_> {
 /// The proxy handler.
 pub async fn handle(
     State(state): State<AppState>,
-    target: Result<Path<(String, String)>, PathRejection>,
+    Visible { id, .. }: Visible,
+    ApiPath((_, path)): ApiPath<(String, String)>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let scope = authenticate(&state, &parts.headers)?;
-    let Path((id, path)) = extracted(target)?;
-    let (id, _) = visible(&state, &scope, &id).await?;
     let Some(kit) = state.options.kit_api.clone() else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -189,7 +186,7 @@ pub async fn handle(
         body,
     );
     let tokens = BrokerTokens {
-        ops: state.ops.as_ref(),
+        manager: &state.engine.manager,
         failure: Mutex::new(None),
     };
     let client = kit.client.with_source(tokens);

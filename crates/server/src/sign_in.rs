@@ -11,6 +11,11 @@
 //! wrong (403), when it has expired or expires more than [`MAX_LIFETIME`] ahead (400). Apps sign
 //! with a lifetime of a few minutes; [`SignIn::sign`] is the reference implementation.
 //!
+//! `v2.<user>.<tenant, base64url without padding>.<expiry>.<signature>` also names the app's
+//! tenant the install belongs to ([`SignIn::sign_with_tenant`]); a connection's tenant comes
+//! only from such a signed source (see [`crate::install_link`]). `v1` stays valid, for
+//! installs without a tenant.
+//!
 //! ## An embedding app's own extractor
 //!
 //! An app that mounts [`crate::router`] in its own axum server already knows its signed-in
@@ -85,8 +90,17 @@ pub struct InstalledBy {
 /// A callback told about every install completed by a signed-in user. Must not block.
 pub type InstalledHook = Arc<dyn Fn(&InstalledBy) + Send + Sync>;
 
-/// An embedding app's way to read its signed-in user from a request. Must not block.
+/// An embedding app's way to read its signed-in user (or tenant) from a request. Must not block.
 pub type UserExtractor = Arc<dyn Fn(&http::HeaderMap) -> Option<String> + Send + Sync>;
+
+/// A verified signed-in user, and the tenant the app signed with it (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedUser {
+    /// The app's user id.
+    pub user: String,
+    /// The app's tenant for this install, as the app signed (or extracted) it.
+    pub tenant: Option<String>,
+}
 
 /// The sign-in hook: the secret, and what to do when a signed-in user's install completes.
 #[derive(Clone)]
@@ -94,6 +108,7 @@ pub struct SignIn {
     secret: SecretString,
     on_installed: Option<InstalledHook>,
     extractor: Option<UserExtractor>,
+    tenant_extractor: Option<UserExtractor>,
 }
 
 impl std::fmt::Debug for SignIn {
@@ -105,7 +120,7 @@ impl std::fmt::Debug for SignIn {
     }
 }
 
-fn mac(secret: &str, message: &str) -> String {
+pub(crate) fn mac(secret: &str, message: &str) -> String {
     // HMAC accepts keys of any length; the `else` is never taken.
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
         return String::new();
@@ -114,7 +129,7 @@ fn mac(secret: &str, message: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -141,6 +156,7 @@ impl SignIn {
             secret,
             on_installed: None,
             extractor: None,
+            tenant_extractor: None,
         }
     }
 
@@ -155,8 +171,19 @@ impl SignIn {
         self
     }
 
-    /// The signed-in user of a `GET /kit/oauth` request: the extractor's, else the verified
-    /// `user` parameter.
+    /// Reads the tenant of the install from the request (the embedding app's session), beside
+    /// [`SignIn::user_from`]: a tenant the app vouches for, like a signed one.
+    #[must_use]
+    pub fn tenant_from(
+        mut self,
+        extractor: impl Fn(&http::HeaderMap) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.tenant_extractor = Some(Arc::new(extractor));
+        self
+    }
+
+    /// The signed-in user of a `GET /kit/oauth` request: the extractor's (with the tenant
+    /// extractor's tenant), else the verified `user` parameter (with its signed tenant).
     ///
     /// # Errors
     /// [`SignInError`] when there is neither, or the parameter is refused.
@@ -164,14 +191,18 @@ impl SignIn {
         &self,
         headers: &http::HeaderMap,
         param: Option<&str>,
-    ) -> Result<String, SignInError> {
+    ) -> Result<SignedUser, SignInError> {
         if let Some(user) = self.extractor.as_ref().and_then(|extract| extract(headers)) {
             if user.is_empty() || user.len() > MAX_USER_LEN {
                 return Err(SignInError::Malformed);
             }
-            return Ok(user);
+            let tenant = self
+                .tenant_extractor
+                .as_ref()
+                .and_then(|extract| extract(headers));
+            return Ok(SignedUser { user, tenant });
         }
-        self.verify(param.ok_or(SignInError::Missing)?)
+        self.verify_signed(param.ok_or(SignInError::Missing)?, unix_now())
     }
 
     /// Calls `hook` after each install completed by a signed-in user (embedding apps record the
@@ -190,6 +221,18 @@ impl SignIn {
         format!("{body}.{signature}")
     }
 
+    /// A `user` parameter (format `v2`) for `user` installing for the app's `tenant`.
+    #[must_use]
+    pub fn sign_with_tenant(&self, user: &str, tenant: &str, expires_unix: i64) -> String {
+        let body = format!(
+            "v2.{}.{}.{expires_unix}",
+            URL_SAFE_NO_PAD.encode(user),
+            URL_SAFE_NO_PAD.encode(tenant)
+        );
+        let signature = mac(self.secret.expose_secret(), &body);
+        format!("{body}.{signature}")
+    }
+
     /// The user id of a valid `user` parameter.
     ///
     /// # Errors
@@ -199,12 +242,16 @@ impl SignIn {
     }
 
     fn verify_at(&self, token: &str, now: i64) -> Result<String, SignInError> {
+        self.verify_signed(token, now).map(|signed| signed.user)
+    }
+
+    fn verify_signed(&self, token: &str, now: i64) -> Result<SignedUser, SignInError> {
         let (body, signature) = token.rsplit_once('.').ok_or(SignInError::Malformed)?;
-        let mut parts = body.split('.');
-        let (Some("v1"), Some(user), Some(expires), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(SignInError::Malformed);
+        let parts: Vec<&str> = body.split('.').collect();
+        let (user, tenant, expires) = match parts.as_slice() {
+            ["v1", user, expires] => (*user, None, *expires),
+            ["v2", user, tenant, expires] => (*user, Some(*tenant), *expires),
+            _ => return Err(SignInError::Malformed),
         };
         // The signature first: nothing about an unsigned value is trusted or reported.
         if !constant_time_eq(&mac(self.secret.expose_secret(), body), signature) {
@@ -218,7 +265,10 @@ impl SignIn {
         if ahead > MAX_LIFETIME.as_secs() {
             return Err(SignInError::TooLong);
         }
-        decode_user(user)
+        Ok(SignedUser {
+            user: decode_user(user)?,
+            tenant: tenant.map(decode_user).transpose()?,
+        })
     }
 
     /// The cookie value binding `user` to the install whose `state` is given.
@@ -311,6 +361,34 @@ mod tests {
         );
         assert_eq!(s.verify_at("garbage", now), Err(SignInError::Malformed));
         assert_eq!(s.verify_at("v1.a.b", now), Err(SignInError::Malformed));
+    }
+
+    #[test]
+    fn a_v2_user_carries_its_tenant_and_v1_stays_valid() {
+        let s = hook();
+        let now = 1_700_000_000;
+        let v2 = s.sign_with_tenant("user-7", "acme", now + 300);
+        assert_eq!(
+            s.verify_signed(&v2, now),
+            Ok(SignedUser {
+                user: "user-7".into(),
+                tenant: Some("acme".into())
+            })
+        );
+        let moved = v2.replacen(
+            &URL_SAFE_NO_PAD.encode("acme"),
+            &URL_SAFE_NO_PAD.encode("victim-co"),
+            1,
+        );
+        assert_eq!(s.verify_signed(&moved, now), Err(SignInError::Forged));
+        let v1 = s.sign("user-7", now + 300);
+        assert_eq!(
+            s.verify_signed(&v1, now),
+            Ok(SignedUser {
+                user: "user-7".into(),
+                tenant: None
+            })
+        );
     }
 
     #[test]

@@ -13,27 +13,13 @@ use kit_oauth::RefresherConfig;
 use kit_oauth::core::{Clock as _, ManualClock, SystemClock};
 use kit_oauth_server::ApiKeys;
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind};
+use reqwest::Method;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{API_KEY, Extra};
-
-async fn get(url: &str) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .get(url)
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.json().await.unwrap())
-}
+use support::{API_KEY, BrokerApi, Extra};
 
 fn ids(page: &Value) -> Vec<String> {
-    page["connections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap().to_owned())
-        .collect()
+    BrokerApi::ids(page)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,29 +35,26 @@ async fn list_pages_with_a_cursor_and_filters_by_tenant_and_state() {
         support::install_from(
             &base,
             &sandbox,
-            &format!("{begin}&tenant={tenant}"),
+            &format!("{begin}&tenant={}", support::tenant_link(tenant)),
             account,
         )
         .await;
     }
-    let list = format!("{base}/v1/connections");
+    let api = BrokerApi::new(&base, API_KEY);
 
-    let (status, first) = get(&format!("{list}?limit=2")).await;
+    let (status, first) = api.list("limit=2").await.pair();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ids(&first).len(), 2);
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
-    let (_, second) = get(&format!("{list}?limit=2&cursor={cursor}")).await;
+    let (_, second) = api.list(&format!("limit=2&cursor={cursor}")).await.pair();
     assert_eq!(ids(&second).len(), 1);
     assert!(second["next_cursor"].is_null(), "{second}");
     let all: BTreeSet<String> = ids(&first).into_iter().chain(ids(&second)).collect();
     assert_eq!(all.len(), 3, "no connection twice, none missing");
 
-    assert_eq!(ids(&get(&format!("{list}?tenant=acme")).await.1).len(), 2);
-    assert_eq!(ids(&get(&format!("{list}?tenant=globex")).await.1).len(), 1);
-    assert_eq!(
-        ids(&get(&format!("{list}?tenant=initech")).await.1).len(),
-        0
-    );
+    assert_eq!(ids(&api.list("tenant=acme").await.body).len(), 2);
+    assert_eq!(ids(&api.list("tenant=globex").await.body).len(), 1);
+    assert_eq!(ids(&api.list("tenant=initech").await.body).len(), 0);
 
     // Cid's creator revokes the app at Kit; the next refresh finds the grant dead.
     let cid = support::connection_id(&base, "Cid").await;
@@ -81,37 +64,38 @@ async fn list_pages_with_a_cursor_and_filters_by_tenant_and_state() {
         .find(|g| g.account_name == "Cid")
         .unwrap();
     assert!(sandbox.revoke_grant(grant.id));
-    let refused = reqwest::Client::new()
-        .post(format!("{base}/v1/connections/{cid}/refresh"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), StatusCode::CONFLICT);
-    let refused: Value = refused.json().await.unwrap();
-    assert_eq!(refused["error"], "reauth_required", "{refused}");
-    let (_, unauthorized) = get(&format!("{list}?state=unauthorized")).await;
+    let refused = api.refresh(&cid).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.error(), "reauth_required", "{refused:?}");
+    let (_, unauthorized) = api.list("state=unauthorized").await.pair();
     assert_eq!(ids(&unauthorized), std::slice::from_ref(&cid));
-    let (_, authorized) = get(&format!("{list}?state=authorized")).await;
+    let (_, authorized) = api.list("state=authorized").await.pair();
     assert_eq!(ids(&authorized).len(), 2);
     assert!(!ids(&authorized).contains(&cid));
-    let (status, error) = get(&format!("{list}?state=sleepy")).await;
+    let (status, error) = api.list("state=sleepy").await.pair();
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["error"], "bad_request", "{error}");
 
     // A query axum cannot read is the API's JSON error too — and only after the key is
     // checked, so a caller without one learns nothing about what it sent.
-    let (status, error) = get(&format!("{list}?limit=abc")).await;
+    // Out of range or not a cursor: refused, never clamped or read as "no cursor".
+    for query in [
+        "limit=201",
+        "limit=0",
+        "cursor=not%20a%20cursor",
+        "cursor=",
+        "tenant=",
+    ] {
+        let (status, error) = api.list(query).await.pair();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {error}");
+        assert_eq!(error["error"], "bad_request", "{query}: {error}");
+    }
+    let (status, error) = api.list("limit=abc").await.pair();
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["error"], "bad_request", "{error}");
-    let anonymous = reqwest::Client::new()
-        .get(format!("{list}?limit=abc"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    let anonymous: Value = anonymous.json().await.unwrap();
-    assert_eq!(anonymous["error"], "unauthorized", "{anonymous}");
+    let anonymous = BrokerApi::anonymous(&base).list("limit=abc").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.error(), "unauthorized", "{anonymous:?}");
     running.shutdown().await;
 }
 
@@ -124,7 +108,7 @@ async fn the_proxy_waits_out_a_429_and_refreshes_a_token_kit_calls_expired() {
         running,
     } = support::Broker::start(Extra::default()).await;
     let id = support::install(&base, &sandbox, "Gus").await;
-    let account = format!("{base}/v1/connections/{id}/kit/account");
+    let api = BrokerApi::new(&base, API_KEY);
     let calls = || {
         sandbox
             .stats()
@@ -147,7 +131,7 @@ async fn the_proxy_waits_out_a_429_and_refreshes_a_token_kit_calls_expired() {
             count: 1,
         })
         .unwrap();
-    let (status, body) = get(&account).await;
+    let (status, body) = api.kit(Method::GET, &id, "account", None).await.pair();
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["account"]["name"], "Gus");
     assert_eq!(calls(), before + 2);
@@ -156,7 +140,7 @@ async fn the_proxy_waits_out_a_429_and_refreshes_a_token_kit_calls_expired() {
     // expired", the proxy refreshes once and retries with the new token.
     sandbox.advance_clock(172_800 + 60);
     let refreshes = sandbox.stats().refreshes_ok;
-    let (status, body) = get(&account).await;
+    let (status, body) = api.kit(Method::GET, &id, "account", None).await.pair();
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["account"]["name"], "Gus");
     assert_eq!(sandbox.stats().refreshes_ok, refreshes + 1);
@@ -167,17 +151,11 @@ async fn the_proxy_waits_out_a_429_and_refreshes_a_token_kit_calls_expired() {
 const ACME_KEY: &str = "acme-api-key-0123456789";
 
 async fn token(base: &str, id: &str, key: &str) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/v1/connections/{id}/token"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    if status == StatusCode::OK {
-        assert_eq!(response.headers()["cache-control"], "no-store");
+    let reply = BrokerApi::new(base, key).token(id).await;
+    if reply.status == StatusCode::OK {
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
     }
-    (status, response.json().await.unwrap())
+    reply.pair()
 }
 
 /// `POST /v1/connections/{id}/token` is answered from the manager's cache when the token is
@@ -210,7 +188,7 @@ async fn a_tenant_key_gets_tokens_of_its_tenant_only_cached_or_not() {
         ("Dee", None),
     ] {
         let begin = match tenant {
-            Some(tenant) => format!("{begin}&tenant={tenant}"),
+            Some(tenant) => format!("{begin}&tenant={}", support::tenant_link(tenant)),
             None => begin.clone(),
         };
         support::install_from(&base, &sandbox, &begin, account).await;
@@ -233,7 +211,7 @@ async fn a_tenant_key_gets_tokens_of_its_tenant_only_cached_or_not() {
         .map(String::as_str)
         .collect();
     assert_eq!(fields, BTreeSet::from(["access_token", "expires_at"]));
-    let (_, shown) = get(&format!("{base}/v1/connections/{ann}")).await;
+    let (_, shown) = BrokerApi::new(&base, API_KEY).show(&ann).await.pair();
     assert_eq!(warm["expires_at"], shown["expires_at"], "{shown}");
 
     for other in [&cid, &dee] {
@@ -262,7 +240,69 @@ async fn a_tenant_key_gets_tokens_of_its_tenant_only_cached_or_not() {
     assert_ne!(renewed["access_token"], warm["access_token"]);
     assert_ne!(renewed["expires_at"], warm["expires_at"]);
     assert_eq!(refreshes(), 1);
-    let (_, shown) = get(&format!("{base}/v1/connections/{ann}")).await;
+    let (_, shown) = BrokerApi::new(&base, API_KEY).show(&ann).await.pair();
     assert_eq!(renewed["expires_at"], shown["expires_at"], "{shown}");
     running.shutdown().await;
+}
+
+/// The OpenAPI document describes every route of the broker API, the proxy included (one
+/// handler, five methods), with its errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route_with_its_errors() {
+    let broker = support::Broker::start(Extra::default()).await;
+    let doc: Value = reqwest::get(format!("{}/openapi.json", broker.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    let described: BTreeSet<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| m.as_str() != "parameters")
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("get", "/v1/connections"),
+        ("get", "/v1/connections/{id}"),
+        ("delete", "/v1/connections/{id}"),
+        ("post", "/v1/connections/{id}/token"),
+        ("post", "/v1/connections/{id}/refresh"),
+        ("get", "/v1/connections/{id}/kit/{path}"),
+        ("post", "/v1/connections/{id}/kit/{path}"),
+        ("put", "/v1/connections/{id}/kit/{path}"),
+        ("patch", "/v1/connections/{id}/kit/{path}"),
+        ("delete", "/v1/connections/{id}/kit/{path}"),
+    ]
+    .into_iter()
+    .map(|(m, p)| (m.to_owned(), p.to_owned()))
+    .collect();
+    assert_eq!(described, expected);
+    for (method, path) in &expected {
+        let responses = &paths[path][method]["responses"];
+        assert!(
+            responses.get("401").is_some(),
+            "{method} {path}: {responses}"
+        );
+    }
+    let proxy = &paths["/v1/connections/{id}/kit/{path}"]["post"]["responses"];
+    assert!(
+        proxy.get("413").is_some() && proxy.get("default").is_some(),
+        "{proxy}"
+    );
+    let limit = doc["paths"]["/v1/connections"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap()
+        .clone();
+    assert_eq!(limit["in"], "query");
+    assert_eq!(limit["schema"]["maximum"], 200, "{limit}");
+    broker.running.shutdown().await;
 }

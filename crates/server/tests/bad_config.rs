@@ -3,7 +3,8 @@
 
 use std::process::Command;
 
-const VARS: [&str; 20] = [
+const VARS: [&str; 21] = [
+    "KIT_OAUTH_INSTALL_LINK_SECRET",
     "KIT_CLIENT_ID",
     "KIT_CLIENT_SECRET",
     "KIT_REDIRECT_URI",
@@ -183,4 +184,44 @@ fn a_bad_flag_is_bad_usage() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A broker built without the demo (`--no-default-features`) refuses `--demo` with one line
+/// and exit code 2, and an empty configuration names the first missing variable instead of
+/// starting a fake Kit. CI runs this with `cargo test -p kit-oauth-server --no-default-features
+/// --test bad_config`.
+#[cfg(not(feature = "demo"))]
+#[test]
+fn without_the_demo_feature_there_is_no_demo() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kit-oauth-server"));
+    for var in VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env(
+        "KIT_OAUTH_DEMO_DIR",
+        std::env::temp_dir().join("kit-oauth-no-demo-never-used"),
+    );
+    let mut child = cmd
+        .arg("--demo")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A build with the demo would start it and keep running: stop it and fail.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("--demo kept running: this build has the demo");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("built without the demo"), "{stderr}");
+    let (code, _, stderr) = run(&[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("KIT_CLIENT_ID"), "{stderr}");
 }

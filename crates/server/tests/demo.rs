@@ -1,5 +1,6 @@
 //! With no configuration the binary is the demo: one line with the URL, a working dashboard
 //! with the sandbox App Store link, a 0600 key file, and SIGTERM exits 0.
+#![cfg(feature = "demo")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead as _, BufReader};

@@ -14,8 +14,7 @@ use kit_oauth_server::{InstalledBy, SignIn};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind};
 use reqwest::StatusCode;
 use secrecy::SecretString;
-use serde_json::Value;
-use support::{API_KEY, Extra};
+use support::{API_KEY, BrokerApi, Extra};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_after_ten_minutes_is_refused_and_stores_nothing() {
@@ -69,15 +68,7 @@ async fn a_callback_after_ten_minutes_is_refused_and_stores_nothing() {
         1,
         "only the in-time install"
     );
-    let list: Value = reqwest::Client::new()
-        .get(format!("{base}/v1/connections"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = BrokerApi::new(&base, API_KEY).list("").await.body;
     let names: Vec<&str> = list["connections"]
         .as_array()
         .unwrap()
@@ -225,15 +216,13 @@ async fn shutdown_finishes_a_refresh_in_flight_and_releases_its_lease() {
             count: 1,
         })
         .unwrap();
-    let url = format!("{base}/v1/connections/{id}/refresh");
-    let request = tokio::spawn(async move {
-        let response = reqwest::Client::new()
-            .post(url)
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .unwrap();
-        (response.status(), response.json::<Value>().await.unwrap())
+    let api = BrokerApi::new(&base, API_KEY);
+    let request = tokio::spawn({
+        let (api, id) = (api.clone(), id.clone());
+        async move {
+            let reply = api.refresh(&id).await;
+            (reply.status, reply.body)
+        }
     });
     for _ in 0..100 {
         if sandbox.stats().refreshes_ok == 1 {
@@ -255,25 +244,12 @@ async fn shutdown_finishes_a_refresh_in_flight_and_releases_its_lease() {
     // was released (a forced refresh would otherwise wait for it, then fail).
     let (listener, base) = support::listener().await;
     let next = support::start(listener, &base, &sandbox, &database, Extra::default()).await;
-    let client = reqwest::Client::new();
-    let token: Value = client
-        .post(format!("{base}/v1/connections/{id}/token"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = BrokerApi::new(&base, API_KEY);
+    let token = api.token(&id).await.body;
     assert_eq!(token["access_token"], refreshed.as_str());
     let started = std::time::Instant::now();
-    let again = client
-        .post(format!("{base}/v1/connections/{id}/refresh"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), StatusCode::OK);
+    let again = api.refresh(&id).await;
+    assert_eq!(again.status, StatusCode::OK);
     assert_eq!(sandbox.stats().refreshes_ok, 2);
     let metrics = support::metrics(&base).await;
     assert_eq!(
@@ -321,15 +297,7 @@ async fn a_failing_token_endpoint_is_a_502_page_and_stores_nothing() {
     assert!(page.contains("Kit did not complete the install"), "{page}");
     assert!(page.contains("Start the install again"), "{page}");
     assert_eq!(sandbox.stats().codes_redeemed, 0);
-    let list: Value = reqwest::Client::new()
-        .get(format!("{base}/v1/connections"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = BrokerApi::new(&base, API_KEY).list("").await.body;
     assert_eq!(list["connections"].as_array().unwrap().len(), 0, "{list}");
     running.shutdown().await;
 }

@@ -10,16 +10,11 @@ use std::time::Duration;
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind};
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{API_KEY, Extra, sample};
+use support::{API_KEY, BrokerApi, Extra, sample};
 
 async fn force_refresh(base: &str, id: &str) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/v1/connections/{id}/refresh"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.json().await.unwrap())
+    let reply = BrokerApi::new(base, API_KEY).refresh(id).await;
+    (reply.status, reply.body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ use kit_oauth_server::webhook::WebhookConfig;
 use secrecy::SecretString;
 use serde_json::Value;
 use sha2::Sha256;
-use support::{API_KEY, Extra, sample};
+use support::{API_KEY, BrokerApi, Extra, sample};
 
 const SECRET: &str = "webhook-secret-0123456789";
 const USER_SECRET: &str = "user-signing-secret-0123456789";
@@ -123,13 +123,8 @@ async fn events_are_signed_retried_with_backoff_and_counted() {
     );
     let begin = format!("{}&user={user}", support::begin_url(&base, &sandbox));
     let id = support::install_from(&base, &sandbox, &begin, "Erin").await;
-    let refreshed = reqwest::Client::new()
-        .post(format!("{base}/v1/connections/{id}/refresh"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refreshed.status(), StatusCode::OK);
+    let refreshed = BrokerApi::new(&base, API_KEY).refresh(&id).await;
+    assert_eq!(refreshed.status, StatusCode::OK);
     let deadline = Instant::now() + Duration::from_secs(15);
     while received.lock().unwrap().len() < 4 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

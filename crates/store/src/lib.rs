@@ -26,6 +26,7 @@
 mod codec;
 mod connections;
 mod crypto;
+mod dashboard;
 mod error;
 mod events;
 mod install;

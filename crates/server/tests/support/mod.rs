@@ -10,6 +10,10 @@
     clippy::panic
 )]
 
+mod broker_api;
+
+pub use broker_api::BrokerApi;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +23,7 @@ use kit_oauth::core::Clock;
 use kit_oauth::{KitOAuthConfig, RefresherConfig, vars};
 use kit_oauth_server::app::{self, RunConfig, Running};
 use kit_oauth_server::webhook::WebhookConfig;
-use kit_oauth_server::{ApiKeys, DashboardAccess, SignIn};
+use kit_oauth_server::{ApiKeys, DashboardAccess, InstallLinks, RouteLimits, SignIn, SignInLimits};
 use kit_sandbox::{Sandbox, SandboxHandle};
 use reqwest::redirect::Policy;
 use tokio::net::TcpListener;
@@ -28,6 +32,16 @@ pub const APP: &str = "ops-app";
 pub const CLIENT_SECRET: &str = "ops-client-secret-0123456789";
 pub const ENCRYPTION_KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
 pub const API_KEY: &str = "ops-api-key-0123456789";
+/// The install-link secret every test broker accepts (unless `Extra::no_install_links`).
+pub const LINK_SECRET: &str = "ops-install-link-secret-0123456789";
+
+/// Whether this is CI (`CI=true` or `CI=1`), where a missing service fails a suite.
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| {
+        let v = v.trim();
+        v == "1" || v.eq_ignore_ascii_case("true")
+    })
+}
 
 /// A listener on a free loopback port, and its base URL.
 pub async fn listener() -> (TcpListener, String) {
@@ -62,6 +76,24 @@ pub struct Extra {
     pub api_keys: Option<ApiKeys>,
     /// The background refresher's pace (default: the library's).
     pub refresher: Option<RefresherConfig>,
+    /// The dashboard's access (default: off).
+    pub dashboard: Option<DashboardAccess>,
+    /// The dashboard sign-in throttle (default: the server's).
+    pub sign_in_limits: Option<SignInLimits>,
+    /// Every route's time limit (default: the server's).
+    pub route_limits: Option<RouteLimits>,
+    /// Start without an install-link secret (every `tenant` parameter is then refused).
+    pub no_install_links: bool,
+}
+
+/// The `tenant` parameter of an install link for `tenant`, signed with [`LINK_SECRET`].
+pub fn tenant_link(tenant: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expires = i64::try_from(now).unwrap() + 600;
+    InstallLinks::new(LINK_SECRET.to_owned().into()).sign(tenant, expires)
 }
 
 /// Starts a server on `listener` (base URL `base`) against `sandbox` and `database_url`.
@@ -90,13 +122,17 @@ pub async fn start(
         api_keys: extra
             .api_keys
             .unwrap_or_else(|| ApiKeys::none().with_key(API_KEY)),
-        dashboard: DashboardAccess::Disabled,
+        dashboard: extra.dashboard.unwrap_or(DashboardAccess::Disabled),
         webhook: extra.webhook,
         demo: None,
         refresher: extra.refresher.unwrap_or_default(),
         shutdown_grace: Duration::from_secs(10),
         clock: extra.clock,
         sign_in: extra.sign_in,
+        sign_in_limits: extra.sign_in_limits.unwrap_or_default(),
+        route_limits: extra.route_limits.unwrap_or_default(),
+        install_links: (!extra.no_install_links)
+            .then(|| InstallLinks::new(LINK_SECRET.to_owned().into())),
     })
     .await
     .unwrap()
@@ -231,15 +267,7 @@ pub async fn install_from(
 
 /// The id of the connection of Kit account `account`.
 pub async fn connection_id(base: &str, account: &str) -> String {
-    let list: serde_json::Value = reqwest::Client::new()
-        .get(format!("{base}/v1/connections"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = BrokerApi::new(base, API_KEY).list("").await.body;
     list["connections"]
         .as_array()
         .unwrap()
