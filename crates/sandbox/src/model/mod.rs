@@ -1,0 +1,261 @@
+//! The in-memory authorization server: codes, grants, tokens, accounts and their bookkeeping.
+//!
+//! Everything here is synchronous and fast; callers hold the lock for one operation only, never
+//! across an `.await`. Memory is bounded: spent and revoked tokens live in a fixed-size FIFO,
+//! dead grants and codes are capped, so millions of refreshes leave the footprint flat.
+
+use std::collections::{HashMap, VecDeque};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::stats::Stats;
+
+mod account;
+mod answers;
+mod codes;
+mod grants;
+mod installs;
+mod tokens;
+
+pub(crate) use account::Account;
+pub(crate) use answers::{ApiRefusal, OAuthError, TokenResponse};
+pub use grants::GrantInfo;
+pub(crate) use installs::Install;
+
+/// How many retired (spent or revoked) tokens are remembered, for precise error messages and
+/// reuse detection. Older ones are forgotten and answer as unknown.
+pub(crate) const RETIRED_CAP: usize = 32_768;
+/// How many revoked grants are remembered.
+pub(crate) const DEAD_GRANTS_CAP: usize = 10_000;
+/// How many authorization codes may be outstanding (expired ones are pruned first).
+pub(crate) const CODES_CAP: usize = 100_000;
+/// How many App Store installs are remembered.
+pub(crate) const INSTALLS_CAP: usize = 1_000;
+
+#[derive(Debug)]
+struct Code {
+    id: u64,
+    client_id: String,
+    redirect_uri: String,
+    challenge: Option<String>,
+    account: String,
+    tenant_name: Option<String>,
+    expires_at_ms: i64,
+    redeemed: bool,
+}
+
+#[derive(Debug)]
+struct LastSpent {
+    token: String,
+    at_ms: i64,
+    grace_used: bool,
+}
+
+#[derive(Debug)]
+struct Grant {
+    id: u64,
+    account: Account,
+    client_id: String,
+    tenant_name: Option<String>,
+    created_at: i64,
+    alive: bool,
+    revoked_at: Option<i64>,
+    /// The code whose exchange started the current token chain.
+    origin_code: u64,
+    access: String,
+    refresh: String,
+    issued_at: i64,
+    expires_in: u64,
+    last_spent: Option<LastSpent>,
+    refreshes: u64,
+}
+
+#[derive(Debug)]
+struct AccessEntry {
+    grant: u64,
+    expires_at_ms: i64,
+    revoked: bool,
+    /// Accepted API calls within the last 60 s (sandbox-clock milliseconds).
+    window: VecDeque<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefreshState {
+    Current,
+    Spent,
+    Revoked,
+}
+
+#[derive(Debug)]
+struct RefreshEntry {
+    grant: u64,
+    state: RefreshState,
+}
+
+#[derive(Debug)]
+enum Retired {
+    Access(String),
+    Refresh(String),
+}
+
+type GrantKey = (u64, String, Option<String>);
+
+/// The whole server state. One instance sits behind a mutex in [`crate::server::Shared`].
+#[derive(Debug, Default)]
+pub(crate) struct Model {
+    pub(crate) stats: Stats,
+    codes: HashMap<String, Code>,
+    code_order: VecDeque<String>,
+    next_code_id: u64,
+    grants: HashMap<u64, Grant>,
+    by_key: HashMap<GrantKey, u64>,
+    dead_grants: VecDeque<u64>,
+    next_grant_id: u64,
+    access_tokens: HashMap<String, AccessEntry>,
+    refresh_tokens: HashMap<String, RefreshEntry>,
+    retired: VecDeque<Retired>,
+    accounts_seen: Vec<String>,
+    pub(crate) installs: HashMap<String, Install>,
+}
+
+/// A fresh random token: 32 bytes from the thread-local CSPRNG, base64url without padding.
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// `base64url(SHA-256(verifier))`, the S256 code challenge (RFC 7636 §4.2).
+pub(crate) fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// RFC 7636 §4.1: 43–128 characters of `A-Z a-z 0-9 - . _ ~`.
+pub(crate) fn valid_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// An S256 challenge is base64url of 32 bytes: exactly 43 characters.
+pub(crate) fn valid_challenge(c: &str) -> bool {
+    c.len() == 43
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
+pub(crate) fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+fn secs(ms: i64) -> i64 {
+    ms.div_euclid(1000)
+}
+
+fn ttl_ms(ttl: u64) -> i64 {
+    i64::try_from(ttl.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+/// Parameters of a code issuance, already validated by the authorize endpoint.
+pub(crate) struct CodeRequest<'a> {
+    pub(crate) client_id: &'a str,
+    pub(crate) redirect_uri: &'a str,
+    pub(crate) challenge: Option<&'a str>,
+    pub(crate) account: &'a str,
+    pub(crate) tenant_name: Option<&'a str>,
+}
+
+impl Model {
+    /// Account names typed on consent pages so far (most recent last), for the page's list.
+    pub(crate) fn accounts_seen(&self) -> &[String] {
+        &self.accounts_seen
+    }
+
+    fn fail_grant(&mut self, cause: &'static str, description: &str) -> OAuthError {
+        self.stats.count_invalid_grant(cause);
+        OAuthError::invalid_grant(description)
+    }
+
+    /// Sizes of the internal maps, for tests and the benchmark to check memory stays bounded.
+    pub(crate) fn sizes(&self) -> ModelSizes {
+        ModelSizes {
+            codes: self.codes.len(),
+            grants: self.grants.len(),
+            access_tokens: self.access_tokens.len(),
+            refresh_tokens: self.refresh_tokens.len(),
+            retired: self.retired.len(),
+        }
+    }
+}
+
+/// Sizes of the sandbox's internal tables (`GET /_sandbox/sizes`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModelSizes {
+    /// Outstanding authorization codes (redeemed ones stay until they expire).
+    pub codes: usize,
+    /// Grants remembered, alive or dead.
+    pub grants: usize,
+    /// Access tokens remembered (current and retired).
+    pub access_tokens: usize,
+    /// Refresh tokens remembered (current and retired).
+    pub refresh_tokens: usize,
+    /// Retired tokens in the bounded FIFO.
+    pub retired: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SandboxConfig;
+
+    #[test]
+    fn accounts_are_stable_per_name() {
+        assert_eq!(Account::named("Jane"), Account::named("Jane"));
+        assert_ne!(Account::named("Jane").id, Account::named("John").id);
+        assert_eq!(Account::named("Jane Doe!").email(), "jane-doe@example.com");
+    }
+
+    #[test]
+    fn pkce_helpers_follow_rfc7636() {
+        // RFC 7636 appendix B.
+        let v = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        assert_eq!(s256(v), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert!(valid_verifier(v));
+        assert!(!valid_verifier("short"));
+        assert!(valid_challenge(&s256(v)));
+        assert!(!valid_challenge("not+a+challenge"));
+    }
+
+    #[test]
+    fn many_rotations_keep_tables_bounded() {
+        let cfg = SandboxConfig {
+            reuse_detection: true,
+            ..SandboxConfig::default()
+        };
+        let mut m = Model::default();
+        let req = CodeRequest {
+            client_id: &cfg.client_id,
+            redirect_uri: &cfg.redirect_uris[0],
+            challenge: None,
+            account: "a",
+            tenant_name: None,
+        };
+        let code = m.issue_code(&cfg, &req, 0);
+        let mut t = m
+            .exchange_code(&cfg, &cfg.client_id, &code, &cfg.redirect_uris[0], None, 0)
+            .unwrap();
+        for i in 0..100_000 {
+            t = m
+                .refresh(&cfg, &cfg.client_id, &t.refresh_token, i)
+                .unwrap();
+        }
+        let s = m.sizes();
+        assert!(s.access_tokens <= RETIRED_CAP + 1, "{s:?}");
+        assert!(s.refresh_tokens <= RETIRED_CAP + 1, "{s:?}");
+        assert_eq!(m.stats.refreshes_ok, 100_000);
+    }
+}
