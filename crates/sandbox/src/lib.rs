@@ -12,14 +12,14 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use kit_sandbox::{Fault, FaultEndpoint, FaultKind, Sandbox};
+//! use kit_sandbox::{Fault, FaultEndpoint, FaultKind, Rotation, Sandbox};
 //!
 //! let sandbox = Sandbox::builder()
 //!     .client_id("my-app")
 //!     .client_secret("s3cret")
 //!     .redirect_uri("http://127.0.0.1:8080/kit/oauth/callback")
 //!     .auto_approve(true)
-//!     .reuse_detection(true)
+//!     .rotation(Rotation::ReuseDetection)
 //!     .spawn()
 //!     .await?;
 //! // Point the app at these URLs.
@@ -57,7 +57,8 @@ mod server;
 mod stats;
 
 pub use config::{
-    DEFAULT_ACCOUNT, DEFAULT_CLIENT_ID, DEFAULT_REDIRECT_URI, PublicConfig, SandboxConfig,
+    DEFAULT_ACCOUNT, DEFAULT_CLIENT_ID, DEFAULT_REDIRECT_URI, PublicConfig, Rotation,
+    SandboxConfig, UnknownRotation,
 };
 pub use error::SandboxError;
 pub use faults::{ActiveFault, Fault, FaultEndpoint, FaultKind};
@@ -148,9 +149,10 @@ impl SandboxBuilder {
         self.config.auto_approve = on;
         self
     }
-    /// A spent refresh token revokes the whole grant (`--reuse-detection`).
-    pub fn reuse_detection(mut self, on: bool) -> Self {
-        self.config.reuse_detection = on;
+    /// The refresh-token rotation mode (`--rotation`, default [`Rotation::RevokeOnUse`]).
+    /// Exactly-once refresh guarantees are tested against [`Rotation::ReuseDetection`].
+    pub fn rotation(mut self, mode: Rotation) -> Self {
+        self.config.rotation = mode;
         self
     }
     /// Grace window in seconds for the just-spent refresh token (`--reuse-grace`); 0 = off.

@@ -50,6 +50,7 @@ impl Harness {
             .client_secret(CLIENT_SECRET)
             .redirect_uri(format!("{base}/kit/oauth/callback"))
             .app_authorization_url(format!("{base}/kit/oauth?tenant=acme"))
+            .rotation(kit_sandbox::Rotation::Strict)
             .spawn()
             .await
             .unwrap();

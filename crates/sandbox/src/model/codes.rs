@@ -3,9 +3,7 @@
 use crate::config::SandboxConfig;
 
 use super::answers::{OAuthError, TokenResponse};
-use super::{
-    Account, CODES_CAP, Code, CodeRequest, Model, new_token, s256, ttl_ms, valid_verifier,
-};
+use super::{Account, CODES_CAP, Code, CodeRequest, Model, new_token, s256, ttl_ms};
 
 impl Model {
     pub(crate) fn issue_code(
@@ -32,15 +30,15 @@ impl Model {
             }
             self.accounts_seen.push(req.account.to_owned());
         }
-        self.next_code_id += 1;
         let code = new_token();
         self.codes.insert(
             code.clone(),
             Code {
-                id: self.next_code_id,
                 client_id: req.client_id.to_owned(),
                 redirect_uri: req.redirect_uri.to_owned(),
-                challenge: req.challenge.map(str::to_owned),
+                challenge: req
+                    .challenge
+                    .map(|(c, m)| (c.to_owned(), m.to_owned())),
                 account: req.account.to_owned(),
                 tenant_name: req.tenant_name.map(str::to_owned),
                 expires_at_ms: now_ms.saturating_add(ttl_ms(cfg.code_ttl)),
@@ -52,7 +50,15 @@ impl Model {
         code
     }
 
-    /// The `authorization_code` grant. The client is already authenticated.
+    /// Whether `code` was issued with a PKCE challenge: then a token request without
+    /// `code_verifier` is `invalid_request`, before anything else is checked (Doorkeeper).
+    pub(crate) fn code_wants_verifier(&self, code: &str) -> bool {
+        self.codes.get(code).is_some_and(|c| c.challenge.is_some())
+    }
+
+    /// The `authorization_code` grant. The client is already authenticated. A failed attempt
+    /// leaves the code as it was (a wrong verifier does not use it up); a replayed code is
+    /// `invalid_grant` and, as on Doorkeeper, the tokens issued from it keep working.
     pub(crate) fn exchange_code(
         &mut self,
         cfg: &SandboxConfig,
@@ -63,66 +69,41 @@ impl Model {
         now_ms: i64,
     ) -> Result<TokenResponse, OAuthError> {
         let Some(entry) = self.codes.get_mut(code) else {
-            return Err(self.fail_grant("code_unknown", "The authorization code is invalid."));
+            return Err(self.fail_grant("code_unknown"));
         };
         if entry.client_id != client_id {
-            return Err(self.fail_grant(
-                "code_client_mismatch",
-                "The authorization code was issued to another client.",
-            ));
+            return Err(self.fail_grant("code_client_mismatch"));
         }
         if entry.redeemed {
-            let code_id = entry.id;
             self.stats.codes_redeemed_twice += 1;
-            let victim = self
-                .grants
-                .values()
-                .find(|g| g.alive && g.origin_code == code_id)
-                .map(|g| g.id);
-            if let Some(id) = victim {
-                self.revoke_grant(id, now_ms);
-            }
-            return Err(self.fail_grant(
-                "code_reused",
-                "The authorization code has already been used.",
-            ));
+            return Err(self.fail_grant("code_reused"));
         }
         if now_ms >= entry.expires_at_ms {
-            return Err(self.fail_grant("code_expired", "The authorization code has expired."));
+            return Err(self.fail_grant("code_expired"));
         }
         if entry.redirect_uri != redirect_uri {
-            return Err(self.fail_grant(
-                "redirect_uri_mismatch",
-                "The redirect_uri does not match the one used in the authorization request.",
-            ));
+            return Err(self.fail_grant("redirect_uri_mismatch"));
         }
-        match (entry.challenge.as_deref(), verifier) {
-            (Some(challenge), Some(v)) => {
-                if !valid_verifier(v) || s256(v) != challenge {
-                    return Err(self.fail_grant(
-                        "pkce_mismatch",
-                        "The code_verifier does not match the code_challenge.",
-                    ));
+        match (entry.challenge.as_ref(), verifier) {
+            (Some((challenge, method)), Some(v)) => {
+                let derived = if method == "plain" {
+                    v.to_owned()
+                } else {
+                    s256(v)
+                };
+                if derived != *challenge {
+                    return Err(self.fail_grant("pkce_mismatch"));
                 }
             }
-            (Some(_), None) => {
-                return Err(
-                    self.fail_grant("pkce_verifier_missing", "A code_verifier is required.")
-                );
-            }
-            (None, Some(_)) => {
-                return Err(self.fail_grant(
-                    "pkce_unexpected_verifier",
-                    "A code_verifier was sent but the authorization request had no code_challenge.",
-                ));
-            }
+            (Some(_), None) => return Err(self.fail_grant("pkce_verifier_missing")),
+            (None, Some(_)) => return Err(self.fail_grant("pkce_unexpected_verifier")),
             (None, None) => {}
         }
         entry.redeemed = true;
-        let code_id = entry.id;
         let account = Account::named(&entry.account);
         let tenant_name = entry.tenant_name.clone();
         self.stats.codes_redeemed += 1;
-        Ok(self.open_grant(cfg, account, client_id, tenant_name, code_id, now_ms))
+        self.open_grant(cfg, account, client_id, tenant_name, now_ms)
+            .ok_or_else(OAuthError::invalid_grant)
     }
 }

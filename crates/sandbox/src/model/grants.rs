@@ -1,16 +1,11 @@
 //! Grants: one per (account, client, tenant_name), holding the current token pair.
 
-use std::collections::VecDeque;
-
 use serde::{Deserialize, Serialize};
 
 use crate::config::SandboxConfig;
 
-use super::answers::{TokenResponse, token_response};
-use super::{
-    AccessEntry, Account, DEAD_GRANTS_CAP, Grant, GrantKey, Model, RefreshEntry, RefreshState,
-    new_token, secs, sha256_hex, ttl_ms,
-};
+use super::answers::TokenResponse;
+use super::{Account, DEAD_GRANTS_CAP, Grant, GrantKey, Model, PairState, secs, sha256_hex};
 
 /// One grant as `GET /_sandbox/grants` shows it: no secrets, only SHA-256 hashes of the tokens.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -25,7 +20,8 @@ pub struct GrantInfo {
     pub client_id: String,
     /// `tenant_name` sent to authorize, if any.
     pub tenant_name: Option<String>,
-    /// Whether the grant's current tokens still work (not revoked).
+    /// Whether any pair of the grant still works (ended by revocation, reuse detection, or when
+    /// its last pair was revoked).
     pub alive: bool,
     /// Sandbox-clock Unix seconds of the first code exchange.
     pub created_at: i64,
@@ -33,9 +29,9 @@ pub struct GrantInfo {
     pub revoked_at: Option<i64>,
     /// Successful refreshes (rotations) of this grant.
     pub refreshes: u64,
-    /// Lower-case hex SHA-256 of the current (or last, if revoked) access token.
+    /// Lower-case hex SHA-256 of the access token issued last (empty once forgotten).
     pub access_token_sha256: String,
-    /// Lower-case hex SHA-256 of the current (or last, if revoked) refresh token.
+    /// Lower-case hex SHA-256 of the refresh token issued last (empty once forgotten).
     pub refresh_token_sha256: String,
     /// Sandbox-clock Unix seconds when the current access token expires.
     pub access_expires_at: i64,
@@ -43,35 +39,17 @@ pub struct GrantInfo {
 
 impl Model {
     /// Creates the grant for (account, client, tenant_name), or gives an alive one a new token
-    /// pair (the previous pair is revoked).
+    /// pair and revokes the pairs it had: the sandbox keeps one install per tenant.
     pub(super) fn open_grant(
         &mut self,
         cfg: &SandboxConfig,
         account: Account,
         client_id: &str,
         tenant_name: Option<String>,
-        code_id: u64,
         now_ms: i64,
-    ) -> TokenResponse {
+    ) -> Option<TokenResponse> {
         let key: GrantKey = (account.id, client_id.to_owned(), tenant_name.clone());
-        let access = new_token();
-        let refresh = new_token();
-        let expires_at_ms = now_ms.saturating_add(ttl_ms(cfg.access_ttl));
         let grant_id = if let Some(&id) = self.by_key.get(&key) {
-            let mut old = None;
-            if let Some(g) = self.grants.get_mut(&id) {
-                let old_access = std::mem::replace(&mut g.access, access.clone());
-                let old_refresh = std::mem::replace(&mut g.refresh, refresh.clone());
-                g.origin_code = code_id;
-                g.issued_at = secs(now_ms);
-                g.expires_in = cfg.access_ttl;
-                g.last_spent = None;
-                old = Some((old_access, old_refresh));
-            }
-            if let Some((old_access, old_refresh)) = old {
-                self.retire_access(old_access);
-                self.retire_refresh(old_refresh, RefreshState::Revoked);
-            }
             id
         } else {
             self.next_grant_id += 1;
@@ -86,12 +64,8 @@ impl Model {
                     created_at: secs(now_ms),
                     alive: true,
                     revoked_at: None,
-                    origin_code: code_id,
-                    access: access.clone(),
-                    refresh: refresh.clone(),
-                    issued_at: secs(now_ms),
-                    expires_in: cfg.access_ttl,
-                    last_spent: None,
+                    current: 0,
+                    live: Vec::new(),
                     refreshes: 0,
                 },
             );
@@ -99,41 +73,46 @@ impl Model {
             self.stats.grants_created += 1;
             id
         };
-        self.access_tokens.insert(
-            access.clone(),
-            AccessEntry {
-                grant: grant_id,
-                expires_at_ms,
-                revoked: false,
-                window: VecDeque::new(),
-            },
-        );
-        self.refresh_tokens.insert(
-            refresh.clone(),
-            RefreshEntry {
-                grant: grant_id,
-                state: RefreshState::Current,
-            },
-        );
-        token_response(cfg, access, refresh, cfg.access_ttl, secs(now_ms))
+        let old = self
+            .grants
+            .get(&grant_id)
+            .map(|g| g.live.clone())
+            .unwrap_or_default();
+        let pair = self.new_pair(grant_id, cfg.access_ttl, None, now_ms);
+        for id in old {
+            self.retire_pair(id, PairState::Revoked, now_ms);
+        }
+        self.pair_response(cfg, pair)
     }
 
-    /// Revokes a grant: its current access and refresh tokens stop working. Returns whether it
-    /// was alive.
+    /// Revokes a grant: every live pair of it stops working. Returns whether it was alive.
     pub(crate) fn revoke_grant(&mut self, id: u64, now_ms: i64) -> bool {
-        let Some(g) = self.grants.get_mut(&id) else {
+        let Some(g) = self.grants.get(&id) else {
             return false;
         };
         if !g.alive {
             return false;
         }
+        for pair in g.live.clone() {
+            self.retire_pair(pair, PairState::Revoked, now_ms);
+        }
+        // Retiring the last pair ended it; a grant without pairs is ended here.
+        self.end_grant(id, now_ms);
+        true
+    }
+
+    /// Marks a grant dead once nothing of it works any more. Idempotent.
+    pub(super) fn end_grant(&mut self, id: u64, now_ms: i64) {
+        let Some(g) = self.grants.get_mut(&id) else {
+            return;
+        };
+        if !g.alive {
+            return;
+        }
         g.alive = false;
         g.revoked_at = Some(secs(now_ms));
-        let (access, refresh) = (g.access.clone(), g.refresh.clone());
         let key: GrantKey = (g.account.id, g.client_id.clone(), g.tenant_name.clone());
         self.by_key.remove(&key);
-        self.retire_access(access);
-        self.retire_refresh(refresh, RefreshState::Revoked);
         self.stats.grants_revoked += 1;
         while self.dead_grants.len() >= DEAD_GRANTS_CAP {
             if let Some(old) = self.dead_grants.pop_front() {
@@ -141,14 +120,15 @@ impl Model {
             }
         }
         self.dead_grants.push_back(id);
-        true
     }
 
     pub(crate) fn grants_info(&self) -> Vec<GrantInfo> {
         let mut out: Vec<GrantInfo> = self
             .grants
             .values()
-            .map(|g| GrantInfo {
+            .map(|g| {
+                let current = self.pairs.get(&g.current);
+                GrantInfo {
                 id: g.id,
                 account_id: g.account.id,
                 account_name: g.account.name.clone(),
@@ -158,11 +138,12 @@ impl Model {
                 created_at: g.created_at,
                 revoked_at: g.revoked_at,
                 refreshes: g.refreshes,
-                access_token_sha256: sha256_hex(&g.access),
-                refresh_token_sha256: sha256_hex(&g.refresh),
-                access_expires_at: g
-                    .issued_at
-                    .saturating_add(i64::try_from(g.expires_in).unwrap_or(i64::MAX)),
+                access_token_sha256: current.map(|p| sha256_hex(&p.access)).unwrap_or_default(),
+                refresh_token_sha256: current
+                    .map(|p| sha256_hex(&p.refresh))
+                    .unwrap_or_default(),
+                access_expires_at: current.map_or(0, |p| p.expires_at_ms().div_euclid(1000)),
+            }
             })
             .collect();
         out.sort_by_key(|g| g.id);

@@ -22,13 +22,17 @@ mod installs;
 mod tokens;
 
 pub(crate) use account::Account;
-pub(crate) use answers::{ApiRefusal, OAuthError, TokenResponse};
+pub(crate) use answers::{ApiRefusal, Caller, OAuthError, RevokeOutcome, TokenResponse, sentences};
 pub use grants::GrantInfo;
 pub(crate) use installs::Install;
 
 /// How many retired (spent or revoked) tokens are remembered, for precise error messages and
 /// reuse detection. Older ones are forgotten and answer as unknown.
 pub(crate) const RETIRED_CAP: usize = 32_768;
+/// How many refreshed-but-not-yet-spent pairs one grant keeps live under revoke-on-use (a client
+/// that refreshes without ever calling the API would otherwise grow them without end). Beyond
+/// it the oldest is spent, as if its successor had been used.
+pub(crate) const LIVE_PAIRS_CAP: usize = 32;
 /// How many revoked grants are remembered.
 pub(crate) const DEAD_GRANTS_CAP: usize = 10_000;
 /// How many authorization codes may be outstanding (expired ones are pruned first).
@@ -38,23 +42,17 @@ pub(crate) const INSTALLS_CAP: usize = 1_000;
 
 #[derive(Debug)]
 struct Code {
-    id: u64,
     client_id: String,
     redirect_uri: String,
-    challenge: Option<String>,
+    /// The PKCE challenge and its method (`S256` or `plain`).
+    challenge: Option<(String, String)>,
     account: String,
     tenant_name: Option<String>,
     expires_at_ms: i64,
     redeemed: bool,
 }
 
-#[derive(Debug)]
-struct LastSpent {
-    token: String,
-    at_ms: i64,
-    grace_used: bool,
-}
-
+/// One grant: the chain of token pairs issued for an (account, client, tenant_name).
 #[derive(Debug)]
 struct Grant {
     id: u64,
@@ -64,42 +62,49 @@ struct Grant {
     created_at: i64,
     alive: bool,
     revoked_at: Option<i64>,
-    /// The code whose exchange started the current token chain.
-    origin_code: u64,
-    access: String,
-    refresh: String,
-    issued_at: i64,
-    expires_in: u64,
-    last_spent: Option<LastSpent>,
+    /// The pair issued last (what `GET /_sandbox/grants` shows).
+    current: u64,
+    /// Pairs still live, oldest first. Under revoke-on-use a refreshed pair stays live until
+    /// its successor's access token is first used, so there can be several.
+    live: Vec<u64>,
     refreshes: u64,
 }
 
+/// How a pair stopped working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PairState {
+    Live,
+    /// Replaced by a refresh: presenting its refresh token again is a reuse.
+    Spent,
+    /// Revoked (revoke endpoint, grant revoked, replaced by a new code exchange).
+    Revoked,
+}
+
+/// One issued access/refresh pair, like a row of Doorkeeper's tokens table.
 #[derive(Debug)]
-struct AccessEntry {
+struct Pair {
     grant: u64,
-    expires_at_ms: i64,
-    revoked: bool,
+    access: String,
+    refresh: String,
+    issued_at_ms: i64,
+    expires_in: u64,
+    state: PairState,
+    /// Revoke-on-use: the pair this one replaced, spent when this access token is first
+    /// presented (Doorkeeper's `previous_refresh_token`).
+    previous: Option<u64>,
+    /// The pair the last refresh with this refresh token returned, when, and whether the grace
+    /// window already returned it once more.
+    successor: Option<u64>,
+    rotated_at_ms: i64,
+    grace_used: bool,
     /// Accepted API calls within the last 60 s (sandbox-clock milliseconds).
     window: VecDeque<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RefreshState {
-    Current,
-    Spent,
-    Revoked,
-}
-
-#[derive(Debug)]
-struct RefreshEntry {
-    grant: u64,
-    state: RefreshState,
-}
-
-#[derive(Debug)]
-enum Retired {
-    Access(String),
-    Refresh(String),
+impl Pair {
+    fn expires_at_ms(&self) -> i64 {
+        self.issued_at_ms.saturating_add(ttl_ms(self.expires_in))
+    }
 }
 
 type GrantKey = (u64, String, Option<String>);
@@ -110,14 +115,16 @@ pub(crate) struct Model {
     pub(crate) stats: Stats,
     codes: HashMap<String, Code>,
     code_order: VecDeque<String>,
-    next_code_id: u64,
     grants: HashMap<u64, Grant>,
     by_key: HashMap<GrantKey, u64>,
     dead_grants: VecDeque<u64>,
     next_grant_id: u64,
-    access_tokens: HashMap<String, AccessEntry>,
-    refresh_tokens: HashMap<String, RefreshEntry>,
-    retired: VecDeque<Retired>,
+    pairs: HashMap<u64, Pair>,
+    next_pair_id: u64,
+    by_access: HashMap<String, u64>,
+    by_refresh: HashMap<String, u64>,
+    /// Spent and revoked pairs, oldest first; beyond [`RETIRED_CAP`] they are forgotten.
+    retired: VecDeque<u64>,
     accounts_seen: Vec<String>,
     pub(crate) installs: HashMap<String, Install>,
 }
@@ -132,20 +139,6 @@ fn new_token() -> String {
 /// `base64url(SHA-256(verifier))`, the S256 code challenge (RFC 7636 §4.2).
 pub(crate) fn s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// RFC 7636 §4.1: 43–128 characters of `A-Z a-z 0-9 - . _ ~`.
-pub(crate) fn valid_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-}
-
-/// An S256 challenge is base64url of 32 bytes: exactly 43 characters.
-pub(crate) fn valid_challenge(c: &str) -> bool {
-    c.len() == 43
-        && c.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
 pub(crate) fn sha256_hex(s: &str) -> String {
@@ -164,7 +157,8 @@ fn ttl_ms(ttl: u64) -> i64 {
 pub(crate) struct CodeRequest<'a> {
     pub(crate) client_id: &'a str,
     pub(crate) redirect_uri: &'a str,
-    pub(crate) challenge: Option<&'a str>,
+    /// The PKCE challenge and its method, already checked to be `S256` or `plain`.
+    pub(crate) challenge: Option<(&'a str, &'a str)>,
     pub(crate) account: &'a str,
     pub(crate) tenant_name: Option<&'a str>,
 }
@@ -175,9 +169,10 @@ impl Model {
         &self.accounts_seen
     }
 
-    fn fail_grant(&mut self, cause: &'static str, description: &str) -> OAuthError {
+    /// `invalid_grant`, counted by its cause; the answer's text is the same for every cause.
+    fn fail_grant(&mut self, cause: &'static str) -> OAuthError {
         self.stats.count_invalid_grant(cause);
-        OAuthError::invalid_grant(description)
+        OAuthError::invalid_grant()
     }
 
     /// Sizes of the internal maps, for tests and the benchmark to check memory stays bounded.
@@ -185,8 +180,8 @@ impl Model {
         ModelSizes {
             codes: self.codes.len(),
             grants: self.grants.len(),
-            access_tokens: self.access_tokens.len(),
-            refresh_tokens: self.refresh_tokens.len(),
+            access_tokens: self.by_access.len(),
+            refresh_tokens: self.by_refresh.len(),
             retired: self.retired.len(),
         }
     }
@@ -220,14 +215,10 @@ mod tests {
     }
 
     #[test]
-    fn pkce_helpers_follow_rfc7636() {
+    fn s256_follows_rfc7636() {
         // RFC 7636 appendix B.
         let v = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         assert_eq!(s256(v), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
-        assert!(valid_verifier(v));
-        assert!(!valid_verifier("short"));
-        assert!(valid_challenge(&s256(v)));
-        assert!(!valid_challenge("not+a+challenge"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use http::header::CACHE_CONTROL;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 
 use crate::html;
-use crate::model::{self, CodeRequest};
+use crate::model::{CodeRequest, sentences};
 use crate::params::{self, Params};
 use crate::server::Shared;
 
@@ -57,141 +57,79 @@ impl AuthRequest {
     }
 }
 
-enum AuthFailure {
-    /// Shown on the page: the client or redirect URI cannot be trusted (RFC 6749 §4.1.2.1).
-    Page(String),
-    /// Sent back to the (trusted) redirect URI.
-    Redirect {
-        redirect_uri: String,
-        state: Option<String>,
-        error: &'static str,
-        description: String,
-    },
-}
+/// The longest `tenant_name` accepted, in bytes: the same limit as the client's `TenantName`
+/// (`crates/core/src/ids.rs`), so a name one side takes the other takes too.
+pub(crate) const TENANT_NAME_MAX_BYTES: usize = 255;
+
+/// A refused authorization request. Doorkeeper (Kit's server) shows every such error on its
+/// own page, answered 200, and never redirects it to the app: the sentence is Doorkeeper's.
+struct AuthFailure(String);
 
 impl AuthFailure {
+    fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+
     fn into_response(self) -> Response {
-        match self {
-            AuthFailure::Page(msg) => {
-                html_response(StatusCode::BAD_REQUEST, html::error_page(&msg))
-            }
-            AuthFailure::Redirect {
-                redirect_uri,
-                state,
-                error,
-                description,
-            } => {
-                let mut pairs = vec![
-                    ("error", error),
-                    ("error_description", description.as_str()),
-                ];
-                if let Some(st) = &state {
-                    pairs.push(("state", st));
-                }
-                found(&with_query(&redirect_uri, &pairs))
-            }
-        }
+        html_response(StatusCode::OK, html::error_page(&self.0))
     }
 }
 
+/// The checks of Doorkeeper's pre-authorization, in its order.
 fn validate_authorize(
     s: &Shared,
     parsed: Result<Params, params::ParamError>,
 ) -> Result<AuthRequest, AuthFailure> {
     let cfg = &s.config;
-    let p = parsed
-        .map_err(|e| AuthFailure::Page(format!("The authorization request is malformed: {e}.")))?;
+    let p = parsed.map_err(|e| {
+        AuthFailure::new(format!("The authorization request is malformed: {e}."))
+    })?;
     let client_id = p
         .get("client_id")
-        .ok_or_else(|| AuthFailure::Page("The request has no client_id.".into()))?;
+        .ok_or_else(|| AuthFailure::new(sentences::missing("client_id")))?;
     if client_id != cfg.client_id {
-        return Err(AuthFailure::Page(format!(
-            "Unknown client_id {client_id:?}."
-        )));
+        return Err(AuthFailure::new(sentences::INVALID_CLIENT));
     }
     let redirect_uri = p
         .get("redirect_uri")
-        .ok_or_else(|| AuthFailure::Page("The request has no redirect_uri.".into()))?;
-    if !cfg.redirect_uris.iter().any(|r| r == redirect_uri) {
-        return Err(AuthFailure::Page(format!(
-            "The redirect_uri {redirect_uri:?} is not registered for this app."
-        )));
-    }
-    let state = p.get("state").map(str::to_owned);
-    let fail = |error: &'static str, description: &str| AuthFailure::Redirect {
-        redirect_uri: redirect_uri.to_owned(),
-        state: state.clone(),
-        error,
-        description: description.to_owned(),
-    };
+        .filter(|r| cfg.redirect_uris.iter().any(|x| x == r))
+        .ok_or_else(|| AuthFailure::new(sentences::INVALID_REDIRECT_URI))?;
     let response_type = match p.get("response_type") {
-        None => return Err(fail("invalid_request", "response_type is required.")),
+        None => return Err(AuthFailure::new(sentences::missing("response_type"))),
         Some("code") => "code",
-        Some(_) => {
-            return Err(fail(
-                "unsupported_response_type",
-                "Only response_type=code is supported.",
-            ));
-        }
+        Some(_) => return Err(AuthFailure::new(sentences::UNSUPPORTED_RESPONSE_TYPE)),
     };
     if let Some(scope) = p.get("scope")
         && scope.split(' ').any(|s| !s.is_empty() && s != "public")
     {
-        return Err(fail("invalid_scope", "The only scope is public."));
+        return Err(AuthFailure::new(sentences::INVALID_SCOPE));
     }
     let challenge = p.get("code_challenge");
     let method = p.get("code_challenge_method");
-    match (challenge, method) {
-        (_, Some("plain")) => {
-            return Err(fail(
-                "invalid_request",
-                "code_challenge_method plain is not supported; use S256.",
-            ));
-        }
-        (_, Some(m)) if m != "S256" => {
-            return Err(fail(
-                "invalid_request",
-                "code_challenge_method must be S256.",
-            ));
-        }
-        (None, Some(_)) => return Err(fail("invalid_request", "code_challenge is required.")),
-        (Some(_), None) => {
-            return Err(fail(
-                "invalid_request",
-                "code_challenge_method must be S256 (plain is not supported).",
-            ));
-        }
-        (Some(c), Some(_)) if !model::valid_challenge(c) => {
-            return Err(fail(
-                "invalid_request",
-                "code_challenge must be base64url(SHA-256(code_verifier)) without padding.",
-            ));
-        }
-        (None, None) if cfg.client_secret.is_none() => {
-            return Err(fail(
-                "invalid_request",
-                "PKCE is required: send code_challenge and code_challenge_method=S256.",
-            ));
-        }
-        _ => {}
+    if challenge.is_some() && !matches!(method, Some("S256" | "plain")) {
+        return Err(AuthFailure::new(sentences::INVALID_CODE_CHALLENGE_METHOD));
+    }
+    if challenge.is_none() && cfg.client_secret.is_none() {
+        // A public client has nothing else binding the code to it (sandbox rule, stricter
+        // than Doorkeeper 5.5, which has no `force_pkce`).
+        return Err(AuthFailure::new(sentences::missing("code_challenge")));
     }
     if let Some(t) = p.get("tenant_name")
-        && t.chars().count() > 200
+        && t.len() > TENANT_NAME_MAX_BYTES
     {
-        return Err(fail(
-            "invalid_request",
-            "tenant_name is longer than 200 characters.",
-        ));
+        return Err(AuthFailure::new(format!(
+            "tenant_name is longer than {TENANT_NAME_MAX_BYTES} bytes."
+        )));
     }
     Ok(AuthRequest {
         client_id: client_id.to_owned(),
         redirect_uri: redirect_uri.to_owned(),
         response_type: response_type.to_owned(),
         scope: p.get("scope").map(str::to_owned),
-        state,
+        state: p.get("state").map(str::to_owned),
         tenant_name: p.get("tenant_name").map(str::to_owned),
         code_challenge: challenge.map(str::to_owned),
-        code_challenge_method: method.map(str::to_owned),
+        code_challenge_method: method.map(str::to_owned).filter(|_| challenge.is_some()),
         account_hint: p.get("sandbox_account").map(str::to_owned),
     })
 }
@@ -202,7 +140,10 @@ fn approve(s: &Shared, req: &AuthRequest, account: &str) -> Response {
         &CodeRequest {
             client_id: &req.client_id,
             redirect_uri: &req.redirect_uri,
-            challenge: req.code_challenge.as_deref(),
+            challenge: req
+                .code_challenge
+                .as_deref()
+                .zip(req.code_challenge_method.as_deref()),
             account,
             tenant_name: req.tenant_name.as_deref(),
         },
@@ -285,10 +226,7 @@ pub(super) async fn authorize_post(State(s): AppState, headers: HeaderMap, body:
         }
         Some("deny") => {
             s.model().stats.consents_denied += 1;
-            req.redirect_error(
-                "access_denied",
-                "The user denied the authorization request.",
-            )
+            req.redirect_error("access_denied", sentences::ACCESS_DENIED)
         }
         _ => html_response(
             StatusCode::BAD_REQUEST,

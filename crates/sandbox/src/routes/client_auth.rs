@@ -5,62 +5,48 @@ use base64::engine::general_purpose::STANDARD;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 
-use crate::model::OAuthError;
+use crate::model::Caller;
 use crate::params::{self, Params};
 use crate::server::Shared;
 
-/// Client authentication (RFC 6749 §2.3.1): HTTP Basic or body parameters, never both.
-pub(super) fn authenticate_client(
-    s: &Shared,
-    headers: &HeaderMap,
-    p: &Params,
-) -> Result<String, OAuthError> {
-    let basic = match headers.get(AUTHORIZATION) {
-        Some(v) => Some(parse_basic(v).ok_or_else(|| {
-            OAuthError::invalid_client("The Authorization header is not valid Basic credentials.")
-        })?),
-        None => None,
-    };
+/// Client authentication (RFC 6749 §2.3.1) as Doorkeeper does it: HTTP Basic if the header
+/// carries credentials, else `client_id`/`client_secret` in the body. What a failure means is
+/// the endpoint's business (401 `invalid_client`, `invalid_grant` or 403), so this only says
+/// who the caller is.
+pub(super) fn authenticate_client(s: &Shared, headers: &HeaderMap, p: &Params) -> Caller {
+    let basic = headers.get(AUTHORIZATION).and_then(parse_basic);
     let (client_id, secret) = match basic {
-        Some((id, secret)) => {
-            if p.get("client_secret").is_some() {
-                return Err(OAuthError::invalid_request(
-                    "Use one client authentication method, not both Basic and client_secret.",
-                ));
-            }
-            if p.get("client_id").is_some_and(|b| b != id) {
-                return Err(OAuthError::invalid_request(
-                    "client_id differs from the Basic credentials.",
-                ));
-            }
-            (Some(id), Some(secret).filter(|s| !s.is_empty()))
-        }
+        Some((id, secret)) => (Some(id), Some(secret).filter(|s| !s.is_empty())),
         None => (
             p.get("client_id").map(str::to_owned),
             p.get("client_secret").map(str::to_owned),
         ),
     };
-    let Some(client_id) = client_id else {
-        return Err(OAuthError::invalid_client("client_id is required."));
+    let Some(client_id) = client_id.filter(|c| !c.is_empty()) else {
+        return if headers.contains_key(AUTHORIZATION) {
+            Caller::BadCredentials
+        } else {
+            Caller::Anonymous
+        };
     };
-    if client_id != s.config.client_id {
-        return Err(OAuthError::invalid_client(
-            "Client authentication failed: unknown client.",
-        ));
+    if !secure_eq(&client_id, &s.config.client_id) {
+        return Caller::BadCredentials;
     }
     match (&s.config.client_secret, secret) {
-        (Some(expected), Some(given)) if *expected == given => Ok(client_id),
-        (Some(_), Some(_)) => Err(OAuthError::invalid_client(
-            "Client authentication failed: wrong client_secret.",
-        )),
-        (Some(_), None) => Err(OAuthError::invalid_client(
-            "Client authentication failed: client_secret is required.",
-        )),
-        (None, None) => Ok(client_id),
-        (None, Some(_)) => Err(OAuthError::invalid_client(
-            "This is a public client; it has no client_secret.",
-        )),
+        (Some(expected), Some(given)) if secure_eq(expected, &given) => Caller::Client(client_id),
+        (None, None) => Caller::Client(client_id),
+        _ => Caller::BadCredentials,
     }
+}
+
+/// Constant-time equality of two secrets (the length is not hidden).
+fn secure_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a
+            .bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn parse_basic(v: &HeaderValue) -> Option<(String, String)> {

@@ -40,34 +40,65 @@ pub(super) fn media_type(headers: &HeaderMap) -> Option<String> {
     )
 }
 
+/// Why an OAuth request body could not be read.
+pub(super) enum BadBody {
+    /// Not JSON at all: Rails refuses it before Doorkeeper runs, with a bare 400.
+    MalformedJson,
+    /// Anything else: `invalid_request` with this description.
+    Invalid(String),
+}
+
+impl BadBody {
+    /// The answer: Rails' empty `text/html` 400 for JSON that does not parse, else the OAuth
+    /// `invalid_request` error.
+    pub(super) fn into_response(self, s: &Shared) -> Response {
+        match self {
+            BadBody::MalformedJson => {
+                s.model().stats.invalid_request += 1;
+                (
+                    StatusCode::BAD_REQUEST,
+                    [(CONTENT_TYPE, "text/html; charset=UTF-8")],
+                )
+                    .into_response()
+            }
+            BadBody::Invalid(msg) => oauth_error_response(s, &OAuthError::invalid_request(msg)),
+        }
+    }
+}
+
 /// Reads an OAuth request body: form-encoded or JSON, capped, strict.
 pub(super) async fn read_params(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
     allow_json: bool,
-) -> Result<Params, String> {
-    let bytes = read_body(body, limit).await.map_err(|e| match e {
-        BodyError::TooLarge => format!("The request body is larger than {limit} bytes."),
-        BodyError::Unreadable => "The request body could not be read.".to_owned(),
+) -> Result<Params, BadBody> {
+    let bytes = read_body(body, limit).await.map_err(|e| {
+        BadBody::Invalid(match e {
+            BodyError::TooLarge => format!("The request body is larger than {limit} bytes."),
+            BodyError::Unreadable => "The request body could not be read.".to_owned(),
+        })
     })?;
     let media = media_type(headers);
     let parsed = match media.as_deref() {
         Some("application/x-www-form-urlencoded") => params::parse_form(&bytes),
         Some(m) if allow_json && (m == "application/json" || m.ends_with("+json")) => {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+                return Err(BadBody::MalformedJson);
+            }
             params::parse_json(&bytes)
         }
         None if bytes.is_empty() => Ok(Params::default()),
         _ => {
-            return Err(if allow_json {
+            return Err(BadBody::Invalid(if allow_json {
                 "Content-Type must be application/x-www-form-urlencoded or application/json."
                     .to_owned()
             } else {
                 "Content-Type must be application/x-www-form-urlencoded.".to_owned()
-            });
+            }));
         }
     };
-    parsed.map_err(|e| format!("Malformed parameters: {e}."))
+    parsed.map_err(|e| BadBody::Invalid(format!("Malformed parameters: {e}.")))
 }
 
 pub(super) fn no_store(mut resp: Response) -> Response {
