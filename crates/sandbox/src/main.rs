@@ -145,7 +145,8 @@ impl Args {
 }
 
 fn parse_rotation(s: &str) -> Result<Rotation, String> {
-    s.parse().map_err(|e: kit_sandbox::UnknownRotation| e.to_string())
+    s.parse()
+        .map_err(|e: kit_sandbox::UnknownRotation| e.to_string())
 }
 
 fn main() -> ExitCode {

@@ -36,9 +36,7 @@ impl Model {
             Code {
                 client_id: req.client_id.to_owned(),
                 redirect_uri: req.redirect_uri.to_owned(),
-                challenge: req
-                    .challenge
-                    .map(|(c, m)| (c.to_owned(), m.to_owned())),
+                challenge: req.challenge.map(|(c, m)| (c.to_owned(), m.to_owned())),
                 account: req.account.to_owned(),
                 tenant_name: req.tenant_name.map(str::to_owned),
                 expires_at_ms: now_ms.saturating_add(ttl_ms(cfg.code_ttl)),

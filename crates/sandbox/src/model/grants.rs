@@ -129,21 +129,21 @@ impl Model {
             .map(|g| {
                 let current = self.pairs.get(&g.current);
                 GrantInfo {
-                id: g.id,
-                account_id: g.account.id,
-                account_name: g.account.name.clone(),
-                client_id: g.client_id.clone(),
-                tenant_name: g.tenant_name.clone(),
-                alive: g.alive,
-                created_at: g.created_at,
-                revoked_at: g.revoked_at,
-                refreshes: g.refreshes,
-                access_token_sha256: current.map(|p| sha256_hex(&p.access)).unwrap_or_default(),
-                refresh_token_sha256: current
-                    .map(|p| sha256_hex(&p.refresh))
-                    .unwrap_or_default(),
-                access_expires_at: current.map_or(0, |p| p.expires_at_ms().div_euclid(1000)),
-            }
+                    id: g.id,
+                    account_id: g.account.id,
+                    account_name: g.account.name.clone(),
+                    client_id: g.client_id.clone(),
+                    tenant_name: g.tenant_name.clone(),
+                    alive: g.alive,
+                    created_at: g.created_at,
+                    revoked_at: g.revoked_at,
+                    refreshes: g.refreshes,
+                    access_token_sha256: current.map(|p| sha256_hex(&p.access)).unwrap_or_default(),
+                    refresh_token_sha256: current
+                        .map(|p| sha256_hex(&p.refresh))
+                        .unwrap_or_default(),
+                    access_expires_at: current.map_or(0, |p| p.expires_at_ms().div_euclid(1000)),
+                }
             })
             .collect();
         out.sort_by_key(|g| g.id);

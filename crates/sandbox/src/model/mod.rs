@@ -198,7 +198,7 @@ pub struct ModelSizes {
     pub access_tokens: usize,
     /// Refresh tokens remembered (current and retired).
     pub refresh_tokens: usize,
-    /// Retired tokens in the bounded FIFO.
+    /// Retired (spent or revoked) token pairs in the bounded FIFO.
     pub retired: usize,
 }
 
@@ -221,32 +221,43 @@ mod tests {
         assert_eq!(s256(v), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     }
 
+    /// Under revoke-on-use a client that never calls the API leaves every refreshed pair live;
+    /// the per-grant cap keeps that bounded too.
     #[test]
-    fn many_rotations_keep_tables_bounded() {
-        let cfg = SandboxConfig {
-            reuse_detection: true,
-            ..SandboxConfig::default()
-        };
-        let mut m = Model::default();
-        let req = CodeRequest {
-            client_id: &cfg.client_id,
-            redirect_uri: &cfg.redirect_uris[0],
-            challenge: None,
-            account: "a",
-            tenant_name: None,
-        };
-        let code = m.issue_code(&cfg, &req, 0);
-        let mut t = m
-            .exchange_code(&cfg, &cfg.client_id, &code, &cfg.redirect_uris[0], None, 0)
-            .unwrap();
-        for i in 0..100_000 {
-            t = m
-                .refresh(&cfg, &cfg.client_id, &t.refresh_token, i)
+    fn many_rotations_keep_tables_bounded_in_every_mode() {
+        use crate::config::Rotation;
+        for rotation in [
+            Rotation::RevokeOnUse,
+            Rotation::Strict,
+            Rotation::ReuseDetection,
+        ] {
+            let cfg = SandboxConfig {
+                rotation,
+                ..SandboxConfig::default()
+            };
+            let mut m = Model::default();
+            let req = CodeRequest {
+                client_id: &cfg.client_id,
+                redirect_uri: &cfg.redirect_uris[0],
+                challenge: None,
+                account: "a",
+                tenant_name: None,
+            };
+            let code = m.issue_code(&cfg, &req, 0);
+            let mut t = m
+                .exchange_code(&cfg, &cfg.client_id, &code, &cfg.redirect_uris[0], None, 0)
                 .unwrap();
+            let caller = Caller::Client(cfg.client_id.clone());
+            for i in 0..100_000 {
+                t = m.refresh(&cfg, &caller, &t.refresh_token, i).unwrap();
+            }
+            let s = m.sizes();
+            let bound = RETIRED_CAP + LIVE_PAIRS_CAP + 1;
+            assert!(s.access_tokens <= bound, "{rotation}: {s:?}");
+            assert!(s.refresh_tokens <= bound, "{rotation}: {s:?}");
+            assert_eq!(m.stats.refreshes_ok, 100_000, "{rotation}");
+            assert_eq!(m.stats.refresh_reuse_attempts, 0, "{rotation}");
+            assert_eq!(m.grants_alive(), 1, "{rotation}");
         }
-        let s = m.sizes();
-        assert!(s.access_tokens <= RETIRED_CAP + 1, "{s:?}");
-        assert!(s.refresh_tokens <= RETIRED_CAP + 1, "{s:?}");
-        assert_eq!(m.stats.refreshes_ok, 100_000);
     }
 }

@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 
 use crate::config::{Rotation, SandboxConfig};
 
-use super::answers::{ApiRefusal, Caller, OAuthError, RevokeOutcome, TokenResponse};
 use super::answers::token_response;
+use super::answers::{ApiRefusal, Caller, OAuthError, RevokeOutcome, TokenResponse};
 use super::{
     Account, LIVE_PAIRS_CAP, Model, Pair, PairState, RETIRED_CAP, new_token, secs, ttl_ms,
 };
@@ -191,8 +191,17 @@ impl Model {
     /// The revoke endpoint (RFC 7009) for an authenticated client. Like Doorkeeper, only a pair
     /// that is live and whose access token has not expired is revoked; anything else changes
     /// nothing.
-    pub(crate) fn revoke_token(&mut self, client_id: &str, token: &str, now_ms: i64) -> RevokeOutcome {
-        let Some(&id) = self.by_access.get(token).or_else(|| self.by_refresh.get(token)) else {
+    pub(crate) fn revoke_token(
+        &mut self,
+        client_id: &str,
+        token: &str,
+        now_ms: i64,
+    ) -> RevokeOutcome {
+        let Some(&id) = self
+            .by_access
+            .get(token)
+            .or_else(|| self.by_refresh.get(token))
+        else {
             return RevokeOutcome::Ignored;
         };
         let Some(p) = self.pairs.get(&id) else {

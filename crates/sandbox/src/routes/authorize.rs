@@ -81,9 +81,8 @@ fn validate_authorize(
     parsed: Result<Params, params::ParamError>,
 ) -> Result<AuthRequest, AuthFailure> {
     let cfg = &s.config;
-    let p = parsed.map_err(|e| {
-        AuthFailure::new(format!("The authorization request is malformed: {e}."))
-    })?;
+    let p = parsed
+        .map_err(|e| AuthFailure::new(format!("The authorization request is malformed: {e}.")))?;
     let client_id = p
         .get("client_id")
         .ok_or_else(|| AuthFailure::new(sentences::missing("client_id")))?;

@@ -42,8 +42,7 @@ pub(super) fn authenticate_client(s: &Shared, headers: &HeaderMap, p: &Params) -
 /// Constant-time equality of two secrets (the length is not hidden).
 fn secure_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0

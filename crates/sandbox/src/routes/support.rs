@@ -83,7 +83,7 @@ pub(super) async fn read_params(
     let parsed = match media.as_deref() {
         Some("application/x-www-form-urlencoded") => params::parse_form(&bytes),
         Some(m) if allow_json && (m == "application/json" || m.ends_with("+json")) => {
-            if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+            if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
                 return Err(BadBody::MalformedJson);
             }
             params::parse_json(&bytes)
