@@ -38,8 +38,8 @@ pub struct GrantInfo {
 }
 
 impl Model {
-    /// Creates the grant for (account, client, tenant_name), or gives an alive one a new token
-    /// pair and revokes the pairs it had: the sandbox keeps one install per tenant.
+    /// Creates the grant for (account, client, tenant_name), or gives an alive one another token
+    /// pair. As on Doorkeeper, the pairs it already had keep working.
     pub(super) fn open_grant(
         &mut self,
         cfg: &SandboxConfig,
@@ -73,15 +73,7 @@ impl Model {
             self.stats.grants_created += 1;
             id
         };
-        let old = self
-            .grants
-            .get(&grant_id)
-            .map(|g| g.live.clone())
-            .unwrap_or_default();
         let pair = self.new_pair(grant_id, cfg.access_ttl, None, now_ms);
-        for id in old {
-            self.retire_pair(id, PairState::Revoked, now_ms);
-        }
         self.pair_response(cfg, pair)
     }
 

@@ -121,6 +121,9 @@ impl Model {
                     return Err(self.fail_grant("refresh_spent"));
                 }
                 self.stats.refresh_reuse_attempts += 1;
+                if !self.grants.get(&grant_id).is_some_and(|g| g.alive) {
+                    return Err(self.fail_grant("refresh_revoked"));
+                }
                 if let Some(again) = self.grace(cfg, id, now_ms) {
                     self.stats.refresh_grace_hits += 1;
                     return Ok(again);

@@ -1,6 +1,6 @@
 //! Helpers shared by the black-box tests: a client that does not follow redirects, PKCE, and
 //! the authorize → code → token dance over real loopback HTTP.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
