@@ -71,6 +71,8 @@ pub struct Stats {
     pub faults_injected: u64,
     /// `GET /apps/{id}/install` redirects.
     pub installs_started: u64,
+    /// Of those, links that carried Kit's attribution parameter `k_app_id=k_{id}`.
+    pub installs_attributed: u64,
 }
 
 impl Stats {

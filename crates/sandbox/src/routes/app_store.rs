@@ -5,7 +5,7 @@ use axum::response::Response;
 use http::{StatusCode, Uri};
 
 use crate::html;
-use crate::params::{self};
+use crate::params;
 
 use super::AppState;
 use super::support::{found, html_response};
@@ -17,7 +17,12 @@ fn valid_app_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-pub(super) async fn app_install(State(s): AppState, Path(id): Path<String>) -> Response {
+/// Kit's install link, `/apps/{id}/install` (optionally `?k_app_id=k_{id}` for attribution),
+/// sends the creator to the app's Authorization URL with one parameter, `redirect`, exactly as
+/// Kit documents it: `redirect=https://app.kit.com/apps/{id}?success=true`, not
+/// percent-encoded. Kit documents nothing else on that request; the app id is in the
+/// `redirect` path.
+pub(super) async fn app_install(State(s): AppState, Path(id): Path<String>, uri: Uri) -> Response {
     if !valid_app_id(&id) {
         return html_response(StatusCode::NOT_FOUND, html::error_page("No such app."));
     }
@@ -29,8 +34,10 @@ pub(super) async fn app_install(State(s): AppState, Path(id): Path<String>) -> R
             ),
         );
     };
-    s.model().record_install(&id, s.now_ms());
-    // Kit's documented example is not percent-encoded; neither is this.
+    let attributed = params::parse_form(uri.query().unwrap_or_default().as_bytes())
+        .ok()
+        .is_some_and(|p| p.get("k_app_id") == Some(format!("k_{id}").as_str()));
+    s.model().record_install(&id, attributed, s.now_ms());
     let sep = if app_url.contains('?') { '&' } else { '?' };
     found(&format!(
         "{app_url}{sep}redirect={}/apps/{id}?success=true",
@@ -38,6 +45,8 @@ pub(super) async fn app_install(State(s): AppState, Path(id): Path<String>) -> R
     ))
 }
 
+/// The app's page on Kit. Reached with `?success=true` it shows the app installed: that is
+/// how Kit registers an install, so an app must not send a creator who pressed Deny there.
 pub(super) async fn app_page(State(s): AppState, Path(id): Path<String>, uri: Uri) -> Response {
     if !valid_app_id(&id) {
         return html_response(StatusCode::NOT_FOUND, html::error_page("No such app."));
@@ -47,12 +56,7 @@ pub(super) async fn app_page(State(s): AppState, Path(id): Path<String>, uri: Ur
         .is_some_and(|p| p.get("success") == Some("true"));
     let (clicks, grants) = {
         let m = s.model();
-        (
-            m.installs
-                .get(&id)
-                .map(|i| (i.clicks, i.first_at, i.last_at)),
-            m.grants_info(),
-        )
+        (m.installs.get(&id).cloned(), m.grants_info())
     };
     let rows: Vec<html::InstallRow> = grants
         .into_iter()
@@ -68,6 +72,6 @@ pub(super) async fn app_page(State(s): AppState, Path(id): Path<String>, uri: Ur
     let installed = success || rows.iter().any(|r| r.alive);
     html_response(
         StatusCode::OK,
-        html::installed_page(&id, &s.config.app_name, installed, clicks, &rows),
+        html::installed_page(&id, &s.config.app_name, installed, clicks.as_ref(), &rows),
     )
 }
