@@ -26,7 +26,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Authenticates and rate-limits an API call, counting the outcome.
-pub(super) fn api_auth(
+pub(crate) fn api_auth(
     s: &Shared,
     headers: &HeaderMap,
 ) -> Result<(model::Account, Option<String>), ApiRefusal> {
@@ -45,7 +45,7 @@ pub(super) fn api_auth(
 }
 
 /// The exact response Kit gives for a refused API call.
-pub(super) fn refusal_response(refusal: ApiRefusal) -> Response {
+pub(crate) fn refusal_response(refusal: ApiRefusal) -> Response {
     let msg = match refusal {
         // Kit's 429 may come without a body and without Retry-After: the hardest case.
         ApiRefusal::RateLimited => return StatusCode::TOO_MANY_REQUESTS.into_response(),
