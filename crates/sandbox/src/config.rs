@@ -30,6 +30,9 @@ pub struct SandboxConfig {
     pub auto_approve: bool,
     /// What a refresh does to the refresh token it spends, and what a reuse of it does.
     pub rotation: Rotation,
+    /// A replayed authorization code also revokes the tokens issued from it (RFC 6749 §4.1.2
+    /// "SHOULD"). Off by default: Doorkeeper, and so Kit, keeps them.
+    pub revoke_on_code_replay: bool,
     /// The just-spent refresh token is accepted once more within this many seconds and returns
     /// the same new pair, in every rotation mode. 0 disables the grace window.
     pub reuse_grace: u64,
@@ -129,6 +132,7 @@ impl Default for SandboxConfig {
             code_ttl: 600,
             auto_approve: false,
             rotation: Rotation::default(),
+            revoke_on_code_replay: false,
             reuse_grace: 0,
             rate_limit: 600,
             lowercase_token_type: false,
@@ -198,6 +202,7 @@ impl SandboxConfig {
             code_ttl: self.code_ttl,
             auto_approve: self.auto_approve,
             rotation: self.rotation,
+            revoke_on_code_replay: self.revoke_on_code_replay,
             reuse_grace: self.reuse_grace,
             rate_limit: self.rate_limit,
             lowercase_token_type: self.lowercase_token_type,
@@ -228,6 +233,8 @@ pub struct PublicConfig {
     pub auto_approve: bool,
     /// See [`SandboxConfig::rotation`].
     pub rotation: Rotation,
+    /// See [`SandboxConfig::revoke_on_code_replay`].
+    pub revoke_on_code_replay: bool,
     /// See [`SandboxConfig::reuse_grace`].
     pub reuse_grace: u64,
     /// See [`SandboxConfig::rate_limit`].

@@ -155,6 +155,12 @@ impl SandboxBuilder {
         self.config.rotation = mode;
         self
     }
+    /// A replayed code also revokes the tokens issued from it (`--revoke-on-code-replay`): the
+    /// RFC's "SHOULD", stricter than Doorkeeper and Kit, for tests that need it.
+    pub fn revoke_on_code_replay(mut self, on: bool) -> Self {
+        self.config.revoke_on_code_replay = on;
+        self
+    }
     /// Grace window in seconds for the just-spent refresh token (`--reuse-grace`); 0 = off.
     pub fn reuse_grace(mut self, secs: u64) -> Self {
         self.config.reuse_grace = secs;

@@ -75,6 +75,11 @@ struct Args {
     )]
     rotation: Rotation,
 
+    /// A replayed authorization code also revokes the tokens issued from it (RFC 6749 §4.1.2).
+    /// Off by default, as on Doorkeeper (Kit), which keeps them.
+    #[arg(long, env = "KIT_SANDBOX_REVOKE_ON_CODE_REPLAY")]
+    revoke_on_code_replay: bool,
+
     /// Accept the just-spent refresh token once more within this many seconds, returning the
     /// same new token pair (0 = no grace). Works with every --rotation mode.
     #[arg(
@@ -132,6 +137,7 @@ impl Args {
             code_ttl: self.code_ttl,
             auto_approve: self.auto_approve,
             rotation: self.rotation,
+            revoke_on_code_replay: self.revoke_on_code_replay,
             reuse_grace: self.reuse_grace,
             rate_limit: self.rate_limit,
             lowercase_token_type: self.lowercase_token_type,

@@ -164,6 +164,7 @@ fn binary_help_documents_every_flag_and_bad_config_exits_2() {
         "reuse-detection",
         "exactly-once",
         "--reuse-grace",
+        "--revoke-on-code-replay",
         "--rate-limit",
         "--lowercase-token-type",
         "--omit-scope",

@@ -126,6 +126,26 @@ async fn codes_are_single_use_and_a_replay_keeps_their_tokens() {
     assert_eq!(stats.invalid_grant["code_reused"], 1);
     assert_eq!(stats.invalid_grant_total, 1);
     assert_eq!(stats.grants_revoked, 0);
+
+    // The stricter switch: a replay also revokes what the code issued (RFC 6749 §4.1.2).
+    let sb = confidential()
+        .revoke_on_code_replay(true)
+        .spawn()
+        .await
+        .unwrap();
+    let c = code(&sb, &[]).await;
+    let (_, t) = exchange(&sb, &c).await;
+    assert_eq!(exchange(&sb, &c).await.0, 400);
+    assert_eq!(
+        get_account(&sb, &s(&t, "access_token")).await,
+        (
+            401,
+            r#"{"errors":["The access token was revoked"]}"#.to_owned()
+        )
+    );
+    let (st, _) = refresh(&sb, &s(&t, "refresh_token")).await;
+    assert_eq!(st, 400);
+    assert_eq!(sb.stats().grants_revoked, 1);
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 use crate::config::SandboxConfig;
 
 use super::answers::{OAuthError, TokenResponse};
-use super::{Account, CODES_CAP, Code, CodeRequest, Model, new_token, s256, ttl_ms};
+use super::{Account, CODES_CAP, Code, CodeRequest, Model, PairState, new_token, s256, ttl_ms};
 
 impl Model {
     pub(crate) fn issue_code(
@@ -41,6 +41,7 @@ impl Model {
                 tenant_name: req.tenant_name.map(str::to_owned),
                 expires_at_ms: now_ms.saturating_add(ttl_ms(cfg.code_ttl)),
                 redeemed: false,
+                issued_pair: None,
             },
         );
         self.code_order.push_back(code.clone());
@@ -73,7 +74,13 @@ impl Model {
             return Err(self.fail_grant("code_client_mismatch"));
         }
         if entry.redeemed {
+            let issued = entry.issued_pair;
             self.stats.codes_redeemed_twice += 1;
+            if cfg.revoke_on_code_replay
+                && let Some(pair) = issued
+            {
+                self.retire_pair(pair, PairState::Revoked, now_ms);
+            }
             return Err(self.fail_grant("code_reused"));
         }
         if now_ms >= entry.expires_at_ms {
@@ -101,7 +108,10 @@ impl Model {
         let account = Account::named(&entry.account);
         let tenant_name = entry.tenant_name.clone();
         self.stats.codes_redeemed += 1;
-        self.open_grant(cfg, account, client_id, tenant_name, now_ms)
-            .ok_or_else(OAuthError::invalid_grant)
+        let (pair, answer) = self.open_grant(cfg, account, client_id, tenant_name, now_ms);
+        if let Some(c) = self.codes.get_mut(code) {
+            c.issued_pair = Some(pair);
+        }
+        answer.ok_or_else(OAuthError::invalid_grant)
     }
 }

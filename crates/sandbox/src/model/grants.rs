@@ -47,7 +47,7 @@ impl Model {
         client_id: &str,
         tenant_name: Option<String>,
         now_ms: i64,
-    ) -> Option<TokenResponse> {
+    ) -> (u64, Option<TokenResponse>) {
         let key: GrantKey = (account.id, client_id.to_owned(), tenant_name.clone());
         let grant_id = if let Some(&id) = self.by_key.get(&key) {
             id
@@ -74,7 +74,7 @@ impl Model {
             id
         };
         let pair = self.new_pair(grant_id, cfg.access_ttl, None, now_ms);
-        self.pair_response(cfg, pair)
+        (pair, self.pair_response(cfg, pair))
     }
 
     /// Revokes a grant: every live pair of it stops working. Returns whether it was alive.

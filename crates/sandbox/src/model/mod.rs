@@ -50,6 +50,8 @@ struct Code {
     tenant_name: Option<String>,
     expires_at_ms: i64,
     redeemed: bool,
+    /// The pair its exchange issued (for `--revoke-on-code-replay`).
+    issued_pair: Option<u64>,
 }
 
 /// One grant: the chain of token pairs issued for an (account, client, tenant_name).
