@@ -129,6 +129,7 @@ impl World {
             .redirect_uri(REDIRECT_URI)
             .auto_approve(true)
             .rotation(Rotation::ReuseDetection)
+            .revoke_on_reauthorization(true)
             .rate_limit(1_000_000);
         let sandbox = customize(builder).spawn().await.unwrap();
         let clock = ManualClock::new(Timestamp::from_unix_seconds(sandbox.now()));

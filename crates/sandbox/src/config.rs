@@ -33,6 +33,10 @@ pub struct SandboxConfig {
     /// A replayed authorization code also revokes the tokens issued from it (RFC 6749 §4.1.2
     /// "SHOULD"). Off by default: Doorkeeper, and so Kit, keeps them.
     pub revoke_on_code_replay: bool,
+    /// A new code exchange for an (account, client, tenant_name) that already has a grant
+    /// revokes the grant's earlier pairs, so one install holds one pair. Off by default:
+    /// Doorkeeper keeps them.
+    pub revoke_on_reauthorization: bool,
     /// The just-spent refresh token is accepted once more within this many seconds and returns
     /// the same new pair, in every rotation mode. 0 disables the grace window.
     pub reuse_grace: u64,
@@ -133,6 +137,7 @@ impl Default for SandboxConfig {
             auto_approve: false,
             rotation: Rotation::default(),
             revoke_on_code_replay: false,
+            revoke_on_reauthorization: false,
             reuse_grace: 0,
             rate_limit: 600,
             lowercase_token_type: false,
@@ -203,6 +208,7 @@ impl SandboxConfig {
             auto_approve: self.auto_approve,
             rotation: self.rotation,
             revoke_on_code_replay: self.revoke_on_code_replay,
+            revoke_on_reauthorization: self.revoke_on_reauthorization,
             reuse_grace: self.reuse_grace,
             rate_limit: self.rate_limit,
             lowercase_token_type: self.lowercase_token_type,
@@ -235,6 +241,8 @@ pub struct PublicConfig {
     pub rotation: Rotation,
     /// See [`SandboxConfig::revoke_on_code_replay`].
     pub revoke_on_code_replay: bool,
+    /// See [`SandboxConfig::revoke_on_reauthorization`].
+    pub revoke_on_reauthorization: bool,
     /// See [`SandboxConfig::reuse_grace`].
     pub reuse_grace: u64,
     /// See [`SandboxConfig::rate_limit`].

@@ -161,6 +161,13 @@ impl SandboxBuilder {
         self.config.revoke_on_code_replay = on;
         self
     }
+    /// A new authorization of the same account and tenant revokes the grant's earlier pairs
+    /// (`--revoke-on-reauthorization`): stricter than Doorkeeper, for suites that check the
+    /// store against the sandbox's live grants.
+    pub fn revoke_on_reauthorization(mut self, on: bool) -> Self {
+        self.config.revoke_on_reauthorization = on;
+        self
+    }
     /// Grace window in seconds for the just-spent refresh token (`--reuse-grace`); 0 = off.
     pub fn reuse_grace(mut self, secs: u64) -> Self {
         self.config.reuse_grace = secs;

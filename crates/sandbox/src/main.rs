@@ -80,6 +80,11 @@ struct Args {
     #[arg(long, env = "KIT_SANDBOX_REVOKE_ON_CODE_REPLAY")]
     revoke_on_code_replay: bool,
 
+    /// A new authorization of the same account and tenant revokes the grant's earlier tokens.
+    /// Off by default, as on Doorkeeper (Kit), which keeps them.
+    #[arg(long, env = "KIT_SANDBOX_REVOKE_ON_REAUTHORIZATION")]
+    revoke_on_reauthorization: bool,
+
     /// Accept the just-spent refresh token once more within this many seconds, returning the
     /// same new token pair (0 = no grace). Works with every --rotation mode.
     #[arg(
@@ -138,6 +143,7 @@ impl Args {
             auto_approve: self.auto_approve,
             rotation: self.rotation,
             revoke_on_code_replay: self.revoke_on_code_replay,
+            revoke_on_reauthorization: self.revoke_on_reauthorization,
             reuse_grace: self.reuse_grace,
             rate_limit: self.rate_limit,
             lowercase_token_type: self.lowercase_token_type,

@@ -165,6 +165,7 @@ fn binary_help_documents_every_flag_and_bad_config_exits_2() {
         "exactly-once",
         "--reuse-grace",
         "--revoke-on-code-replay",
+        "--revoke-on-reauthorization",
         "--rate-limit",
         "--lowercase-token-type",
         "--omit-scope",

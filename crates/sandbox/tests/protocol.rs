@@ -389,6 +389,24 @@ async fn grants_are_keyed_by_account_client_and_tenant_name() {
     assert_eq!(sb.stats().grants_created, 3);
     assert_eq!(get_account(&sb, &s(&b, "access_token")).await.0, 200);
     assert_eq!(get_account(&sb, &s(&b2, "access_token")).await.0, 200);
+
+    // The stricter switch: one pair per install, the earlier one revoked.
+    let sb = confidential()
+        .revoke_on_reauthorization(true)
+        .spawn()
+        .await
+        .unwrap();
+    let first = tokens(&sb, &[("tenant_name", "shop-b")]).await;
+    let second = tokens(&sb, &[("tenant_name", "shop-b")]).await;
+    assert_eq!(
+        get_account(&sb, &s(&first, "access_token")).await,
+        (
+            401,
+            r#"{"errors":["The access token was revoked"]}"#.to_owned()
+        )
+    );
+    assert_eq!(get_account(&sb, &s(&second, "access_token")).await.0, 200);
+    assert_eq!((sb.grants().len(), sb.stats().grants_revoked), (1, 0));
 }
 
 #[tokio::test]

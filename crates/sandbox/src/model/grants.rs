@@ -39,7 +39,8 @@ pub struct GrantInfo {
 
 impl Model {
     /// Creates the grant for (account, client, tenant_name), or gives an alive one another token
-    /// pair. As on Doorkeeper, the pairs it already had keep working.
+    /// pair. As on Doorkeeper, the pairs it already had keep working, unless
+    /// `revoke_on_reauthorization` asks for one pair per install.
     pub(super) fn open_grant(
         &mut self,
         cfg: &SandboxConfig,
@@ -73,7 +74,14 @@ impl Model {
             self.stats.grants_created += 1;
             id
         };
+        let earlier = match self.grants.get(&grant_id) {
+            Some(g) if cfg.revoke_on_reauthorization => g.live.clone(),
+            _ => Vec::new(),
+        };
         let pair = self.new_pair(grant_id, cfg.access_ttl, None, now_ms);
+        for id in earlier {
+            self.retire_pair(id, PairState::Revoked, now_ms);
+        }
         (pair, self.pair_response(cfg, pair))
     }
 
