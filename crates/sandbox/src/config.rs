@@ -37,6 +37,9 @@ pub struct SandboxConfig {
     /// revokes the grant's earlier pairs, so one install holds one pair. Off by default:
     /// Doorkeeper keeps them.
     pub revoke_on_reauthorization: bool,
+    /// The revoke endpoint also revokes a pair whose access token has expired (RFC 7009).
+    /// Off by default: Doorkeeper ignores such a revoke, and the refresh token goes on working.
+    pub revoke_expired: bool,
     /// The just-spent refresh token is accepted once more within this many seconds and returns
     /// the same new pair, in every rotation mode. 0 disables the grace window.
     pub reuse_grace: u64,
@@ -138,6 +141,7 @@ impl Default for SandboxConfig {
             rotation: Rotation::default(),
             revoke_on_code_replay: false,
             revoke_on_reauthorization: false,
+            revoke_expired: false,
             reuse_grace: 0,
             rate_limit: 600,
             lowercase_token_type: false,
@@ -209,6 +213,7 @@ impl SandboxConfig {
             rotation: self.rotation,
             revoke_on_code_replay: self.revoke_on_code_replay,
             revoke_on_reauthorization: self.revoke_on_reauthorization,
+            revoke_expired: self.revoke_expired,
             reuse_grace: self.reuse_grace,
             rate_limit: self.rate_limit,
             lowercase_token_type: self.lowercase_token_type,
@@ -243,6 +248,8 @@ pub struct PublicConfig {
     pub revoke_on_code_replay: bool,
     /// See [`SandboxConfig::revoke_on_reauthorization`].
     pub revoke_on_reauthorization: bool,
+    /// See [`SandboxConfig::revoke_expired`].
+    pub revoke_expired: bool,
     /// See [`SandboxConfig::reuse_grace`].
     pub reuse_grace: u64,
     /// See [`SandboxConfig::rate_limit`].

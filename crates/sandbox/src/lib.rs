@@ -168,6 +168,13 @@ impl SandboxBuilder {
         self.config.revoke_on_reauthorization = on;
         self
     }
+    /// The revoke endpoint also revokes a pair whose access token has expired
+    /// (`--revoke-expired`): RFC 7009's reading, stricter than Doorkeeper, for suites that
+    /// revoke long-expired connections and check the grant ended.
+    pub fn revoke_expired(mut self, on: bool) -> Self {
+        self.config.revoke_expired = on;
+        self
+    }
     /// Grace window in seconds for the just-spent refresh token (`--reuse-grace`); 0 = off.
     pub fn reuse_grace(mut self, secs: u64) -> Self {
         self.config.reuse_grace = secs;

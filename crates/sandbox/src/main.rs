@@ -85,6 +85,11 @@ struct Args {
     #[arg(long, env = "KIT_SANDBOX_REVOKE_ON_REAUTHORIZATION")]
     revoke_on_reauthorization: bool,
 
+    /// The revoke endpoint also revokes tokens whose access token has expired. Off by default,
+    /// as on Doorkeeper (Kit), which ignores such a revoke (the refresh token keeps working).
+    #[arg(long, env = "KIT_SANDBOX_REVOKE_EXPIRED")]
+    revoke_expired: bool,
+
     /// Accept the just-spent refresh token once more within this many seconds, returning the
     /// same new token pair (0 = no grace). Works with every --rotation mode.
     #[arg(
@@ -144,6 +149,7 @@ impl Args {
             rotation: self.rotation,
             revoke_on_code_replay: self.revoke_on_code_replay,
             revoke_on_reauthorization: self.revoke_on_reauthorization,
+            revoke_expired: self.revoke_expired,
             reuse_grace: self.reuse_grace,
             rate_limit: self.rate_limit,
             lowercase_token_type: self.lowercase_token_type,

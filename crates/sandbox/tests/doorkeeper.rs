@@ -225,6 +225,25 @@ async fn expired_tokens_match_doorkeeper() {
         pair(refresh_of(&sb, &t2).await, 2);
         assert_eq!(sb.stats().grants_revoked, 0, "{mode}");
     }
+    // The stricter switch revokes it anyway (RFC 7009's reading).
+    let sb = confidential()
+        .access_ttl(2)
+        .revoke_expired(true)
+        .spawn()
+        .await
+        .unwrap();
+    let t = tokens(&sb, &[]).await;
+    sb.advance_clock(3);
+    let resp = http()
+        .post(sb.url("/v4/oauth/revoke"))
+        .basic_auth(CLIENT, Some(SECRET))
+        .form(&[("token", s(&t, "refresh_token"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(refresh_of(&sb, &t).await, invalid_grant());
+    assert_eq!(sb.stats().grants_revoked, 1);
 }
 
 #[tokio::test]

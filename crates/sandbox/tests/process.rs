@@ -166,6 +166,7 @@ fn binary_help_documents_every_flag_and_bad_config_exits_2() {
         "--reuse-grace",
         "--revoke-on-code-replay",
         "--revoke-on-reauthorization",
+        "--revoke-expired",
         "--rate-limit",
         "--lowercase-token-type",
         "--omit-scope",

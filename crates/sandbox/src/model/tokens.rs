@@ -192,10 +192,11 @@ impl Model {
     }
 
     /// The revoke endpoint (RFC 7009) for an authenticated client. Like Doorkeeper, only a pair
-    /// that is live and whose access token has not expired is revoked; anything else changes
-    /// nothing.
+    /// that is live and whose access token has not expired (unless `revoke_expired`) is
+    /// revoked; anything else changes nothing.
     pub(crate) fn revoke_token(
         &mut self,
+        cfg: &SandboxConfig,
         client_id: &str,
         token: &str,
         now_ms: i64,
@@ -217,7 +218,8 @@ impl Model {
         if !own {
             return RevokeOutcome::Forbidden;
         }
-        if p.state != PairState::Live || now_ms >= p.expires_at_ms() {
+        let expired = now_ms >= p.expires_at_ms() && !cfg.revoke_expired;
+        if p.state != PairState::Live || expired {
             return RevokeOutcome::Ignored;
         }
         self.retire_pair(id, PairState::Revoked, now_ms);

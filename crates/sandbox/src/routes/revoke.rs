@@ -30,7 +30,7 @@ pub(super) async fn revoke(State(s): AppState, headers: HeaderMap, body: Body) -
         let mut m = s.model();
         m.stats.revocations += 1;
         match p.get("token") {
-            Some(token) => m.revoke_token(&client_id, token, now),
+            Some(token) => m.revoke_token(&s.config, &client_id, token, now),
             None => RevokeOutcome::Ignored,
         }
     };
