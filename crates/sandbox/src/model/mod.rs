@@ -28,7 +28,8 @@ pub(crate) use installs::Install;
 
 /// How many retired (spent or revoked) tokens are remembered, for precise error messages and
 /// reuse detection. Older ones are forgotten and answer as unknown.
-pub(crate) const RETIRED_CAP: usize = 32_768;
+/// Counted in pairs: 16,384 pairs are the 32,768 tokens the sandbox always kept.
+pub(crate) const RETIRED_CAP: usize = 16_384;
 /// How many refreshed-but-not-yet-spent pairs one grant keeps live under revoke-on-use (a client
 /// that refreshes without ever calling the API would otherwise grow them without end). Beyond
 /// it the oldest is spent, as if its successor had been used.
