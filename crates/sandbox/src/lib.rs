@@ -5,6 +5,10 @@
 //! App Store simulation. It depends on no other crate of this workspace, so a bug shared with the
 //! client cannot hide.
 //!
+//! Refresh tokens rotate in one of three modes ([`Rotation`]): Doorkeeper's two (Kit's server is
+//! Doorkeeper; `RevokeOnUse` is the default) and `ReuseDetection`, the harshest, for tests of
+//! exactly-once refresh. Errors carry Doorkeeper's own sentences.
+//!
 //! Serves both path families, `/v4/oauth/{authorize,token,revoke}` and
 //! `/oauth/{authorize,token,revoke}`, plus a control API under `/_sandbox/` (see the crate
 //! README for every JSON shape).

@@ -112,8 +112,10 @@ impl Model {
             return Err(self.fail_grant("refresh_unknown"));
         };
         let (state, grant_id, refreshed_before) = (pair.state, pair.grant, pair.successor);
-        let owner = self.grants.get(&grant_id).map(|g| g.client_id.clone());
-        let client_ok = matches!(caller, Caller::Client(c) if owner.as_deref() == Some(c.as_str()));
+        let client_ok = self
+            .grants
+            .get(&grant_id)
+            .is_some_and(|g| matches!(caller, Caller::Client(c) if *c == g.client_id));
         match state {
             PairState::Revoked => Err(self.fail_grant("refresh_revoked")),
             PairState::Spent => {
