@@ -166,6 +166,9 @@ impl Cluster {
             ]);
         }
         command.args(["--rotation", spec.rotation.as_flag()]);
+        // One pair per install and revocable expired pairs, as the sandbox behaved when the
+        // scenarios' figures were taken (Doorkeeper is laxer on both).
+        command.args(["--revoke-on-reauthorization", "--revoke-expired"]);
         let (sandbox_proc, base) = Proc::spawn_until_line(
             "kit-sandbox",
             command,
