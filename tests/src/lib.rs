@@ -14,7 +14,7 @@ use kit_oauth::core::{ConnectionId, ManualClock, Timestamp};
 use kit_oauth::http::KitEndpoints;
 use kit_oauth::store::{KeyRing, SeaOrmStore, StoreOptions};
 use kit_oauth::{KitOAuth, ManagerConfig};
-use kit_sandbox::{SandboxBuilder, SandboxHandle, Stats};
+use kit_sandbox::{Rotation, SandboxBuilder, SandboxHandle, Stats};
 use sea_orm::{ConnectionTrait as _, Database};
 
 pub const CLIENT_ID: &str = "kit-oauth-tests";
@@ -128,7 +128,9 @@ impl World {
             .client_secret(CLIENT_SECRET)
             .redirect_uri(REDIRECT_URI)
             .auto_approve(true)
-            .reuse_detection(true)
+            .rotation(Rotation::ReuseDetection)
+            .revoke_on_reauthorization(true)
+            .revoke_expired(true)
             .rate_limit(1_000_000);
         let sandbox = customize(builder).spawn().await.unwrap();
         let clock = ManualClock::new(Timestamp::from_unix_seconds(sandbox.now()));

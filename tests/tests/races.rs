@@ -16,7 +16,7 @@ use kit_oauth::core::{
 use kit_oauth::http::KitOAuthClient;
 use kit_oauth::{ManagerError, TokenManager};
 use kit_oauth_tests::{Db, World, invalid_grants};
-use kit_sandbox::{Fault, FaultEndpoint, FaultKind};
+use kit_sandbox::{Fault, FaultEndpoint, FaultKind, Rotation};
 
 type Hook = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
 
@@ -60,7 +60,7 @@ impl AccountLookup for Interleave {
 async fn invalid_grant_after_a_rotation_elsewhere_is_a_lost_race_not_a_dead_grant() {
     // Without reuse detection: a strict server would revoke the grant on the second use, and
     // then no client could save it.
-    let world = World::new(|b| b.reuse_detection(false)).await;
+    let world = World::new(|b| b.rotation(Rotation::Strict)).await;
     let db = Db::sqlite();
     let installer = world.instance(&db).await;
     let id = world.install(&installer, "racer", None).await;

@@ -113,7 +113,7 @@ class Sandbox:
                 "--redirect-uri", REDIRECT_URI,
                 "--auto-approve",
                 "--access-ttl", str(access_ttl),
-                *(["--reuse-detection"] if reuse_detection else []),
+                "--rotation", "reuse-detection" if reuse_detection else "strict",
             ],
             stdout=subprocess.PIPE,
             text=True,

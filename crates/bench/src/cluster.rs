@@ -41,14 +41,14 @@ pub struct ClusterSpec {
     pub access_ttl: u64,
     /// `expires_in` of tokens from a refresh.
     pub refresh_access_ttl: u64,
-    /// A spent refresh token revokes the whole grant (a strict Kit).
-    pub reuse_detection: bool,
+    /// The sandbox's `--rotation` mode.
+    pub rotation: SandboxRotation,
     /// Seconds a just-spent refresh token still works (0: none).
     pub reuse_grace: u64,
 }
 
 impl ClusterSpec {
-    /// A spec with Kit's own lifetimes, strict reuse detection and no grace.
+    /// A spec with Kit's own lifetimes, reuse detection (the harshest rotation) and no grace.
     #[must_use]
     pub fn new(instances: usize, db: DbKind, pg_url: &str) -> Self {
         Self {
@@ -58,7 +58,7 @@ impl ClusterSpec {
             own_pg: None,
             access_ttl: 172_800,
             refresh_access_ttl: 7_200,
-            reuse_detection: true,
+            rotation: SandboxRotation::ReuseDetection,
             reuse_grace: 0,
         }
     }
@@ -77,11 +77,35 @@ impl ClusterSpec {
             String::new()
         };
         format!(
-            "{} server process{}, {db}, sandbox reuse detection {}{grace}",
+            "{} server process{}, {db}, sandbox rotation {}{grace}",
             self.instances,
             if self.instances == 1 { "" } else { "es" },
-            if self.reuse_detection { "on" } else { "off" },
+            self.rotation.as_flag(),
         )
+    }
+}
+
+/// The sandbox's refresh-token rotation mode (`kit-sandbox --rotation`). The harness runs the
+/// sandbox as a process and does not link it, so it names the modes itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxRotation {
+    /// Doorkeeper's default: the previous refresh token works until the new access token is used.
+    RevokeOnUse,
+    /// A refresh revokes the previous pair at once.
+    Strict,
+    /// `Strict`, and a reused refresh token revokes the whole grant: exactly-once is provable.
+    ReuseDetection,
+}
+
+impl SandboxRotation {
+    /// The value of `--rotation`.
+    #[must_use]
+    pub fn as_flag(self) -> &'static str {
+        match self {
+            Self::RevokeOnUse => "revoke-on-use",
+            Self::Strict => "strict",
+            Self::ReuseDetection => "reuse-detection",
+        }
     }
 }
 
@@ -141,9 +165,10 @@ impl Cluster {
                 &format!("http://127.0.0.1:{port}/kit/oauth/callback"),
             ]);
         }
-        if spec.reuse_detection {
-            command.arg("--reuse-detection");
-        }
+        command.args(["--rotation", spec.rotation.as_flag()]);
+        // One pair per install and revocable expired pairs, as the sandbox behaved when the
+        // scenarios' figures were taken (Doorkeeper is laxer on both).
+        command.args(["--revoke-on-reauthorization", "--revoke-expired"]);
         let (sandbox_proc, base) = Proc::spawn_until_line(
             "kit-sandbox",
             command,

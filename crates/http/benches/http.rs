@@ -75,6 +75,7 @@ fn bench(c: &mut Criterion) {
             .redirect_uri(REDIRECT)
             .auto_approve(true)
             .rate_limit(u32::MAX)
+            .rotation(kit_sandbox::Rotation::Strict)
             .spawn()
             .await
             .unwrap()

@@ -24,6 +24,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .client_secret("my-secret")
         .redirect_uri(REDIRECT)
         .auto_approve(true)
+        .rotation(kit_sandbox::Rotation::Strict)
         .spawn()
         .await?;
 

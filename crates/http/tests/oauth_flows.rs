@@ -176,7 +176,11 @@ async fn lowercase_token_type_omitted_scope_and_scope_on_request() {
 
 #[tokio::test]
 async fn error_classes_are_classified_and_secret_free() {
-    let sb = confidential().spawn().await.unwrap();
+    let sb = confidential()
+        .revoke_on_code_replay(true)
+        .spawn()
+        .await
+        .unwrap();
     let good = oauth(&sb, Some(SECRET), TokenBody::Json);
     let auth = authorize(&good, None, None).await;
     let secrets_of = |auth: &Authorized| {

@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .client_secret("example-secret")
         .redirect_uri(callback)
         .auto_approve(true)
-        .reuse_detection(true)
+        .rotation(kit_sandbox::Rotation::ReuseDetection)
         .spawn()
         .await?;
     println!("sandbox Kit on {}", sandbox.base_url());

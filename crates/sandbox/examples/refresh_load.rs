@@ -192,7 +192,7 @@ fn main() {
             .client_secret(SECRET)
             .redirect_uri(REDIRECT)
             .auto_approve(true)
-            .reuse_detection(true)
+            .rotation(kit_sandbox::Rotation::ReuseDetection)
             .spawn()
             .await
             .unwrap();

@@ -2,7 +2,10 @@
 
 use std::net::SocketAddr;
 
-use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::SandboxError;
 
@@ -25,10 +28,20 @@ pub struct SandboxConfig {
     pub code_ttl: u64,
     /// Skip the consent page: authorize redirects straight back with a code.
     pub auto_approve: bool,
-    /// Presenting a spent refresh token revokes the whole grant.
-    pub reuse_detection: bool,
+    /// What a refresh does to the refresh token it spends, and what a reuse of it does.
+    pub rotation: Rotation,
+    /// A replayed authorization code also revokes the tokens issued from it (RFC 6749 §4.1.2
+    /// "SHOULD"). Off by default: Doorkeeper, and so Kit, keeps them.
+    pub revoke_on_code_replay: bool,
+    /// A new code exchange for an (account, client, tenant_name) that already has a grant
+    /// revokes the grant's earlier pairs, so one install holds one pair. Off by default:
+    /// Doorkeeper keeps them.
+    pub revoke_on_reauthorization: bool,
+    /// The revoke endpoint also revokes a pair whose access token has expired (RFC 7009).
+    /// Off by default: Doorkeeper ignores such a revoke, and the refresh token goes on working.
+    pub revoke_expired: bool,
     /// The just-spent refresh token is accepted once more within this many seconds and returns
-    /// the same new pair. 0 disables the grace window.
+    /// the same new pair, in every rotation mode. 0 disables the grace window.
     pub reuse_grace: u64,
     /// API requests allowed per access token per rolling 60 seconds.
     pub rate_limit: u32,
@@ -44,6 +57,67 @@ pub struct SandboxConfig {
     pub default_account: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+}
+
+/// How refresh tokens rotate. Kit's OAuth server is Doorkeeper; its two behaviours are the first
+/// two modes, and the third is a harsher model no Doorkeeper implements, kept because it is the
+/// one that proves a client never presents a spent token (`docs/kit-protocol.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rotation {
+    /// Doorkeeper's default (its tokens table has `previous_refresh_token`): after a refresh the
+    /// previous refresh token and access token keep working until the new access token is
+    /// first presented to the API; a refresh with the previous token before then issues another
+    /// pair. A reuse never ends the grant. Realistic; the demo runs in it.
+    #[default]
+    RevokeOnUse,
+    /// Doorkeeper without `previous_refresh_token`: a refresh revokes the previous pair at once,
+    /// so the old access token answers 401 "was revoked" and the old refresh token
+    /// `invalid_grant`.
+    Strict,
+    /// `Strict`, and presenting a spent refresh token also revokes the whole grant (every token
+    /// of it). The harshest model: test exactly-once refresh guarantees against it.
+    ReuseDetection,
+}
+
+impl Rotation {
+    /// The flag value (`revoke-on-use`, `strict`, `reuse-detection`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rotation::RevokeOnUse => "revoke-on-use",
+            Rotation::Strict => "strict",
+            Rotation::ReuseDetection => "reuse-detection",
+        }
+    }
+
+    /// Whether a refresh revokes the pair it replaces at once.
+    pub(crate) fn revokes_at_once(self) -> bool {
+        !matches!(self, Rotation::RevokeOnUse)
+    }
+}
+
+impl fmt::Display for Rotation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown `--rotation` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown rotation mode {0:?}: expected revoke-on-use, strict or reuse-detection")]
+pub struct UnknownRotation(String);
+
+impl FromStr for Rotation {
+    type Err = UnknownRotation;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "revoke-on-use" => Ok(Rotation::RevokeOnUse),
+            "strict" => Ok(Rotation::Strict),
+            "reuse-detection" => Ok(Rotation::ReuseDetection),
+            other => Err(UnknownRotation(other.chars().take(64).collect())),
+        }
+    }
 }
 
 /// Default `client_id`.
@@ -64,7 +138,10 @@ impl Default for SandboxConfig {
             refresh_access_ttl: 7_200,
             code_ttl: 600,
             auto_approve: false,
-            reuse_detection: false,
+            rotation: Rotation::default(),
+            revoke_on_code_replay: false,
+            revoke_on_reauthorization: false,
+            revoke_expired: false,
             reuse_grace: 0,
             rate_limit: 600,
             lowercase_token_type: false,
@@ -133,7 +210,10 @@ impl SandboxConfig {
             refresh_access_ttl: self.refresh_access_ttl,
             code_ttl: self.code_ttl,
             auto_approve: self.auto_approve,
-            reuse_detection: self.reuse_detection,
+            rotation: self.rotation,
+            revoke_on_code_replay: self.revoke_on_code_replay,
+            revoke_on_reauthorization: self.revoke_on_reauthorization,
+            revoke_expired: self.revoke_expired,
             reuse_grace: self.reuse_grace,
             rate_limit: self.rate_limit,
             lowercase_token_type: self.lowercase_token_type,
@@ -146,7 +226,7 @@ impl SandboxConfig {
 }
 
 /// The configuration as the control API shows it (no secret).
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PublicConfig {
     /// The registered `client_id`.
     pub client_id: String,
@@ -162,8 +242,14 @@ pub struct PublicConfig {
     pub code_ttl: u64,
     /// See [`SandboxConfig::auto_approve`].
     pub auto_approve: bool,
-    /// See [`SandboxConfig::reuse_detection`].
-    pub reuse_detection: bool,
+    /// See [`SandboxConfig::rotation`].
+    pub rotation: Rotation,
+    /// See [`SandboxConfig::revoke_on_code_replay`].
+    pub revoke_on_code_replay: bool,
+    /// See [`SandboxConfig::revoke_on_reauthorization`].
+    pub revoke_on_reauthorization: bool,
+    /// See [`SandboxConfig::revoke_expired`].
+    pub revoke_expired: bool,
     /// See [`SandboxConfig::reuse_grace`].
     pub reuse_grace: u64,
     /// See [`SandboxConfig::rate_limit`].

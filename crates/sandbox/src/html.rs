@@ -123,7 +123,7 @@ pub(crate) fn installed_page(
     app_id: &str,
     app_name: &str,
     installed: bool,
-    clicks: Option<(u64, i64, i64)>,
+    clicks: Option<&crate::model::Install>,
     rows: &[InstallRow],
 ) -> String {
     let mut body = String::new();
@@ -139,11 +139,13 @@ pub(crate) fn installed_page(
         escape(app_id)
     );
     match clicks {
-        Some((n, first, last)) => {
+        Some(i) => {
             let _ = writeln!(
                 body,
-                "<p>Install button clicks seen by the sandbox: <span id=\"install-clicks\">{n}</span> \
-                 (first at Unix {first}, last at Unix {last}).</p>"
+                "<p>Install button clicks seen by the sandbox: <span id=\"install-clicks\">{}</span> \
+                 (first at Unix {}, last at Unix {}), <span id=\"install-attributed\">{}</span> \
+                 with <code>k_app_id</code>.</p>",
+                i.clicks, i.first_at, i.last_at, i.attributed
             );
         }
         None => {

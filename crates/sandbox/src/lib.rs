@@ -5,6 +5,10 @@
 //! App Store simulation. It depends on no other crate of this workspace, so a bug shared with the
 //! client cannot hide.
 //!
+//! Refresh tokens rotate in one of three modes ([`Rotation`]): Doorkeeper's two (Kit's server is
+//! Doorkeeper; `RevokeOnUse` is the default) and `ReuseDetection`, the harshest, for tests of
+//! exactly-once refresh. Errors carry Doorkeeper's own sentences.
+//!
 //! Serves both path families, `/v4/oauth/{authorize,token,revoke}` and
 //! `/oauth/{authorize,token,revoke}`, plus a control API under `/_sandbox/` (see the crate
 //! README for every JSON shape).
@@ -12,14 +16,14 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use kit_sandbox::{Fault, FaultEndpoint, FaultKind, Sandbox};
+//! use kit_sandbox::{Fault, FaultEndpoint, FaultKind, Rotation, Sandbox};
 //!
 //! let sandbox = Sandbox::builder()
 //!     .client_id("my-app")
 //!     .client_secret("s3cret")
 //!     .redirect_uri("http://127.0.0.1:8080/kit/oauth/callback")
 //!     .auto_approve(true)
-//!     .reuse_detection(true)
+//!     .rotation(Rotation::ReuseDetection)
 //!     .spawn()
 //!     .await?;
 //! // Point the app at these URLs.
@@ -57,7 +61,8 @@ mod server;
 mod stats;
 
 pub use config::{
-    DEFAULT_ACCOUNT, DEFAULT_CLIENT_ID, DEFAULT_REDIRECT_URI, PublicConfig, SandboxConfig,
+    DEFAULT_ACCOUNT, DEFAULT_CLIENT_ID, DEFAULT_REDIRECT_URI, PublicConfig, Rotation,
+    SandboxConfig, UnknownRotation,
 };
 pub use error::SandboxError;
 pub use faults::{ActiveFault, Fault, FaultEndpoint, FaultKind};
@@ -148,9 +153,30 @@ impl SandboxBuilder {
         self.config.auto_approve = on;
         self
     }
-    /// A spent refresh token revokes the whole grant (`--reuse-detection`).
-    pub fn reuse_detection(mut self, on: bool) -> Self {
-        self.config.reuse_detection = on;
+    /// The refresh-token rotation mode (`--rotation`, default [`Rotation::RevokeOnUse`]).
+    /// Exactly-once refresh guarantees are tested against [`Rotation::ReuseDetection`].
+    pub fn rotation(mut self, mode: Rotation) -> Self {
+        self.config.rotation = mode;
+        self
+    }
+    /// A replayed code also revokes the tokens issued from it (`--revoke-on-code-replay`): the
+    /// RFC's "SHOULD", stricter than Doorkeeper and Kit, for tests that need it.
+    pub fn revoke_on_code_replay(mut self, on: bool) -> Self {
+        self.config.revoke_on_code_replay = on;
+        self
+    }
+    /// A new authorization of the same account and tenant revokes the grant's earlier pairs
+    /// (`--revoke-on-reauthorization`): stricter than Doorkeeper, for suites that check the
+    /// store against the sandbox's live grants.
+    pub fn revoke_on_reauthorization(mut self, on: bool) -> Self {
+        self.config.revoke_on_reauthorization = on;
+        self
+    }
+    /// The revoke endpoint also revokes a pair whose access token has expired
+    /// (`--revoke-expired`): RFC 7009's reading, stricter than Doorkeeper, for suites that
+    /// revoke long-expired connections and check the grant ended.
+    pub fn revoke_expired(mut self, on: bool) -> Self {
+        self.config.revoke_expired = on;
         self
     }
     /// Grace window in seconds for the just-spent refresh token (`--reuse-grace`); 0 = off.

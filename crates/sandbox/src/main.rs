@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use kit_sandbox::{DEFAULT_ACCOUNT, DEFAULT_CLIENT_ID, DEFAULT_REDIRECT_URI, SandboxConfig};
+use kit_sandbox::{
+    DEFAULT_ACCOUNT, DEFAULT_CLIENT_ID, DEFAULT_REDIRECT_URI, Rotation, SandboxConfig,
+};
 
 /// A faithful local Kit: OAuth 2.0 authorize/token/revoke (both /v4/oauth/* and /oauth/*),
 /// GET /v4/account, an App Store install simulation, and a control API under /_sandbox/
@@ -51,12 +53,45 @@ struct Args {
     #[arg(long, env = "KIT_SANDBOX_AUTO_APPROVE")]
     auto_approve: bool,
 
-    /// Presenting an already spent refresh token revokes the whole grant.
-    #[arg(long, env = "KIT_SANDBOX_REUSE_DETECTION")]
-    reuse_detection: bool,
+    /// How refresh tokens rotate.
+    ///
+    /// revoke-on-use (default; Doorkeeper's default, so Kit's most likely behaviour): after a
+    /// refresh the previous refresh and access tokens keep working until the new access token
+    /// is first used; a refresh with the previous token before then issues another pair; a
+    /// reuse never ends the grant. Use it for realism and demos.
+    ///
+    /// strict (Doorkeeper without the previous_refresh_token column): a refresh revokes the
+    /// previous pair at once; reusing it is invalid_grant.
+    ///
+    /// reuse-detection: strict, and presenting a spent refresh token also revokes the whole
+    /// grant. No Doorkeeper does this; test exactly-once refresh guarantees against it.
+    #[arg(
+        long,
+        env = "KIT_SANDBOX_ROTATION",
+        value_name = "MODE",
+        default_value = "revoke-on-use",
+        value_parser = parse_rotation,
+        verbatim_doc_comment
+    )]
+    rotation: Rotation,
+
+    /// A replayed authorization code also revokes the tokens issued from it (RFC 6749 §4.1.2).
+    /// Off by default, as on Doorkeeper (Kit), which keeps them.
+    #[arg(long, env = "KIT_SANDBOX_REVOKE_ON_CODE_REPLAY")]
+    revoke_on_code_replay: bool,
+
+    /// A new authorization of the same account and tenant revokes the grant's earlier tokens.
+    /// Off by default, as on Doorkeeper (Kit), which keeps them.
+    #[arg(long, env = "KIT_SANDBOX_REVOKE_ON_REAUTHORIZATION")]
+    revoke_on_reauthorization: bool,
+
+    /// The revoke endpoint also revokes tokens whose access token has expired. Off by default,
+    /// as on Doorkeeper (Kit), which ignores such a revoke (the refresh token keeps working).
+    #[arg(long, env = "KIT_SANDBOX_REVOKE_EXPIRED")]
+    revoke_expired: bool,
 
     /// Accept the just-spent refresh token once more within this many seconds, returning the
-    /// same new token pair (0 = no grace).
+    /// same new token pair (0 = no grace). Works with every --rotation mode.
     #[arg(
         long,
         env = "KIT_SANDBOX_REUSE_GRACE",
@@ -111,7 +146,10 @@ impl Args {
             refresh_access_ttl: self.refresh_access_ttl,
             code_ttl: self.code_ttl,
             auto_approve: self.auto_approve,
-            reuse_detection: self.reuse_detection,
+            rotation: self.rotation,
+            revoke_on_code_replay: self.revoke_on_code_replay,
+            revoke_on_reauthorization: self.revoke_on_reauthorization,
+            revoke_expired: self.revoke_expired,
             reuse_grace: self.reuse_grace,
             rate_limit: self.rate_limit,
             lowercase_token_type: self.lowercase_token_type,
@@ -122,6 +160,11 @@ impl Args {
             max_body_bytes: self.max_body_bytes,
         }
     }
+}
+
+fn parse_rotation(s: &str) -> Result<Rotation, String> {
+    s.parse()
+        .map_err(|e: kit_sandbox::UnknownRotation| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -150,32 +193,38 @@ async fn run(config: SandboxConfig) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Registered before the address is printed: a supervisor that sends SIGTERM as soon as it
+    // has read the line must not find the default (killing) disposition still in place.
+    let stop = shutdown_signal();
     println!("kit-sandbox listening on {}", handle.base_url());
-    wait_for_signal().await;
+    stop.await;
     handle.shutdown().await;
     ExitCode::SUCCESS
 }
 
 #[cfg(unix)]
-async fn wait_for_signal() {
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -18,18 +18,25 @@ pub struct Stats {
     pub codes_issued: u64,
     /// Codes exchanged successfully for tokens.
     pub codes_redeemed: u64,
-    /// Attempts to redeem a code a second time (each revokes the tokens issued from it).
+    /// Attempts to redeem a code a second time (`invalid_grant`; as on Doorkeeper the tokens
+    /// issued from it keep working).
     pub codes_redeemed_twice: u64,
     /// Successful `refresh_token` grants that rotated the token pair.
     pub refreshes_ok: u64,
     /// Spent refresh tokens accepted inside the `--reuse-grace` window.
     pub refresh_grace_hits: u64,
-    /// Presentations of an already spent refresh token (accepted in grace or not).
+    /// Presentations of a refresh token that was already used for a refresh, in every rotation
+    /// mode: spent ones (refused, or accepted in grace) and, under revoke-on-use, ones whose
+    /// successor was not used yet (accepted: see `refresh_reuse_accepted`).
     pub refresh_reuse_attempts: u64,
+    /// Under revoke-on-use: refreshes with a refresh token already used once, accepted because
+    /// the pair it gave had not been used yet (each issued another pair).
+    pub refresh_reuse_accepted: u64,
     /// `invalid_grant` answers by cause, e.g. `code_unknown`, `code_expired`, `code_reused`,
     /// `redirect_uri_mismatch`, `pkce_mismatch`, `pkce_verifier_missing`,
-    /// `pkce_unexpected_verifier`, `refresh_unknown`, `refresh_spent`, `refresh_reused`
-    /// (reuse detection revoked the grant), `refresh_revoked`.
+    /// `pkce_unexpected_verifier`, `code_missing`, `refresh_unknown`, `refresh_spent`,
+    /// `refresh_reused` (reuse detection revoked the grant), `refresh_revoked`,
+    /// `refresh_no_client`, `refresh_client_mismatch`.
     pub invalid_grant: BTreeMap<String, u64>,
     /// Sum of `invalid_grant`.
     pub invalid_grant_total: u64,
@@ -41,12 +48,15 @@ pub struct Stats {
     pub unsupported_grant_type: u64,
     /// Grants created by a first code exchange for an (account, client, tenant_name).
     pub grants_created: u64,
-    /// Grants revoked (revoke endpoint, code reuse, reuse detection, control API).
+    /// Grants ended: revoked by the control API or reuse detection, or whose last live pair was
+    /// revoked (revoke endpoint) or replaced.
     pub grants_revoked: u64,
     /// Grants alive right now (a gauge, not reset).
     pub grants_alive: u64,
-    /// Calls to the revoke endpoint that were well-formed.
+    /// Calls to the revoke endpoint by an authenticated client.
     pub revocations: u64,
+    /// Calls to the revoke endpoint refused with 403 `unauthorized_client`.
+    pub revocations_refused: u64,
     /// Consent forms submitted with Allow.
     pub consents_allowed: u64,
     /// Consent forms submitted with Deny.
@@ -61,6 +71,8 @@ pub struct Stats {
     pub faults_injected: u64,
     /// `GET /apps/{id}/install` redirects.
     pub installs_started: u64,
+    /// Of those, links that carried Kit's attribution parameter `k_app_id=k_{id}`.
+    pub installs_attributed: u64,
 }
 
 impl Stats {

@@ -164,8 +164,12 @@ async fn deny_redirects_with_access_denied_and_state() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 400);
+    // Doorkeeper's error page: 200, no redirect, its sentence.
+    assert_eq!(resp.status(), 200);
     assert!(!resp.headers().contains_key("location"));
+    assert!(resp.text().await.unwrap().contains(
+        "The requested redirect uri is malformed or doesn&#39;t match client redirect URI."
+    ));
 }
 
 #[tokio::test]
@@ -186,26 +190,30 @@ async fn client_and_redirect_uri_errors_are_shown_never_redirected() {
     ];
     for (i, url) in cases.iter().enumerate() {
         let resp = http().get(url).send().await.unwrap();
-        assert_eq!(resp.status(), 400, "case {i}");
+        assert_eq!(resp.status(), 200, "case {i}");
         assert!(!resp.headers().contains_key("location"), "case {i}");
         let html = resp.text().await.unwrap();
         assert!(html.contains("role=\"alert\""), "case {i}");
         assert!(!html.contains("<script>"), "case {i}: escaped");
     }
-    // Other errors go back to the app.
-    for (extra, error) in [
+    // Doorkeeper shows the other errors on its page too, with its own sentences: nothing goes
+    // back to the app before the creator has consented.
+    for (extra, sentence) in [
         (
             vec![("response_type", "token")],
-            "unsupported_response_type",
+            "The authorization server does not support this response type.",
         ),
-        (vec![("scope", "admin")], "invalid_scope"),
-        (vec![("code_challenge_method", "S256")], "invalid_request"),
         (
-            vec![
-                ("code_challenge", "short"),
-                ("code_challenge_method", "S256"),
-            ],
-            "invalid_request",
+            vec![("scope", "admin")],
+            "The requested scope is invalid, unknown, or malformed.",
+        ),
+        (
+            vec![("code_challenge", "abc"), ("code_challenge_method", "S512")],
+            "The code challenge method must be plain or S256.",
+        ),
+        (
+            vec![("code_challenge", "abc")],
+            "The code challenge method must be plain or S256.",
         ),
     ] {
         let mut url = url::Url::parse(&base).unwrap();
@@ -220,11 +228,12 @@ async fn client_and_redirect_uri_errors_are_shown_never_redirected() {
             url.query_pairs_mut().append_pair(k, v);
         }
         let resp = http().get(url.as_str()).send().await.unwrap();
-        assert_eq!(resp.status(), 302, "{error}");
-        let loc = resp.headers()["location"].to_str().unwrap();
-        assert_eq!(query_param(loc, "error").as_deref(), Some(error));
-        assert_eq!(query_param(loc, "state").as_deref(), Some("s1"));
+        assert_eq!(resp.status(), 200, "{sentence}");
+        assert!(!resp.headers().contains_key("location"), "{sentence}");
+        let html = resp.text().await.unwrap();
+        assert!(html.contains(sentence), "{sentence}: {html}");
     }
+    assert_eq!(sb.stats().codes_issued, 0);
 }
 
 #[tokio::test]
@@ -257,7 +266,8 @@ async fn redirect_uri_must_match_exactly_and_keeps_its_own_query() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 200);
+    assert!(!resp.headers().contains_key("location"));
 }
 
 #[tokio::test]
@@ -316,4 +326,143 @@ async fn app_store_install_redirects_to_the_app_and_shows_installed() {
         .await
         .unwrap();
     assert!(html.contains("<span id=\"install-status\">not installed</span>"));
+}
+
+#[tokio::test]
+async fn install_link_attribution_is_counted_and_only_redirect_goes_to_the_app() {
+    let sb = confidential()
+        .app_authorization_url("http://127.0.0.1:9/kit/oauth")
+        .spawn()
+        .await
+        .unwrap();
+    let expected = format!(
+        "http://127.0.0.1:9/kit/oauth?redirect={}/apps/42?success=true",
+        sb.base_url()
+    );
+    for query in ["?k_app_id=k_42", "?k_app_id=k_7", ""] {
+        let url = sb.url(&format!("/apps/42/install{query}"));
+        let resp = http().get(url).send().await.unwrap();
+        assert_eq!(resp.status(), 302);
+        assert_eq!(resp.headers()["location"], expected.as_str(), "{query}");
+    }
+    let st = sb.stats();
+    assert_eq!((st.installs_started, st.installs_attributed), (3, 1));
+    let html = http()
+        .get(sb.url("/apps/42"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<span id=\"install-clicks\">3</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<span id=\"install-attributed\">1</span>"),
+        "{html}"
+    );
+}
+
+/// What the creator sees after Deny: the app's callback gets `error=access_denied` with its
+/// `state` (RFC 6749 §4.1.2.1, as Doorkeeper does), no code and no grant; Kit's page for the
+/// app, reached without `success=true`, still says "not installed".
+#[tokio::test]
+async fn deny_from_the_app_store_leaves_the_app_not_installed() {
+    let sb = Sandbox::builder()
+        .client_id(CLIENT)
+        .client_secret(SECRET)
+        .redirect_uri(REDIRECT)
+        .app_authorization_url("http://127.0.0.1:9/kit/oauth")
+        .spawn()
+        .await
+        .unwrap();
+    let resp = http().get(sb.url("/apps/42/install")).send().await.unwrap();
+    let to_app = resp.headers()["location"].to_str().unwrap().to_owned();
+    let kit_redirect = to_app.split_once("redirect=").unwrap().1.to_owned();
+    assert_eq!(
+        kit_redirect,
+        format!("{}/apps/42?success=true", sb.base_url())
+    );
+    // The app sends the creator to the consent page; the creator presses Deny.
+    let html = http()
+        .get(authorize_url(&sb, &[("tenant_name", "shop")]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (action, mut fields) = parse_form(&html);
+    fields.push(("decision".into(), "deny".into()));
+    let resp = http()
+        .post(sb.url(&action))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let callback = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(callback.starts_with(REDIRECT), "{callback}");
+    assert_eq!(
+        query_param(&callback, "error").as_deref(),
+        Some("access_denied")
+    );
+    assert_eq!(
+        query_param(&callback, "error_description").as_deref(),
+        Some("The resource owner or authorization server denied the request.")
+    );
+    assert_eq!(query_param(&callback, "state").as_deref(), Some("st-123"));
+    assert!(query_param(&callback, "code").is_none());
+    // The app sends the creator back to Kit's page without `success=true`.
+    let back = kit_redirect.replace("?success=true", "");
+    let page = http()
+        .get(&back)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<span id=\"install-status\">not installed</span>"),
+        "{page}"
+    );
+    assert!(page.contains("No grants for this app yet."));
+    let st = sb.stats();
+    assert_eq!(
+        (st.consents_denied, st.codes_issued, st.grants_created),
+        (1, 0, 0)
+    );
+    assert!(sb.grants().is_empty());
+}
+
+/// One limit on both sides: the client's `TenantName` takes up to 255 bytes, so does Kit here.
+#[tokio::test]
+async fn tenant_names_up_to_255_bytes_are_accepted() {
+    let sb = confidential().spawn().await.unwrap();
+    // 127 two-byte characters and one ASCII: 255 bytes, 128 characters.
+    let longest = format!("{}a", "é".repeat(127));
+    assert_eq!(longest.len(), 255);
+    let t = tokens(&sb, &[("tenant_name", &longest)]).await;
+    assert_eq!(get_account(&sb, &s(&t, "access_token")).await.0, 200);
+    assert_eq!(
+        sb.grants()[0].tenant_name.as_deref(),
+        Some(longest.as_str())
+    );
+    let too_long = format!("{longest}b");
+    let resp = http()
+        .get(authorize_url(&sb, &[("tenant_name", &too_long)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(!resp.headers().contains_key("location"));
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("tenant_name is longer than 255 bytes."),
+        "{page}"
+    );
+    assert_eq!(sb.stats().codes_issued, 1);
 }

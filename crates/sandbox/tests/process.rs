@@ -51,7 +51,8 @@ async fn binary_serves_the_flow_and_stops_on_sigterm() {
             "--redirect-uri",
             REDIRECT,
             "--auto-approve",
-            "--reuse-detection",
+            "--rotation",
+            "strict",
             "--lowercase-token-type",
             "--access-ttl",
             "1234",
@@ -85,7 +86,7 @@ async fn binary_serves_the_flow_and_stops_on_sigterm() {
         .json()
         .await
         .unwrap();
-    assert_eq!(cfg["reuse_detection"], true);
+    assert_eq!(cfg["rotation"], "strict");
     assert_eq!(cfg["redirect_uris"].as_array().unwrap().len(), 2);
     signal(&child, "-TERM");
     let status = child.wait().unwrap();
@@ -157,8 +158,15 @@ fn binary_help_documents_every_flag_and_bad_config_exits_2() {
         "--refresh-access-ttl",
         "--code-ttl",
         "--auto-approve",
-        "--reuse-detection",
+        "--rotation",
+        "revoke-on-use",
+        "strict",
+        "reuse-detection",
+        "exactly-once",
         "--reuse-grace",
+        "--revoke-on-code-replay",
+        "--revoke-on-reauthorization",
+        "--revoke-expired",
         "--rate-limit",
         "--lowercase-token-type",
         "--omit-scope",
@@ -167,7 +175,7 @@ fn binary_help_documents_every_flag_and_bad_config_exits_2() {
         "--default-account",
         "--max-body-bytes",
         "KIT_SANDBOX_BIND",
-        "KIT_SANDBOX_REUSE_DETECTION",
+        "KIT_SANDBOX_ROTATION",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
@@ -179,6 +187,47 @@ fn binary_help_documents_every_flag_and_bad_config_exits_2() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("redirect_uri"));
+    // An unknown mode is refused by name, from the flag and from the variable; a known one
+    // from the variable is what the control API reports.
+    let out = Command::new(env!("CARGO_BIN_EXE_kit-sandbox"))
+        .args(["--bind", "127.0.0.1:0", "--rotation", "lenient"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("unknown rotation mode \"lenient\""), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_kit-sandbox"))
+        .args(["--bind", "127.0.0.1:0"])
+        .env("KIT_SANDBOX_ROTATION", "sometimes")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn rotation_comes_from_the_environment_and_defaults_to_revoke_on_use() {
+    for (env, shown) in [
+        (None, "revoke-on-use"),
+        (Some("reuse-detection"), "reuse-detection"),
+    ] {
+        let envs: Vec<(&str, &str)> = env
+            .map(|v| ("KIT_SANDBOX_ROTATION", v))
+            .into_iter()
+            .collect();
+        let (child, url) = spawn_bin(&["--bind", "127.0.0.1:0"], &envs);
+        let cfg: serde_json::Value = http()
+            .get(format!("{url}/_sandbox/config"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(cfg["rotation"], shown);
+        signal(&child, "-TERM");
+        let mut child = child;
+        assert!(child.wait().unwrap().success());
+    }
 }
 
 fn urlencode(s: &str) -> String {

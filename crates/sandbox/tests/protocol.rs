@@ -97,28 +97,55 @@ async fn both_path_families_and_form_bodies_work() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "{}");
+    // The revoked access token is refused; presenting it also spends the pair it replaced
+    // (revoke-on-use), so nothing of the grant is left.
+    assert_eq!(get_account(&sb, &s(&t2, "access_token")).await.0, 401);
+    assert_eq!(get_account(&sb, &s(&t, "access_token")).await.0, 401);
     assert_eq!(sb.stats().grants_revoked, 1);
 }
 
 #[tokio::test]
-async fn codes_are_single_use_and_a_second_redemption_revokes_their_tokens() {
+async fn codes_are_single_use_and_a_replay_keeps_their_tokens() {
     let sb = confidential().spawn().await.unwrap();
     let c = code(&sb, &[]).await;
     let (st, t) = exchange(&sb, &c).await;
     assert_eq!(st, 200);
     let (st2, e) = exchange(&sb, &c).await;
     assert_eq!(st2, 400);
-    assert_eq!(e["error"], "invalid_grant");
-    assert!(e["error_description"].is_string());
-    let (st3, body) = get_account(&sb, &s(&t, "access_token")).await;
-    assert_eq!(st3, 401);
-    assert_eq!(body, r#"{"errors":["The access token was revoked"]}"#);
+    assert_eq!(
+        e,
+        json!({"error": "invalid_grant", "error_description": INVALID_GRANT})
+    );
+    // Doorkeeper keeps the tokens issued from a replayed code.
+    assert_eq!(get_account(&sb, &s(&t, "access_token")).await.0, 200);
     let (st4, _) = refresh(&sb, &s(&t, "refresh_token")).await;
-    assert_eq!(st4, 400);
+    assert_eq!(st4, 200);
     let stats = sb.stats();
     assert_eq!(stats.codes_redeemed_twice, 1);
     assert_eq!(stats.invalid_grant["code_reused"], 1);
-    assert_eq!(stats.grants_revoked, 1);
+    assert_eq!(stats.invalid_grant_total, 1);
+    assert_eq!(stats.grants_revoked, 0);
+
+    // The stricter switch: a replay also revokes what the code issued (RFC 6749 §4.1.2).
+    let sb = confidential()
+        .revoke_on_code_replay(true)
+        .spawn()
+        .await
+        .unwrap();
+    let c = code(&sb, &[]).await;
+    let (_, t) = exchange(&sb, &c).await;
+    assert_eq!(exchange(&sb, &c).await.0, 400);
+    assert_eq!(
+        get_account(&sb, &s(&t, "access_token")).await,
+        (
+            401,
+            r#"{"errors":["The access token was revoked"]}"#.to_owned()
+        )
+    );
+    let (st, _) = refresh(&sb, &s(&t, "refresh_token")).await;
+    assert_eq!(st, 400);
+    assert_eq!(sb.stats().grants_revoked, 1);
 }
 
 #[tokio::test]
@@ -153,34 +180,40 @@ async fn code_exchange_checks_expiry_redirect_uri_and_client() {
 #[tokio::test]
 async fn public_client_needs_pkce_s256_and_the_right_verifier() {
     let sb = public().spawn().await.unwrap();
-    // No challenge: refused, redirected with the error and the state.
-    let loc = authorize(&sb, &[]).await;
-    assert_eq!(
-        query_param(&loc, "error").as_deref(),
-        Some("invalid_request")
+    // No challenge: refused on the error page (a sandbox rule for public clients).
+    let resp = http().get(authorize_url(&sb, &[])).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(!resp.headers().contains_key("location"));
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("Missing required parameter: code_challenge."),
+        "{page}"
     );
-    assert_eq!(query_param(&loc, "state").as_deref(), Some("st-123"));
-    // plain is refused.
-    let loc = authorize(
+    // plain is accepted, as Doorkeeper accepts it.
+    let plain = code(
         &sb,
         &[
             ("code_challenge", VERIFIER),
             ("code_challenge_method", "plain"),
+            ("tenant_name", "plain"),
         ],
     )
     .await;
-    assert_eq!(
-        query_param(&loc, "error").as_deref(),
-        Some("invalid_request")
-    );
-    assert!(query_param(&loc, "code").is_none());
+    let (st, t) = post_json(&sb, "/v4/oauth/token", json!({"client_id": CLIENT, "grant_type": "authorization_code", "code": plain, "redirect_uri": REDIRECT, "code_verifier": VERIFIER})).await;
+    assert_eq!(st, 200, "{t}");
     let c = pkce_code(&sb, &[]).await;
     let body = |v: &str| json!({"client_id": CLIENT, "grant_type": "authorization_code", "code": c, "redirect_uri": REDIRECT, "code_verifier": v});
     let wrong = "x".repeat(50);
     let (st, e) = post_json(&sb, "/v4/oauth/token", body(&wrong)).await;
     assert_eq!((st, e["error"].as_str()), (400, Some("invalid_grant")));
     let (st, e) = post_json(&sb, "/v4/oauth/token", json!({"client_id": CLIENT, "grant_type": "authorization_code", "code": c, "redirect_uri": REDIRECT})).await;
-    assert_eq!((st, e["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (st, e),
+        (
+            400,
+            json!({"error": "invalid_request", "error_description": "Missing required parameter: code_verifier."})
+        )
+    );
     let (st, e) = post_json(&sb, "/v4/oauth/token", json!({"client_id": CLIENT, "client_secret": "x", "grant_type": "authorization_code", "code": c, "redirect_uri": REDIRECT, "code_verifier": VERIFIER})).await;
     assert_eq!(
         (st, e["error"].as_str()),
@@ -195,7 +228,13 @@ async fn public_client_needs_pkce_s256_and_the_right_verifier() {
     assert_eq!(t2["expires_in"], 7_200);
     let stats = sb.stats();
     assert_eq!(stats.invalid_grant["pkce_mismatch"], 1);
-    assert_eq!(stats.invalid_grant["pkce_verifier_missing"], 1);
+    assert_eq!(stats.invalid_grant_total, 1);
+    assert_eq!(stats.invalid_request, 1);
+    assert_eq!(stats.invalid_client, 1);
+    assert_eq!(
+        stats.codes_redeemed, 2,
+        "failed tries did not use the code up"
+    );
 }
 
 #[tokio::test]
@@ -205,7 +244,7 @@ async fn confidential_client_pkce_is_optional_but_verified_when_sent() {
     let (st, e) = exchange(&sb, &c).await;
     assert_eq!(
         (st, e["error"].as_str()),
-        (400, Some("invalid_grant")),
+        (400, Some("invalid_request")),
         "challenge sent, verifier missing"
     );
     let (st, t) = post_json(&sb, "/v4/oauth/token", json!({"client_id": CLIENT, "client_secret": SECRET, "grant_type": "authorization_code", "code": c, "redirect_uri": REDIRECT, "code_verifier": VERIFIER})).await;
@@ -218,8 +257,12 @@ async fn confidential_client_pkce_is_optional_but_verified_when_sent() {
 }
 
 #[tokio::test]
-async fn refresh_rotates_and_a_spent_token_is_invalid_grant() {
-    let sb = confidential().spawn().await.unwrap();
+async fn strict_refresh_revokes_the_old_pair_at_once() {
+    let sb = confidential()
+        .rotation(Rotation::Strict)
+        .spawn()
+        .await
+        .unwrap();
     let t = tokens(&sb, &[]).await;
     sb.advance_clock(100);
     let (st, t2) = refresh(&sb, &s(&t, "refresh_token")).await;
@@ -229,7 +272,13 @@ async fn refresh_rotates_and_a_spent_token_is_invalid_grant() {
     assert_eq!(t2["expires_in"], 7_200);
     assert_eq!(t2["created_at"].as_i64().unwrap(), sb.now());
     // The old access token died with the rotation; the new one works.
-    assert_eq!(get_account(&sb, &s(&t, "access_token")).await.0, 401);
+    assert_eq!(
+        get_account(&sb, &s(&t, "access_token")).await,
+        (
+            401,
+            r#"{"errors":["The access token was revoked"]}"#.to_owned()
+        )
+    );
     assert_eq!(get_account(&sb, &s(&t2, "access_token")).await.0, 200);
     let (st, e) = refresh(&sb, &s(&t, "refresh_token")).await;
     assert_eq!((st, e["error"].as_str()), (400, Some("invalid_grant")));
@@ -245,7 +294,11 @@ async fn refresh_rotates_and_a_spent_token_is_invalid_grant() {
 
 #[tokio::test]
 async fn reuse_detection_revokes_the_whole_grant() {
-    let sb = confidential().reuse_detection(true).spawn().await.unwrap();
+    let sb = confidential()
+        .rotation(Rotation::ReuseDetection)
+        .spawn()
+        .await
+        .unwrap();
     let t = tokens(&sb, &[]).await;
     let (_, t2) = refresh(&sb, &s(&t, "refresh_token")).await;
     let (st, e) = refresh(&sb, &s(&t, "refresh_token")).await;
@@ -266,7 +319,7 @@ async fn reuse_detection_revokes_the_whole_grant() {
 #[tokio::test]
 async fn reuse_grace_returns_the_same_pair_once_within_the_window() {
     let sb = confidential()
-        .reuse_detection(true)
+        .rotation(Rotation::ReuseDetection)
         .reuse_grace(30)
         .spawn()
         .await
@@ -325,53 +378,90 @@ async fn grants_are_keyed_by_account_client_and_tenant_name() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.bytes().await.unwrap().len(), 0);
+    assert_eq!(resp.text().await.unwrap(), "{}");
     assert_eq!(get_account(&sb, &s(&a, "access_token")).await.0, 401);
     assert_eq!(get_account(&sb, &s(&b, "access_token")).await.0, 200);
     assert_eq!(get_account(&sb, &s(&other, "access_token")).await.0, 200);
-    // Re-authorizing the same key replaces the grant's tokens instead of adding a grant.
+    // Re-authorizing the same key adds a pair to the grant instead of adding a grant; as on
+    // Doorkeeper, the earlier pair keeps working.
     let b2 = tokens(&sb, &[("tenant_name", "shop-b")]).await;
     assert_eq!(sb.grants().len(), 3);
-    assert_eq!(get_account(&sb, &s(&b, "access_token")).await.0, 401);
+    assert_eq!(sb.stats().grants_created, 3);
+    assert_eq!(get_account(&sb, &s(&b, "access_token")).await.0, 200);
     assert_eq!(get_account(&sb, &s(&b2, "access_token")).await.0, 200);
+
+    // The stricter switch: one pair per install, the earlier one revoked.
+    let sb = confidential()
+        .revoke_on_reauthorization(true)
+        .spawn()
+        .await
+        .unwrap();
+    let first = tokens(&sb, &[("tenant_name", "shop-b")]).await;
+    let second = tokens(&sb, &[("tenant_name", "shop-b")]).await;
+    assert_eq!(
+        get_account(&sb, &s(&first, "access_token")).await,
+        (
+            401,
+            r#"{"errors":["The access token was revoked"]}"#.to_owned()
+        )
+    );
+    assert_eq!(get_account(&sb, &s(&second, "access_token")).await.0, 200);
+    assert_eq!((sb.grants().len(), sb.stats().grants_revoked), (1, 0));
 }
 
 #[tokio::test]
-async fn revoke_is_always_200_and_ignores_unknown_or_foreign_tokens() {
+async fn revoke_refuses_unauthenticated_clients_and_ignores_unknown_tokens() {
     let sb = confidential().spawn().await.unwrap();
     let t = tokens(&sb, &[]).await;
+    let at = s(&t, "access_token");
+    let url = sb.url("/v4/oauth/revoke");
+    let refused = json!({"error": "unauthorized_client", "error_description": "You are not authorized to revoke this token"});
+    for req in [
+        http().post(&url).form(&[
+            ("token", at.as_str()),
+            ("client_id", CLIENT),
+            ("client_secret", "wrong"),
+        ]),
+        http()
+            .post(&url)
+            .basic_auth(CLIENT, Some("wrong"))
+            .form(&[("token", at.as_str())]),
+        http().post(&url).form(&[("token", at.as_str())]),
+    ] {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 403);
+        assert_eq!(resp.json::<Value>().await.unwrap(), refused);
+    }
+    assert_eq!(
+        get_account(&sb, &at).await.0,
+        200,
+        "the refused revokes kept the token"
+    );
     for form in [
         vec![
             ("token", "unknown"),
             ("client_id", CLIENT),
             ("client_secret", SECRET),
         ],
+        vec![("client_id", CLIENT), ("client_secret", SECRET)],
         vec![
-            ("token", t["access_token"].as_str().unwrap()),
-            ("client_id", CLIENT),
-            ("client_secret", "wrong"),
-        ],
-        vec![
-            ("token", t["access_token"].as_str().unwrap()),
+            ("token", at.as_str()),
             ("client_id", CLIENT),
             ("client_secret", SECRET),
             ("token_type_hint", "access_token"),
         ],
-        vec![
-            ("token", t["access_token"].as_str().unwrap()),
-            ("client_id", CLIENT),
-            ("client_secret", SECRET),
-        ],
     ] {
-        let resp = http()
-            .post(sb.url("/v4/oauth/revoke"))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let resp = http().post(&url).form(&form).send().await.unwrap();
         assert_eq!(resp.status(), 200);
-        assert!(resp.bytes().await.unwrap().is_empty());
+        assert_eq!(resp.text().await.unwrap(), "{}");
     }
+    assert_eq!(
+        get_account(&sb, &at).await,
+        (
+            401,
+            r#"{"errors":["The access token was revoked"]}"#.to_owned()
+        )
+    );
     let (st, e) = refresh(&sb, &s(&t, "refresh_token")).await;
     assert_eq!(
         (st, e["error"].as_str()),
@@ -379,16 +469,9 @@ async fn revoke_is_always_200_and_ignores_unknown_or_foreign_tokens() {
         "revoke killed the refresh token too"
     );
     let stats = sb.stats();
-    assert_eq!(stats.revocations, 4);
+    assert_eq!(stats.revocations, 3);
+    assert_eq!(stats.revocations_refused, 3);
     assert_eq!(stats.grants_revoked, 1);
-    // A missing token is a malformed request.
-    let resp = http()
-        .post(sb.url("/v4/oauth/revoke"))
-        .form(&[("client_id", CLIENT)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
 }
 
 #[tokio::test]
@@ -409,6 +492,7 @@ async fn token_type_and_scope_options() {
 #[tokio::test]
 async fn token_endpoint_rejects_bad_input_with_rfc6749_errors() {
     let sb = confidential().spawn().await.unwrap();
+    let rt = s(&tokens(&sb, &[]).await, "refresh_token");
     let c = http();
     let url = sb.url("/v4/oauth/token");
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
@@ -419,14 +503,16 @@ async fn token_endpoint_rejects_bad_input_with_rfc6749_errors() {
         (c.post(&url).body(r#"{"grant_type":"refresh_token","grant_type":"refresh_token"}"#).header("content-type", "application/json"), 400, "invalid_request"),
         (c.post(&url).body("grant_type=refresh_token").header("content-type", "text/plain"), 400, "invalid_request"),
         (c.post(&url).body(b"grant_type=%ff%fe".to_vec()).header("content-type", "application/x-www-form-urlencoded"), 400, "invalid_request"),
-        (c.post(&url).body(b"{\"grant_type\":\"\xff\"}".to_vec()).header("content-type", "application/json"), 400, "invalid_request"),
         (c.post(&url).body(format!("grant_type=refresh_token&x={}", "a".repeat(100_000))).header("content-type", "application/x-www-form-urlencoded"), 400, "invalid_request"),
         (c.post(&url).body("[1,2]").header("content-type", "application/json"), 400, "invalid_request"),
         (c.post(&url).form(&[("grant_type", "refresh_token"), ("client_id", CLIENT), ("client_secret", SECRET)]), 400, "invalid_request"),
         (c.post(&url).form(&[("grant_type", "authorization_code"), ("client_id", CLIENT), ("client_secret", SECRET), ("code", "x")]), 400, "invalid_request"),
-        (c.post(&url).form(&[("grant_type", "refresh_token"), ("refresh_token", "x")]), 401, "invalid_client"),
-        (c.post(&url).basic_auth(CLIENT, Some(SECRET)).form(&[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_secret", SECRET)]), 400, "invalid_request"),
-        (c.post(&url).header("authorization", "Basic !!!").form(&[("grant_type", "refresh_token"), ("refresh_token", "x")]), 401, "invalid_client"),
+        // The refresh token is checked before the client (Doorkeeper's order).
+        (c.post(&url).form(&[("grant_type", "refresh_token"), ("refresh_token", "x")]), 400, "invalid_grant"),
+        (c.post(&url).basic_auth(CLIENT, Some(SECRET)).form(&[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_secret", SECRET)]), 400, "invalid_grant"),
+        (c.post(&url).header("authorization", "Basic !!!").form(&[("grant_type", "refresh_token"), ("refresh_token", "x")]), 400, "invalid_grant"),
+        (c.post(&url).header("authorization", "Basic !!!").form(&[("grant_type", "refresh_token"), ("refresh_token", &rt)]), 401, "invalid_client"),
+        (c.post(&url).form(&[("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", CLIENT), ("client_secret", "wrong")]), 401, "invalid_client"),
         (c.post(&url).form(&[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", CLIENT), ("client_secret", SECRET), ("scope", "admin")]), 400, "invalid_scope"),
         (c.post(&url).form(&[("grant_type", "refresh_token"), ("refresh_token", "nope"), ("client_id", CLIENT), ("client_secret", SECRET)]), 400, "invalid_grant"),
     ];
@@ -438,11 +524,38 @@ async fn token_endpoint_rejects_bad_input_with_rfc6749_errors() {
         }
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"], error, "case {i}: {body}");
-        assert!(body["error_description"].is_string(), "case {i}");
+        let description = body["error_description"].as_str().unwrap();
+        match error {
+            "invalid_grant" => assert_eq!(description, INVALID_GRANT, "case {i}"),
+            "invalid_client" => assert_eq!(description, INVALID_CLIENT, "case {i}"),
+            "unsupported_grant_type" => assert_eq!(
+                description,
+                "The authorization grant type is not supported by the authorization server.",
+                "case {i}"
+            ),
+            _ => assert!(!description.is_empty(), "case {i}"),
+        }
+    }
+    // JSON that does not parse never reaches Doorkeeper: Rails answers a bare 400.
+    for body in [&b"{\"grant_type\":\"\xff\"}"[..], &b"{\"grant_type\":"[..]] {
+        let resp = c
+            .post(&url)
+            .body(body.to_vec())
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        assert_eq!(resp.headers()["content-type"], "text/html; charset=UTF-8");
+        assert!(resp.bytes().await.unwrap().is_empty());
     }
     let st = sb.stats();
     assert_eq!(st.unsupported_grant_type, 2);
     assert_eq!(st.invalid_client, 2);
+    assert_eq!(
+        st.refreshes_ok, 0,
+        "the wrong-client requests did not rotate"
+    );
     // A GET is not a token request.
     assert_eq!(c.get(&url).send().await.unwrap().status(), 405);
 }

@@ -128,6 +128,7 @@ pub async fn prepare(
         .access_ttl(DEMO_TOKEN_TTL_SECS)
         .refresh_access_ttl(DEMO_TOKEN_TTL_SECS)
         .app_name("kit-oauth demo")
+        .rotation(kit_sandbox::Rotation::RevokeOnUse)
         .spawn()
         .await
         .map_err(|e| StartError::Failed(format!("cannot start the Kit sandbox: {e}")))?;

@@ -61,6 +61,7 @@ impl Harness {
                     time::OffsetDateTime::now_utc().unix_timestamp() + 3600
                 )
             ))
+            .rotation(kit_sandbox::Rotation::Strict)
             .spawn()
             .await
             .unwrap();

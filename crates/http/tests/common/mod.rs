@@ -14,7 +14,7 @@ use kit_oauth_http::{
     KitEndpoints, KitEndpointsBuilder, KitOAuthClient, ReauthReason, TokenBody, TokenSource,
     TokenSourceError,
 };
-use kit_sandbox::{Sandbox, SandboxBuilder, SandboxHandle};
+use kit_sandbox::{Rotation, Sandbox, SandboxBuilder, SandboxHandle};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -29,6 +29,7 @@ pub fn confidential() -> SandboxBuilder {
         .client_secret(SECRET)
         .redirect_uri(REDIRECT)
         .auto_approve(true)
+        .rotation(Rotation::Strict)
 }
 
 pub fn public() -> SandboxBuilder {
@@ -37,6 +38,7 @@ pub fn public() -> SandboxBuilder {
         .public_client()
         .redirect_uri(REDIRECT)
         .auto_approve(true)
+        .rotation(Rotation::Strict)
 }
 
 /// Endpoints for `sb` with the client's secret when `secret` is given.

@@ -1,9 +1,10 @@
 //! Helpers shared by the black-box tests: a client that does not follow redirects, PKCE, and
 //! the authorize → code → token dance over real loopback HTTP.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+pub use kit_sandbox::Rotation;
 use kit_sandbox::{Sandbox, SandboxBuilder, SandboxHandle};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -11,6 +12,10 @@ use sha2::{Digest as _, Sha256};
 pub const REDIRECT: &str = "http://127.0.0.1:9/kit/oauth/callback";
 pub const CLIENT: &str = "test-client";
 pub const SECRET: &str = "test-secret";
+/// Doorkeeper's one `invalid_grant` sentence.
+pub const INVALID_GRANT: &str = "The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client.";
+/// Doorkeeper's `invalid_client` sentence.
+pub const INVALID_CLIENT: &str = "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.";
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 pub fn http() -> reqwest::Client {

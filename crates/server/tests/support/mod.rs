@@ -57,6 +57,7 @@ pub async fn sandbox(base: &str) -> SandboxHandle {
         .client_secret(CLIENT_SECRET)
         .redirect_uri(format!("{base}/kit/oauth/callback"))
         .app_authorization_url(format!("{base}/kit/oauth"))
+        .rotation(kit_sandbox::Rotation::Strict)
         .spawn()
         .await
         .unwrap()
