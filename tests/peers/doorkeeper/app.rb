@@ -192,6 +192,16 @@ Doorkeeper::Application.create!(
   confidential: true
 )
 
+# A test that dies without killing its peer (a panic while it is shared, SIGKILL) must not leave
+# it running: the peer leaves when its parent does.
+PARENT = Process.ppid
+Thread.new do
+  loop do
+    sleep 0.5
+    exit!(0) if Process.ppid != PARENT
+  end
+end
+
 require "rack/handler/puma"
 # One thread: requests are answered one at a time, so SQLite never reports "database is locked"
 # and concurrent refreshes meet Doorkeeper's transaction in a serial order.
