@@ -87,7 +87,14 @@ impl Answer {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let body = response.text().await.unwrap_or_default();
+        // Doorkeeper's pages escape apostrophes; the sentences are compared as text.
+        let body = response
+            .text()
+            .await
+            .unwrap_or_default()
+            .replace("&#39;", "'")
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&");
         let mut access = String::new();
         let mut refresh = String::new();
         let shape = if let Some(location) = location {
