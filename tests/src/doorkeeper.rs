@@ -72,11 +72,12 @@ pub fn missing_reason() -> Option<String> {
         Ok(out) if out.status.success() => None,
         Ok(out) => Some(format!(
             "Ruby cannot load Doorkeeper/Puma/SQLite ({}); run `bash .ci/ensure-doorkeeper`",
-            String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("no message")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("no message")
         )),
-        Err(e) => Some(format!(
-            "no `ruby` ({e}); run `bash .ci/ensure-doorkeeper`"
-        )),
+        Err(e) => Some(format!("no `ruby` ({e}); run `bash .ci/ensure-doorkeeper`")),
     }
 }
 
@@ -190,7 +191,10 @@ impl Peer {
                 break;
             }
             if let Ok(Some(status)) = peer.child.try_wait() {
-                panic!("the Doorkeeper peer ({}) exited at boot: {status}", rotation.as_str());
+                panic!(
+                    "the Doorkeeper peer ({}) exited at boot: {status}",
+                    rotation.as_str()
+                );
             }
             assert!(
                 started.elapsed() < BOOT_TIMEOUT,

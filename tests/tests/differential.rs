@@ -133,7 +133,7 @@ impl Answer {
             match PAGE_SENTENCES.iter().find(|s| body.contains(*s)) {
                 Some(sentence) => format!("HTML page: {sentence}"),
                 None if body.is_empty() => "empty HTML".to_owned(),
-                None => format!("HTML page without Doorkeeper's sentence: {:.160}", body),
+                None => format!("HTML page without Doorkeeper's sentence: {body:.160}"),
             }
         } else {
             format!("{content_type}: {body:.160}")
@@ -366,13 +366,22 @@ script!(pkce, |t, mode, log| {
     let code = t.code(true).await;
     let a = t.exchange(&code, None).await;
     log.step("no code_verifier (code had a challenge)", 400, &a);
-    let a = t.exchange(&code, Some("the-wrong-verifier-of-at-least-43-characters-long")).await;
+    let a = t
+        .exchange(
+            &code,
+            Some("the-wrong-verifier-of-at-least-43-characters-long"),
+        )
+        .await;
     log.step("wrong code_verifier", 400, &a);
     let a = t.exchange(&code, Some(VERIFIER)).await;
     log.step("right verifier after the failed tries", 200, &a);
     let plain = t.code(false).await;
     let a = t.exchange(&plain, None).await;
-    log.step("code without PKCE, token request without code_verifier", 200, &a);
+    log.step(
+        "code without PKCE, token request without code_verifier",
+        200,
+        &a,
+    );
 });
 
 script!(rotation, |t, mode, log| {
@@ -380,9 +389,19 @@ script!(rotation, |t, mode, log| {
     let two = t.refresh(&one.refresh).await;
     log.step("refresh with RT1", 200, &two);
     let a = t.account(Some(&one.access)).await;
-    log.step_by("old AT1 on /v4/account right after the refresh", mode, [200, 401], &a);
+    log.step_by(
+        "old AT1 on /v4/account right after the refresh",
+        mode,
+        [200, 401],
+        &a,
+    );
     let three = t.refresh(&one.refresh).await;
-    log.step_by("old RT1 again, BEFORE the new AT2 is used", mode, [200, 400], &three);
+    log.step_by(
+        "old RT1 again, BEFORE the new AT2 is used",
+        mode,
+        [200, 400],
+        &three,
+    );
     let a = t.account(Some(&two.access)).await;
     log.step("AT2 used", 200, &a);
     let a = t.refresh(&one.refresh).await;
@@ -410,7 +429,12 @@ script!(chain, |t, mode, log| {
     let x = t.refresh(&b.refresh).await;
     log.step("chain, only ATc used: refresh with RTb", 400, &x);
     let x = t.refresh(&a.refresh).await;
-    log.step_by("same chain: refresh with RTa (ATb never used)", mode, [200, 400], &x);
+    log.step_by(
+        "same chain: refresh with RTa (ATb never used)",
+        mode,
+        [200, 400],
+        &x,
+    );
     let x = t.account(Some(&b.access)).await;
     log.step("same chain: ATb on /v4/account", 401, &x);
     let x = t.refresh(&a.refresh).await;
@@ -419,7 +443,9 @@ script!(chain, |t, mode, log| {
 
 script!(revoke, |t, mode, log| {
     let one = t.grant().await;
-    let a = t.revoke(&one.access, Credentials::Form(CLIENT_SECRET)).await;
+    let a = t
+        .revoke(&one.access, Credentials::Form(CLIENT_SECRET))
+        .await;
     log.step("revoke AT, correct client credentials", 200, &a);
     let a = t.account(Some(&one.access)).await;
     log.step("revoked AT on /v4/account", 401, &a);
@@ -427,21 +453,29 @@ script!(revoke, |t, mode, log| {
     log.step("refresh with the RT of a revoked AT", 400, &a);
 
     let two = t.grant().await;
-    let a = t.revoke(&two.access, Credentials::Form("a-wrong-secret")).await;
+    let a = t
+        .revoke(&two.access, Credentials::Form("a-wrong-secret"))
+        .await;
     log.step("revoke, WRONG client secret (form)", 403, &a);
-    let a = t.revoke(&two.access, Credentials::Basic("a-wrong-secret")).await;
+    let a = t
+        .revoke(&two.access, Credentials::Basic("a-wrong-secret"))
+        .await;
     log.step("revoke, WRONG client secret (Basic)", 403, &a);
     let a = t.revoke(&two.access, Credentials::None).await;
     log.step("revoke, no client credentials", 403, &a);
     let a = t.account(Some(&two.access)).await;
     log.step("that AT after the refused revokes", 200, &a);
-    let a = t.revoke(&two.refresh, Credentials::Basic(CLIENT_SECRET)).await;
+    let a = t
+        .revoke(&two.refresh, Credentials::Basic(CLIENT_SECRET))
+        .await;
     log.step("revoke the RT (Basic, correct)", 200, &a);
     let a = t.account(Some(&two.access)).await;
     log.step("its AT after the RT was revoked", 401, &a);
     let a = t.refresh(&two.refresh).await;
     log.step("refresh with the revoked RT", 400, &a);
-    let a = t.revoke("an-unknown-token", Credentials::Form(CLIENT_SECRET)).await;
+    let a = t
+        .revoke("an-unknown-token", Credentials::Form(CLIENT_SECRET))
+        .await;
     log.step("revoke an unknown token", 200, &a);
 });
 
@@ -457,14 +491,20 @@ script!(client_auth, |t, mode, log| {
         .await;
     log.step("refresh, wrong client secret", 401, &a);
     let a = t
-        .token_form(&[("grant_type", "refresh_token"), ("refresh_token", &one.refresh)])
+        .token_form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &one.refresh),
+        ])
         .await;
     log.step("refresh, no client credentials", 400, &a);
     let a = Answer::from(
         t.http
             .post(t.url("/v4/oauth/token"))
             .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-            .form(&[("grant_type", "refresh_token"), ("refresh_token", &one.refresh)])
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &one.refresh),
+            ])
             .send()
             .await
             .unwrap(),
@@ -519,9 +559,13 @@ script!(authorize_errors, |t, mode, log| {
     s512.push(("code_challenge", CHALLENGE));
     let a = t.authorize_raw(&s512).await;
     log.step("authorize, code_challenge_method=S512", 200, &a);
-    let a = t.authorize_raw(&with("redirect_uri", "http://127.0.0.1:9/elsewhere")).await;
+    let a = t
+        .authorize_raw(&with("redirect_uri", "http://127.0.0.1:9/elsewhere"))
+        .await;
     log.step("authorize, unregistered redirect_uri", 200, &a);
-    let a = t.authorize_raw(&with("client_id", "an-unknown-client")).await;
+    let a = t
+        .authorize_raw(&with("client_id", "an-unknown-client"))
+        .await;
     log.step("authorize, unknown client_id", 200, &a);
     let a = t.authorize_raw(&with("scope", "admin")).await;
     log.step("authorize, scope=admin", 200, &a);
@@ -564,7 +608,11 @@ script!(concurrent_refreshes, |t, mode, log| {
         access: String::new(),
         refresh: String::new(),
     };
-    log.step("10 concurrent refreshes with one refresh token", 200, &summary);
+    log.step(
+        "10 concurrent refreshes with one refresh token",
+        200,
+        &summary,
+    );
 });
 
 script!(api_tokens, |t, mode, log| {
@@ -580,7 +628,9 @@ script!(api_tokens, |t, mode, log| {
     let two = t.refresh(&one.refresh).await;
     log.step("refresh with the expired token's RT", 200, &two);
     t.expire().await;
-    let a = t.revoke(&two.refresh, Credentials::Form(CLIENT_SECRET)).await;
+    let a = t
+        .revoke(&two.refresh, Credentials::Form(CLIENT_SECRET))
+        .await;
     log.step("revoke the RT of an expired AT", 200, &a);
     let a = t.refresh(&two.refresh).await;
     log.step("refresh with that RT afterwards", 200, &a);
@@ -655,7 +705,11 @@ async fn differ(script: Script, mode: PeerRotation, ttl: u64) {
             );
         }
     }
-    assert_eq!(theirs.steps.len(), ours.steps.len(), "the script took different paths");
+    assert_eq!(
+        theirs.steps.len(),
+        ours.steps.len(),
+        "the script took different paths"
+    );
     eprintln!(
         "{} steps compared ({} mode, access TTL {ttl} s)",
         theirs.steps.len(),
@@ -676,10 +730,22 @@ fn main() {
         ("chain_of_rotations", chain, TTL),
         ("revoke", revoke, TTL),
         ("refresh_client_authentication", client_auth, TTL),
-        ("unsupported_missing_grant_type_and_malformed_json", grant_types, TTL),
+        (
+            "unsupported_missing_grant_type_and_malformed_json",
+            grant_types,
+            TTL,
+        ),
         ("authorize_error_pages", authorize_errors, TTL),
-        ("ten_concurrent_refreshes_with_one_token", concurrent_refreshes, TTL),
-        ("expired_revoked_and_unknown_tokens_on_the_api", api_tokens, SHORT_TTL),
+        (
+            "ten_concurrent_refreshes_with_one_token",
+            concurrent_refreshes,
+            TTL,
+        ),
+        (
+            "expired_revoked_and_unknown_tokens_on_the_api",
+            api_tokens,
+            SHORT_TTL,
+        ),
     ];
     let mut cases = Vec::new();
     for mode in PeerRotation::ALL {

@@ -37,7 +37,10 @@ struct DoorkeeperWorld {
 impl DoorkeeperWorld {
     async fn new(rotation: PeerRotation, ttl: u64) -> Self {
         let peer = Peer::start(rotation, ttl).await;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let clock = ManualClock::new(Timestamp::from_unix_seconds(i64::try_from(now).unwrap()));
         Self { peer, clock }
     }
@@ -91,7 +94,11 @@ impl DoorkeeperWorld {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status().as_u16(), 302, "Doorkeeper's authorize redirects");
+        assert_eq!(
+            response.status().as_u16(),
+            302,
+            "Doorkeeper's authorize redirects"
+        );
         let location = response.headers()["location"].to_str().unwrap().to_owned();
         assert!(location.starts_with(REDIRECT_URI), "{location}");
         let query = url::Url::parse(&location)
@@ -133,7 +140,11 @@ async fn install_and_account_lookup(rotation: PeerRotation) {
     assert_eq!(account.name, ACCOUNT_NAME);
     let token = kit.manager().access_token(&id).await.unwrap();
     assert_eq!(world.account_raw(token.expose_secret()).await.0, 200);
-    assert_eq!(world.peer.refreshes().await, 0, "a fresh token is not refreshed");
+    assert_eq!(
+        world.peer.refreshes().await,
+        0,
+        "a fresh token is not refreshed"
+    );
 }
 
 async fn forced_refreshes_across_two_instances(rotation: PeerRotation) {
@@ -144,7 +155,14 @@ async fn forced_refreshes_across_two_instances(rotation: PeerRotation) {
     let id = world.install(&a).await;
 
     let mut seen = HashSet::new();
-    seen.insert(a.manager().access_token(&id).await.unwrap().expose_secret().to_owned());
+    seen.insert(
+        a.manager()
+            .access_token(&id)
+            .await
+            .unwrap()
+            .expose_secret()
+            .to_owned(),
+    );
     for round in 0..3 {
         for (name, kit) in [("a", &a), ("b", &b)] {
             let token = kit.manager().force_refresh(&id, None).await.unwrap();
@@ -157,7 +175,11 @@ async fn forced_refreshes_across_two_instances(rotation: PeerRotation) {
             assert_eq!(account.name, ACCOUNT_NAME);
         }
     }
-    assert_eq!(world.peer.refreshes().await, 6, "six forced refreshes, six at Doorkeeper");
+    assert_eq!(
+        world.peer.refreshes().await,
+        6,
+        "six forced refreshes, six at Doorkeeper"
+    );
     // Both instances serve the last token.
     let last_a = a.manager().force_refresh(&id, None).await.unwrap();
     // Past b's in-memory copy's age limit (`ManagerConfig::cache_max_age`, 15 s).
@@ -182,7 +204,13 @@ async fn two_instance_storm_at_expiry(rotation: PeerRotation) {
     // token, issued after that instant, is then not yet due itself.
     let expires_at = a.manager().status(&id).await.unwrap().expires_at.unwrap();
     let past = expires_at.unix_seconds() + 1;
-    while i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
+    while i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
         < past
     {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -200,15 +228,26 @@ async fn two_instance_storm_at_expiry(rotation: PeerRotation) {
     for caller in callers {
         tokens.insert(caller.await.unwrap().unwrap().expose_secret().to_owned());
     }
-    assert_eq!(world.peer.refreshes().await, 1, "exactly one refresh at Doorkeeper");
-    assert_eq!(tokens.len(), 1, "every caller on both instances gets the same token");
+    assert_eq!(
+        world.peer.refreshes().await,
+        1,
+        "exactly one refresh at Doorkeeper"
+    );
+    assert_eq!(
+        tokens.len(),
+        1,
+        "every caller on both instances gets the same token"
+    );
     let token = tokens.into_iter().next().unwrap();
     assert_ne!(token, first.expose_secret(), "the token was renewed");
     assert_eq!(world.account_raw(&token).await.0, 200);
     // The old token died with its first successor's use (revoke-on-use) or at once (strict).
     assert_eq!(
         world.account_raw(first.expose_secret()).await,
-        (401, serde_json::json!({"errors": ["The access token was revoked"]}))
+        (
+            401,
+            serde_json::json!({"errors": ["The access token was revoked"]})
+        )
     );
 }
 
@@ -225,7 +264,10 @@ async fn revoke(rotation: PeerRotation) {
     // Revoking the refresh token at Doorkeeper revoked its access token too.
     assert_eq!(
         world.account_raw(token.expose_secret()).await,
-        (401, serde_json::json!({"errors": ["The access token was revoked"]}))
+        (
+            401,
+            serde_json::json!({"errors": ["The access token was revoked"]})
+        )
     );
     for kit in [&a, &b] {
         let err = kit.manager().access_token(&id).await.unwrap_err();
@@ -234,24 +276,32 @@ async fn revoke(rotation: PeerRotation) {
             "{err}"
         );
     }
-    assert_eq!(world.peer.refreshes().await, 0, "revoking refreshes nothing");
+    assert_eq!(
+        world.peer.refreshes().await,
+        0,
+        "revoking refreshes nothing"
+    );
 }
 
 fn main() {
     let mut cases = Vec::new();
     for mode in PeerRotation::ALL {
         let m = mode.ident();
-        cases.push(Case::new(format!("doorkeeper::{m}::install_and_account_lookup"), move || {
-            install_and_account_lookup(mode)
-        }));
+        cases.push(Case::new(
+            format!("doorkeeper::{m}::install_and_account_lookup"),
+            move || install_and_account_lookup(mode),
+        ));
         cases.push(Case::new(
             format!("doorkeeper::{m}::forced_refreshes_across_two_instances"),
             move || forced_refreshes_across_two_instances(mode),
         ));
-        cases.push(Case::new(format!("doorkeeper::{m}::two_instance_storm_at_expiry"), move || {
-            two_instance_storm_at_expiry(mode)
+        cases.push(Case::new(
+            format!("doorkeeper::{m}::two_instance_storm_at_expiry"),
+            move || two_instance_storm_at_expiry(mode),
+        ));
+        cases.push(Case::new(format!("doorkeeper::{m}::revoke"), move || {
+            revoke(mode)
         }));
-        cases.push(Case::new(format!("doorkeeper::{m}::revoke"), move || revoke(mode)));
     }
     doorkeeper::run(cases)
 }
