@@ -220,18 +220,28 @@ impl Peer {
         format!("{}{path}", self.base_url)
     }
 
-    /// Successful grants Doorkeeper answered, by grant type, counted by its own
-    /// `after_successful_strategy_response` hook.
-    pub async fn grants(&self, kind: &str) -> u64 {
-        let stats: Value = http_client()
+    async fn stats(&self) -> Value {
+        http_client()
             .get(self.url("/__test/stats"))
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
-        stats["grants"][kind].as_u64().unwrap_or(0)
+            .unwrap()
+    }
+
+    /// Successful grants Doorkeeper answered, by grant type, counted by its own
+    /// `after_successful_strategy_response` hook.
+    pub async fn grants(&self, kind: &str) -> u64 {
+        self.stats().await["grants"][kind].as_u64().unwrap_or(0)
+    }
+
+    /// The token endpoint's refusals with this `error` (`invalid_grant`, …).
+    pub async fn token_errors(&self, error: &str) -> u64 {
+        self.stats().await["token_errors"][error]
+            .as_u64()
+            .unwrap_or(0)
     }
 
     pub async fn refreshes(&self) -> u64 {

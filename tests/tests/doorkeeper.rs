@@ -187,6 +187,7 @@ async fn forced_refreshes_across_two_instances(rotation: PeerRotation) {
     let last_b = b.manager().access_token(&id).await.unwrap();
     assert!(last_a == last_b, "b reads what a stored");
     assert_eq!(world.peer.refreshes().await, 7);
+    assert_eq!(world.peer.token_errors("invalid_grant").await, 0);
 }
 
 async fn two_instance_storm_at_expiry(rotation: PeerRotation) {
@@ -232,6 +233,11 @@ async fn two_instance_storm_at_expiry(rotation: PeerRotation) {
         world.peer.refreshes().await,
         1,
         "exactly one refresh at Doorkeeper"
+    );
+    assert_eq!(
+        world.peer.token_errors("invalid_grant").await,
+        0,
+        "no refresh token was spent twice"
     );
     assert_eq!(
         tokens.len(),

@@ -16,8 +16,8 @@
 #
 # Routes: /v4/oauth/* and /oauth/* (Doorkeeper's), GET /v4/account (Kit-shaped, guarded by
 # doorkeeper_authorize!), and GET /__test/stats — the token grants Doorkeeper answered with
-# success, counted by its own after_successful_strategy_response hook, so a suite can count
-# refreshes exactly.
+# success, counted by its own after_successful_strategy_response hook, and the token endpoint's
+# refusals by `error`, so a suite can count refreshes and invalid_grants exactly.
 
 require "tmpdir"
 require "json"
@@ -48,9 +48,35 @@ ENV["DATABASE_URL"] = "sqlite3:#{DATABASE}"
 TestUser = Struct.new(:id, :email)
 TEST_USER = TestUser.new(1, "creator@example.com")
 
-# Successful grants by kind, counted in-process (Puma runs one worker).
+# Successful grants by kind, and the token endpoint's refusals by `error`, counted in-process
+# (Puma runs one worker).
 GRANTS = Hash.new(0)
+TOKEN_ERRORS = Hash.new(0)
 GRANTS_LOCK = Mutex.new
+
+# Counts the token endpoint's error answers by their `error` code: Doorkeeper has a hook for
+# successes only.
+class TokenErrorCounter
+  def initialize(app)
+    @app = app
+  end
+
+  def call(env)
+    status, headers, body = @app.call(env)
+    return [status, headers, body] unless status >= 400 && env["PATH_INFO"].to_s.end_with?("/oauth/token")
+
+    text = +""
+    body.each { |chunk| text << chunk }
+    body.close if body.respond_to?(:close)
+    code = begin
+      JSON.parse(text)["error"] || "none"
+    rescue JSON::ParserError
+      "none"
+    end
+    GRANTS_LOCK.synchronize { TOKEN_ERRORS[code] += 1 }
+    [status, headers, [text]]
+  end
+end
 
 class PeerApp < Rails::Application
   config.load_defaults 6.1
@@ -65,6 +91,7 @@ class PeerApp < Rails::Application
   config.hosts.clear
   config.logger = Logger.new($stderr, level: Logger::WARN)
   config.log_level = :warn
+  config.middleware.insert_before 0, TokenErrorCounter
 end
 
 ActiveRecord::Base.establish_connection(
@@ -168,7 +195,8 @@ end
 
 class TestStatsController < ActionController::API
   def show
-    render json: { grants: GRANTS_LOCK.synchronize { GRANTS.dup }, rotation: ROTATION, access_ttl: ACCESS_TTL }
+    grants, errors = GRANTS_LOCK.synchronize { [GRANTS.dup, TOKEN_ERRORS.dup] }
+    render json: { grants: grants, token_errors: errors, rotation: ROTATION, access_ttl: ACCESS_TTL }
   end
 end
 
