@@ -122,7 +122,7 @@ pub fn run(cases: Vec<Case>) -> ! {
             let trial = Trial::test(case.name, move || {
                 if let Some(why) = missing {
                     return Err(Failed::from(format!(
-                        "the Doorkeeper peer is required under CI but cannot start: {why}"
+                        "the Doorkeeper peer cannot start (required under CI=true): {why}"
                     )));
                 }
                 let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -145,7 +145,8 @@ pub fn run(cases: Vec<Case>) -> ! {
     libtest_mimic::run(&args, trials).exit()
 }
 
-/// A running peer, killed when dropped.
+/// A running peer, stopped when dropped. A peer that is never dropped (one kept in a static)
+/// stops by itself when this process ends.
 pub struct Peer {
     child: Child,
     base_url: String,
@@ -250,7 +251,19 @@ impl Peer {
 }
 
 impl Drop for Peer {
+    /// SIGTERM first, so that the peer removes its temporary directory; SIGKILL if it has not
+    /// gone within five seconds.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

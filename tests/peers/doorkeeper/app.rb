@@ -12,7 +12,7 @@
 #   ACCESS_TTL      access-token lifetime in seconds (default 7200)
 #   CLIENT_ID, CLIENT_SECRET, REDIRECT_URI   the one confidential client (scope `public`)
 #   ACCOUNT_NAME    the always-signed-in creator's account name
-#   DATABASE        SQLite file (default: a fresh one in a temporary directory)
+#   DATABASE        SQLite file (default: a fresh one in a temporary directory, removed at exit)
 #
 # Routes: /v4/oauth/* and /oauth/* (Doorkeeper's), GET /v4/account (Kit-shaped, guarded by
 # doorkeeper_authorize!), and GET /__test/stats — the token grants Doorkeeper answered with
@@ -20,6 +20,7 @@
 # refusals by `error`, so a suite can count refreshes and invalid_grants exactly.
 
 require "tmpdir"
+require "fileutils"
 require "json"
 require "logger"
 require "rails"
@@ -39,7 +40,9 @@ CLIENT_ID = ENV.fetch("CLIENT_ID", "kit-oauth-tests")
 CLIENT_SECRET = ENV.fetch("CLIENT_SECRET", "doorkeeper-client-secret")
 REDIRECT_URI = ENV.fetch("REDIRECT_URI", "http://127.0.0.1:9/kit/oauth/callback")
 ACCOUNT_NAME = ENV.fetch("ACCOUNT_NAME", "Doorkeeper Creator")
-DATABASE = ENV.fetch("DATABASE") { File.join(Dir.mktmpdir("doorkeeper-peer"), "peer.sqlite3") }
+WORK_DIR = Dir.mktmpdir("doorkeeper-peer")
+at_exit { FileUtils.rm_rf(WORK_DIR) }
+DATABASE = ENV.fetch("DATABASE") { File.join(WORK_DIR, "peer.sqlite3") }
 
 # Rails reads its database from here (there is no config/database.yml).
 ENV["DATABASE_URL"] = "sqlite3:#{DATABASE}"
@@ -86,7 +89,8 @@ class PeerApp < Rails::Application
   # Errors are rendered as in production: a malformed JSON body is a bare 400.
   config.consider_all_requests_local = false
   config.action_dispatch.show_exceptions = true
-  config.paths["public"] = File.join(Dir.mktmpdir("doorkeeper-public"), "public")
+  # No public/400.html: the 400 is empty, as Rails renders it without one.
+  config.paths["public"] = File.join(WORK_DIR, "public")
   config.secret_key_base = "doorkeeper-peer-for-tests-only-#{"0" * 64}"
   config.hosts.clear
   config.logger = Logger.new($stderr, level: Logger::WARN)
@@ -220,13 +224,16 @@ Doorkeeper::Application.create!(
   confidential: true
 )
 
-# A test that dies without killing its peer (a panic while it is shared, SIGKILL) must not leave
-# it running: the peer leaves when its parent does.
+# A test process that ends without stopping its peer (a peer shared in a static, a panic,
+# SIGKILL) must not leave it running: the peer stops, as on SIGTERM, when its parent is gone.
 PARENT = Process.ppid
 Thread.new do
   loop do
     sleep 0.5
-    exit!(0) if Process.ppid != PARENT
+    next if Process.ppid == PARENT
+
+    Process.kill("TERM", Process.pid)
+    break
   end
 end
 
