@@ -159,6 +159,11 @@ pub struct Peer {
 impl Peer {
     /// Starts a peer on a free port and waits until it answers.
     pub async fn start(rotation: PeerRotation, access_ttl: u64) -> Self {
+        Self::start_for(rotation, access_ttl, REDIRECT_URI).await
+    }
+
+    /// As [`Peer::start`], with the client's registered redirect URI (a broker's callback).
+    pub async fn start_for(rotation: PeerRotation, access_ttl: u64, redirect_uri: &str) -> Self {
         let port = {
             let probe = TcpListener::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()
@@ -171,7 +176,7 @@ impl Peer {
             .env("ACCESS_TTL", access_ttl.to_string())
             .env("CLIENT_ID", CLIENT_ID)
             .env("CLIENT_SECRET", CLIENT_SECRET)
-            .env("REDIRECT_URI", REDIRECT_URI)
+            .env("REDIRECT_URI", redirect_uri)
             .env("ACCOUNT_NAME", ACCOUNT_NAME)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -3,7 +3,7 @@
 //! Doorkeeper with `previous_refresh_token`, `strict` ↔ without), and every step must give the
 //! same status, `error`, `error_description` and 401 body (token values and timestamps
 //! normalised away). The peer's statuses are also held to what a live Doorkeeper answered
-//! (docs/kit-protocol.md), so a misconfigured peer cannot make the two agree on something else.
+//! (docs/doorkeeper-observed.md), so a misconfigured peer cannot make the two agree on something else.
 //!
 //! Runs under libtest-mimic: without Ruby/Doorkeeper the cases are ignored with the reason, and
 //! under `CI=true` they fail.

@@ -289,6 +289,199 @@ async fn revoke(rotation: PeerRotation) {
     );
 }
 
+/// A broker API key of the broker test.
+const API_KEY: &str = "doorkeeper-broker-api-key-0123456789";
+
+/// Follows a redirect by hand, returning where it points.
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location on a {} answer", response.status()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The `name=value` parts of a response's cookies, as a `Cookie` header.
+fn cookies(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The broker (`kit-oauth-server`, started in-process as its binary starts it) against
+/// Doorkeeper: a creator's install through the broker's own routes, a token, the API proxy, a
+/// forced refresh, and a delete that revokes at Doorkeeper.
+async fn broker_install_token_proxy_refresh_delete(rotation: PeerRotation) {
+    use kit_oauth::{KitOAuthConfig, vars};
+    use kit_oauth_server::app::{self, RunConfig};
+    use kit_oauth_server::{ApiKeys, DashboardAccess};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let callback = format!("{base}/kit/oauth/callback");
+    let peer = Peer::start_for(rotation, TTL, &callback).await;
+    let dir = tempfile::tempdir().unwrap();
+    let values = std::collections::HashMap::from([
+        (vars::CLIENT_ID, CLIENT_ID.to_owned()),
+        (vars::CLIENT_SECRET, CLIENT_SECRET.to_owned()),
+        (vars::REDIRECT_URI, callback.clone()),
+        (vars::OAUTH_BASE, peer.base_url().to_owned()),
+        (vars::REDIRECT_ALLOW, peer.url("/apps/")),
+        (
+            vars::DATABASE_URL,
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("broker.db").display()
+            ),
+        ),
+        (
+            vars::ENCRYPTION_KEY,
+            kit_oauth::store::KeyRing::generate()
+                .to_env_value()
+                .to_string(),
+        ),
+    ]);
+    let library = KitOAuthConfig::from_lookup(|name| values.get(name).cloned()).unwrap();
+    let running = app::start(RunConfig {
+        library,
+        listener,
+        api_keys: ApiKeys::none().with_key(API_KEY),
+        dashboard: DashboardAccess::Disabled,
+        webhook: None,
+        demo: None,
+        refresher: kit_oauth::RefresherConfig::default(),
+        shutdown_grace: Duration::from_secs(10),
+        clock: None,
+        sign_in: None,
+    })
+    .await
+    .unwrap();
+
+    // The creator's browser: Kit's App Store link → the broker → Doorkeeper (signed in,
+    // consent skipped) → the broker's callback → back to Kit.
+    let browser = http_client();
+    let kit_redirect = peer.url("/apps/1?success=true");
+    let begun = browser
+        .get(format!("{base}/kit/oauth"))
+        .query(&[("redirect", kit_redirect.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        begun.status().as_u16(),
+        302,
+        "the broker sends the creator to Kit"
+    );
+    let jar = cookies(&begun);
+    let authorize = location(&begun);
+    assert!(authorize.starts_with(&peer.url("/")), "{authorize}");
+    let authorized = browser.get(&authorize).send().await.unwrap();
+    assert_eq!(
+        authorized.status().as_u16(),
+        302,
+        "Doorkeeper redirects with the code"
+    );
+    let back = location(&authorized);
+    assert!(back.starts_with(&callback), "{back}");
+    let done = browser
+        .get(&back)
+        .header("cookie", jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        done.status().as_u16(),
+        302,
+        "the broker sends the creator back to Kit"
+    );
+    assert!(location(&done).starts_with(&peer.url("/apps/1")));
+    assert_eq!(peer.grants("authorization_code").await, 1);
+
+    let api = http_client();
+    let list: Value = api
+        .get(format!("{base}/v1/connections"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let connections = list["connections"].as_array().unwrap();
+    assert_eq!(connections.len(), 1, "{list}");
+    assert_eq!(connections[0]["account_name"], ACCOUNT_NAME);
+    assert_eq!(connections[0]["state"], "authorized");
+    let id = connections[0]["id"].as_str().unwrap().to_owned();
+
+    let token = |path: &'static str| {
+        let api = api.clone();
+        let url = format!("{base}/v1/connections/{id}/{path}");
+        async move {
+            let body: Value = api
+                .post(url)
+                .bearer_auth(API_KEY)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = token("token").await;
+    let proxied = api
+        .get(format!("{base}/v1/connections/{id}/kit/account"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status().as_u16(), 200);
+    let account: Value = proxied.json().await.unwrap();
+    assert_eq!(account["account"]["name"], ACCOUNT_NAME);
+    assert_eq!(peer.refreshes().await, 0);
+
+    let second = token("refresh").await;
+    assert_ne!(second, first, "the forced refresh renewed the token");
+    assert_eq!(peer.refreshes().await, 1, "one refresh at Doorkeeper");
+    assert_eq!(
+        token("token").await,
+        second,
+        "the broker serves the new token"
+    );
+
+    let deleted = api
+        .delete(format!("{base}/v1/connections/{id}"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    let at_kit = api
+        .get(peer.url("/v4/account"))
+        .bearer_auth(&second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        at_kit.status().as_u16(),
+        401,
+        "the delete revoked the grant at Doorkeeper"
+    );
+    assert_eq!(
+        at_kit.json::<Value>().await.unwrap(),
+        serde_json::json!({"errors": ["The access token was revoked"]})
+    );
+    assert_eq!(peer.token_errors("invalid_grant").await, 0);
+    running.shutdown().await;
+}
+
 fn main() {
     let mut cases = Vec::new();
     for mode in PeerRotation::ALL {
@@ -308,6 +501,10 @@ fn main() {
         cases.push(Case::new(format!("doorkeeper::{m}::revoke"), move || {
             revoke(mode)
         }));
+        cases.push(Case::new(
+            format!("doorkeeper::{m}::broker_install_token_proxy_refresh_delete"),
+            move || broker_install_token_proxy_refresh_delete(mode),
+        ));
     }
     doorkeeper::run(cases)
 }
