@@ -3,38 +3,30 @@
 //! Doorkeeper with `previous_refresh_token`, `strict` ↔ without), and every step must give the
 //! same status, `error`, `error_description` and 401 body (token values and timestamps
 //! normalised away). The peer's statuses are also held to what a live Doorkeeper answered
-//! (docs/doorkeeper-observed.md), so a misconfigured peer cannot make the two agree on something else.
+//! (docs/doorkeeper-observed.md), so a misconfigured peer cannot make the two agree on
+//! something else.
 //!
 //! Runs under libtest-mimic: without Ruby/Doorkeeper the cases are ignored with the reason, and
 //! under `CI=true` they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod target;
+
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use kit_oauth_tests::doorkeeper::{
     self, ACCOUNT_NAME, CLIENT_ID, CLIENT_SECRET, Case, Peer, PeerRotation, REDIRECT_URI,
 };
 use kit_oauth_tests::http_client;
 use kit_sandbox::{SandboxBuilder, SandboxHandle};
-use serde_json::{Value, json};
+use serde_json::json;
+use target::{Answer, CHALLENGE, Credentials, Log, Side, Target, VERIFIER};
 use tokio::sync::OnceCell;
 
-/// RFC 7636 appendix B's S256 pair.
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 /// The access-token lifetime both sides use, as the observed table's.
 const TTL: u64 = 7_200;
 /// The short lifetime of the expiry script.
 const SHORT_TTL: u64 = 2;
-
-/// Doorkeeper's sentences, which its authorize error page shows in a `<pre>`.
-const PAGE_SENTENCES: [&str; 4] = [
-    "The code challenge method must be plain or S256.",
-    "The requested redirect uri is malformed or doesn't match client redirect URI.",
-    "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.",
-    "The requested scope is invalid, unknown, or malformed.",
-];
 
 // ---------------------------------------------------------------------------------------------
 // SHIM (issue 17.3, another branch): the sandbox is gaining `.rotation(kit_sandbox::Rotation::
@@ -50,270 +42,6 @@ fn sandbox_rotation(builder: SandboxBuilder, rotation: PeerRotation) -> SandboxB
     builder.reuse_detection(false)
 }
 // ---------------------------------------------------------------------------------------------
-
-/// One side of the comparison.
-enum Side {
-    Sandbox(SandboxHandle),
-    Peer(&'static Peer),
-}
-
-struct Target {
-    side: Side,
-    ttl: u64,
-    http: reqwest::Client,
-}
-
-/// One answer, normalised to what must agree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Answer {
-    status: u16,
-    shape: String,
-    /// The tokens, when it issued some.
-    access: String,
-    refresh: String,
-}
-
-impl Answer {
-    async fn from(response: reqwest::Response) -> Self {
-        let status = response.status().as_u16();
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        // Doorkeeper's pages escape apostrophes; the sentences are compared as text.
-        let body = response
-            .text()
-            .await
-            .unwrap_or_default()
-            .replace("&#39;", "'")
-            .replace("&quot;", "\"")
-            .replace("&amp;", "&");
-        let mut access = String::new();
-        let mut refresh = String::new();
-        let shape = if let Some(location) = location {
-            let url = url::Url::parse(&location).unwrap();
-            let keys: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
-            format!(
-                "redirect to {}://{}{} with {keys:?}",
-                url.scheme(),
-                url.authority(),
-                url.path()
-            )
-        } else if let Ok(value) = serde_json::from_str::<Value>(&body) {
-            if let Some(at) = value["access_token"].as_str() {
-                at.clone_into(&mut access);
-                value["refresh_token"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .clone_into(&mut refresh);
-                let mut keys: Vec<&String> = value.as_object().unwrap().keys().collect();
-                keys.sort();
-                format!(
-                    "tokens {keys:?} token_type={} expires_in={} scope={}",
-                    value["token_type"], value["expires_in"], value["scope"]
-                )
-            } else if value.get("error").is_some() {
-                format!(
-                    "error={} error_description={}",
-                    value["error"], value["error_description"]
-                )
-            } else if value["account"]["name"].is_string() && value["user"]["email"].is_string() {
-                "<the Kit-shaped account JSON>".to_owned()
-            } else {
-                value.to_string()
-            }
-        } else if content_type.starts_with("text/html") {
-            match PAGE_SENTENCES.iter().find(|s| body.contains(*s)) {
-                Some(sentence) => format!("HTML page: {sentence}"),
-                None if body.is_empty() => "empty HTML".to_owned(),
-                None => format!("HTML page without Doorkeeper's sentence: {body:.160}"),
-            }
-        } else {
-            format!("{content_type}: {body:.160}")
-        };
-        Self {
-            status,
-            shape,
-            access,
-            refresh,
-        }
-    }
-}
-
-impl Target {
-    fn base(&self) -> String {
-        match &self.side {
-            Side::Sandbox(s) => s.base_url().to_owned(),
-            Side::Peer(p) => p.base_url().to_owned(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base())
-    }
-
-    /// Lets the access tokens issued so far expire: the sandbox's clock moves, Doorkeeper's
-    /// is the wall clock.
-    async fn expire(&self) {
-        match &self.side {
-            Side::Sandbox(s) => s.advance_clock(self.ttl + 1),
-            Side::Peer(_) => tokio::time::sleep(Duration::from_secs(self.ttl + 1)).await,
-        }
-    }
-
-    async fn authorize_raw(&self, pairs: &[(&str, &str)]) -> Answer {
-        let mut url = url::Url::parse(&self.url("/v4/oauth/authorize")).unwrap();
-        url.query_pairs_mut().extend_pairs(pairs);
-        Answer::from(self.http.get(url).send().await.unwrap()).await
-    }
-
-    /// The signed-in creator's consent is skipped: authorize answers with the code.
-    async fn code(&self, pkce: bool) -> String {
-        let mut url = url::Url::parse(&self.url("/v4/oauth/authorize")).unwrap();
-        url.query_pairs_mut()
-            .append_pair("client_id", CLIENT_ID)
-            .append_pair("redirect_uri", REDIRECT_URI)
-            .append_pair("response_type", "code")
-            .append_pair("scope", "public")
-            .append_pair("state", "differential");
-        if pkce {
-            url.query_pairs_mut()
-                .append_pair("code_challenge", CHALLENGE)
-                .append_pair("code_challenge_method", "S256");
-        }
-        let response = self.http.get(url).send().await.unwrap();
-        let Some(location) = response.headers().get("location") else {
-            return String::new();
-        };
-        let location = url::Url::parse(location.to_str().unwrap()).unwrap();
-        location
-            .query_pairs()
-            .find(|(k, _)| k == "code")
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    }
-
-    fn code_pairs<'a>(code: &'a str, verifier: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
-        let mut pairs = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-            ("redirect_uri", REDIRECT_URI),
-        ];
-        if let Some(v) = verifier {
-            pairs.push(("code_verifier", v));
-        }
-        pairs
-    }
-
-    async fn token_form_at(&self, path: &str, pairs: &[(&str, &str)]) -> Answer {
-        Answer::from(
-            self.http
-                .post(self.url(path))
-                .form(pairs)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn token_form(&self, pairs: &[(&str, &str)]) -> Answer {
-        self.token_form_at("/v4/oauth/token", pairs).await
-    }
-
-    async fn token_json(&self, body: &Value) -> Answer {
-        Answer::from(
-            self.http
-                .post(self.url("/v4/oauth/token"))
-                .json(body)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn exchange(&self, code: &str, verifier: Option<&str>) -> Answer {
-        self.token_form(&Self::code_pairs(code, verifier)).await
-    }
-
-    /// A fresh grant: authorize with PKCE and exchange the code.
-    async fn grant(&self) -> Answer {
-        let code = self.code(true).await;
-        self.exchange(&code, Some(VERIFIER)).await
-    }
-
-    async fn refresh(&self, refresh_token: &str) -> Answer {
-        self.token_form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-        ])
-        .await
-    }
-
-    async fn account(&self, access_token: Option<&str>) -> Answer {
-        let mut request = self.http.get(self.url("/v4/account"));
-        if let Some(token) = access_token {
-            request = request.bearer_auth(token);
-        }
-        Answer::from(request.send().await.unwrap()).await
-    }
-
-    async fn revoke(&self, token: &str, credentials: Credentials) -> Answer {
-        let mut pairs = vec![("token", token)];
-        let mut request = self.http.post(self.url("/v4/oauth/revoke"));
-        match credentials {
-            Credentials::Form(secret) => {
-                pairs.push(("client_id", CLIENT_ID));
-                pairs.push(("client_secret", secret));
-            }
-            Credentials::Basic(secret) => request = request.basic_auth(CLIENT_ID, Some(secret)),
-            Credentials::None => {}
-        }
-        Answer::from(request.form(&pairs).send().await.unwrap()).await
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Credentials {
-    Form(&'static str),
-    Basic(&'static str),
-    None,
-}
-
-/// The answers of one run of a script, with the status the observed table gives for each.
-#[derive(Default)]
-struct Log {
-    steps: Vec<(String, u16, Answer)>,
-}
-
-impl Log {
-    /// Records a step; `expected` is the observed Doorkeeper's status.
-    fn step(&mut self, label: &str, expected: u16, answer: &Answer) {
-        self.steps
-            .push((label.to_owned(), expected, answer.clone()));
-    }
-
-    /// As [`Log::step`], with the observed status differing by mode.
-    fn step_by(&mut self, label: &str, mode: PeerRotation, [ru, strict]: [u16; 2], a: &Answer) {
-        let expected = match mode {
-            PeerRotation::RevokeOnUse => ru,
-            PeerRotation::Strict => strict,
-        };
-        self.step(label, expected, a);
-    }
-}
 
 type Script = for<'a> fn(
     &'a Target,
