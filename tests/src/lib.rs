@@ -7,6 +7,8 @@
 //! test-support code: a fixture that cannot be set up is a failed test, so it unwraps.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod doorkeeper;
+
 use std::sync::Arc;
 use std::time::Duration;
 
