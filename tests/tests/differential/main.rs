@@ -29,17 +29,13 @@ const TTL: u64 = 7_200;
 const SHORT_TTL: u64 = 2;
 
 // ---------------------------------------------------------------------------------------------
-// SHIM (issue 17.3, another branch): the sandbox is gaining `.rotation(kit_sandbox::Rotation::
-// RevokeOnUse | Strict | ReuseDetection)`, replacing `.reuse_detection(bool)`. Until it lands
-// here, both modes map to the only non-harsh model the sandbox has (`reuse_detection(false)`,
-// which spends a refresh token at once, i.e. `strict`). At merge, replace the body with:
-//     builder.rotation(match rotation {
-//         PeerRotation::RevokeOnUse => kit_sandbox::Rotation::RevokeOnUse,
-//         PeerRotation::Strict => kit_sandbox::Rotation::Strict,
-//     })
+/// The sandbox's model of the peer's rotation mode: Doorkeeper with `previous_refresh_token`
+/// is `revoke-on-use`, without it `strict`.
 fn sandbox_rotation(builder: SandboxBuilder, rotation: PeerRotation) -> SandboxBuilder {
-    let _ = rotation;
-    builder.reuse_detection(false)
+    builder.rotation(match rotation {
+        PeerRotation::RevokeOnUse => kit_sandbox::Rotation::RevokeOnUse,
+        PeerRotation::Strict => kit_sandbox::Rotation::Strict,
+    })
 }
 // ---------------------------------------------------------------------------------------------
 
