@@ -6,11 +6,18 @@
 //!
 //! ```text
 //! Unauthorized --begin(install)--> Pending --callback(code) + authorize(tokens)--> Authorized
-//! Pending --deny / ttl--> Unauthorized
-//! Authorized --clock passes the refresh margin--> Expired --refreshed(tokens)--> Authorized
-//! Expired --invalid_grant / revoked--> Unauthorized (needs reinstall)
-//! Authorized --revoke / uninstall--> Unauthorized
+//! Pending --callback: denied / forged / past PENDING_TTL--> Unauthorized
+//! Authorized --observe: clock in the refresh margin, schedule passed, or Kit refused it--> Expired
+//! Expired --refreshed(tokens)--> Authorized
+//! Expired --reauth_required (invalid_grant confirmed)--> Unauthorized (needs reinstall)
+//! Authorized / Expired --revoke / reauth_required / removed--> Unauthorized
 //! ```
+//!
+//! Every row the store writes is made from one of these values (see [`crate::store::Grant`]),
+//! and every value read back from storage is rebuilt by the store through
+//! [`crate::store::Restore`], the sealed constructor only the store port is handed. No state is
+//! `Clone` or `Deserialize`, so the only way to a second `Expired` or `Pending` is a second read
+//! of the store, which the store's lease and single consumption arbitrate across processes.
 
 use std::time::Duration;
 
@@ -21,8 +28,11 @@ use crate::clock::{Clock, Timestamp};
 use crate::error::CallbackError;
 use crate::ids::{ConnectionId, KitAccountId, TenantName};
 use crate::redirect::KitRedirect;
-use crate::secret::{AccessToken, AuthorizationCode, CsrfState, PkceVerifier, RefreshToken};
-use crate::token::TokenSet;
+use crate::secret::{
+    AccessToken, AuthorizationCode, CsrfState, PkceVerifier, RefreshToken, Sha256Hash,
+};
+use crate::error::TokenError;
+use crate::token::{TokenResponse, TokenSet};
 
 /// How long an install may take from `begin` to the callback.
 pub const PENDING_TTL: Duration = Duration::from_secs(10 * 60);
@@ -38,10 +48,12 @@ pub struct KitAccount {
     pub primary_email: Option<String>,
 }
 
-/// One grant, in the state `S`. `Clone` only where the state is: a pending install or an
-/// expired grant cannot be duplicated and so cannot be completed or refreshed twice.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+/// One grant, in the state `S`.
+///
+/// Neither `Clone` nor `Deserialize`: a value is made by a transition or by the store's sealed
+/// constructor, and a transition consumes it, so a pending install cannot be completed twice
+/// and a due grant cannot be refreshed twice.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Connection<S> {
     state: S,
 }
@@ -71,7 +83,7 @@ pub enum UnauthorizedReason {
 }
 
 /// No usable grant: a fresh install, or a connection that needs reinstalling.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Unauthorized {
     id: Option<ConnectionId>,
     tenant: Option<TenantName>,
@@ -81,8 +93,9 @@ pub struct Unauthorized {
 
 /// An install in progress: waiting for Kit's callback.
 ///
-/// Not `Clone`: a pending install takes one callback.
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Not `Clone`: a pending install takes one callback. Read back from storage only by consuming
+/// the stored row ([`crate::store::ConsumedPending::into_pending`]).
+#[derive(Debug, PartialEq, Eq)]
 pub struct Pending {
     reinstall_of: Option<ConnectionId>,
     tenant: Option<TenantName>,
@@ -94,7 +107,7 @@ pub struct Pending {
 }
 
 /// What a connection with a grant holds, whether its token is fresh or due.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Granted {
     id: ConnectionId,
     tenant: Option<TenantName>,
@@ -103,49 +116,55 @@ pub struct Granted {
 }
 
 /// A working grant whose access token was fresh when last observed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+///
+/// Not `Clone`: [`Connection::<Authorized>::observe`] spends it into at most one [`Expired`].
+#[derive(Debug, PartialEq, Eq)]
 pub struct Authorized(Granted);
 
-/// A grant whose access token is inside its refresh margin (or past expiry): it must be
-/// refreshed before its access token is used again.
+/// A grant that is **due**: its access token is inside its refresh margin or already past its
+/// expiry (the type does not tell the two apart: either way it must be refreshed before its
+/// access token is handed out again), or the background schedule's point before the margin has
+/// passed, or Kit refused the access token it holds. Reached only through
+/// [`Connection::<Authorized>::observe`] with that evidence.
 ///
 /// Not `Clone`: its refresh token is spent by one [`Connection::<Expired>::refreshed`].
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Expired(Granted);
 
-/// The states that hold a grant (sealed: only [`Authorized`] and [`Expired`]).
-pub trait HoldsGrant: sealed::Sealed {
-    #[doc(hidden)]
-    fn granted(&self) -> &Granted;
-    #[doc(hidden)]
-    fn into_granted(self) -> Granted;
-}
+/// The states that hold a grant (sealed: only [`Authorized`] and [`Expired`]; what they share
+/// is reached through the sealed supertrait, which no other crate can name or implement).
+pub trait HoldsGrant: sealed::Sealed {}
 
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::Authorized {}
-    impl Sealed for super::Expired {}
+    use super::Granted;
+
+
+    pub trait Sealed {
+        fn granted(&self) -> &Granted;
+        fn into_granted(self) -> Granted;
+    }
+
+    impl Sealed for super::Authorized {
+        fn granted(&self) -> &Granted {
+            &self.0
+        }
+        fn into_granted(self) -> Granted {
+            self.0
+        }
+    }
+
+    impl Sealed for super::Expired {
+        fn granted(&self) -> &Granted {
+            &self.0
+        }
+        fn into_granted(self) -> Granted {
+            self.0
+        }
+    }
 }
 
-impl HoldsGrant for Authorized {
-    fn granted(&self) -> &Granted {
-        &self.0
-    }
-    fn into_granted(self) -> Granted {
-        self.0
-    }
-}
-
-impl HoldsGrant for Expired {
-    fn granted(&self) -> &Granted {
-        &self.0
-    }
-    fn into_granted(self) -> Granted {
-        self.0
-    }
-}
+impl HoldsGrant for Authorized {}
+impl HoldsGrant for Expired {}
 
 /// What every state with a grant offers, fresh or due.
 impl<S: HoldsGrant> Connection<S> {
@@ -173,7 +192,7 @@ impl<S: HoldsGrant> Connection<S> {
         &self.state.granted().tokens
     }
 
-    /// The grant was revoked (by the app, or the creator uninstalled it).
+    /// The grant was revoked at Kit (by the app, or the creator uninstalled it).
     #[must_use]
     pub fn revoke(self) -> Connection<Unauthorized> {
         self.end(UnauthorizedReason::Revoked)
@@ -336,16 +355,6 @@ impl Connection<Pending> {
         }
     }
 
-    /// Abandons the install when its deadline has passed; otherwise gives it back.
-    #[must_use]
-    pub fn expire(self, clock: &(impl Clock + ?Sized)) -> PendingCheck {
-        if clock.now() >= self.state.deadline {
-            PendingCheck::Expired(self.into_unauthorized(UnauthorizedReason::InstallExpired))
-        } else {
-            PendingCheck::StillPending(self)
-        }
-    }
-
     /// The `state` to send on the authorize request.
     #[must_use]
     pub fn csrf_state(&self) -> &CsrfState {
@@ -388,19 +397,27 @@ impl Connection<Pending> {
         self.state.deadline
     }
 
-    /// Rebuilds a pending install from storage (the store keeps `state` only as a hash, so the
-    /// caller supplies the `state` it received on the callback after matching that hash).
-    #[must_use]
-    pub fn restore(parts: PendingParts) -> Self {
+    /// Rebuilds a pending install from its stored row and the `state` the callback carried;
+    /// only [`crate::store::ConsumedPending::into_pending`] calls it, once per consumed row.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_stored(
+        reinstall_of: Option<ConnectionId>,
+        tenant: Option<TenantName>,
+        state: CsrfState,
+        verifier: PkceVerifier,
+        kit_redirect: KitRedirect,
+        started_at: Timestamp,
+        deadline: Timestamp,
+    ) -> Self {
         Self {
             state: Pending {
-                reinstall_of: parts.reinstall_of,
-                tenant: parts.tenant,
-                state: parts.state,
-                verifier: parts.verifier,
-                kit_redirect: parts.kit_redirect,
-                started_at: parts.started_at,
-                deadline: parts.deadline,
+                reinstall_of,
+                tenant,
+                state,
+                verifier,
+                kit_redirect,
+                started_at,
+                deadline,
             },
         }
     }
@@ -415,34 +432,6 @@ impl Connection<Pending> {
             },
         }
     }
-}
-
-/// The result of checking a pending install's deadline.
-#[derive(Debug)]
-pub enum PendingCheck {
-    /// The deadline passed: the install is abandoned.
-    Expired(Connection<Unauthorized>),
-    /// Still within its deadline, unchanged.
-    StillPending(Connection<Pending>),
-}
-
-/// The fields of a stored pending install, for [`Connection::<Pending>::restore`].
-#[derive(Debug, Clone)]
-pub struct PendingParts {
-    /// The connection being reinstalled, if any.
-    pub reinstall_of: Option<ConnectionId>,
-    /// The tenant.
-    pub tenant: Option<TenantName>,
-    /// The `state` (as received on the callback, matched against the stored hash).
-    pub state: CsrfState,
-    /// The PKCE verifier.
-    pub verifier: PkceVerifier,
-    /// Where to send the browser back to.
-    pub kit_redirect: KitRedirect,
-    /// When the install started.
-    pub started_at: Timestamp,
-    /// When it dies.
-    pub deadline: Timestamp,
 }
 
 /// A callback that was refused; the pending install is gone.
@@ -530,6 +519,23 @@ impl CodeGrant {
     }
 }
 
+/// What, besides the token's own refresh margin, makes a grant due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Only the refresh margin, by the clock.
+    Margin,
+    /// The background schedule: due in the margin, or once `next_refresh_at` (a jittered
+    /// instant before the margin) has passed.
+    Scheduled {
+        /// The row's scheduled refresh.
+        next_refresh_at: Option<Timestamp>,
+    },
+    /// Kit refused the access token with this fingerprint (or an operator asked to replace
+    /// it): due exactly when the connection still holds that token, whatever the clock says —
+    /// Kit's word overrides ours.
+    Replacing(Sha256Hash),
+}
+
 /// The result of looking at an authorized connection's token at an instant.
 #[derive(Debug)]
 pub enum Freshness {
@@ -548,9 +554,9 @@ pub struct TokenDue {
 }
 
 impl Connection<Authorized> {
-    /// Reassembles an authorized connection from storage.
-    #[must_use]
-    pub fn restore(
+    /// An authorized connection as a store read it back: only [`crate::store::Restore`] calls
+    /// this.
+    pub(crate) fn from_stored(
         id: ConnectionId,
         tenant: Option<TenantName>,
         account: KitAccount,
@@ -566,11 +572,32 @@ impl Connection<Authorized> {
         }
     }
 
-    /// Decides, at the clock's instant, whether the token may still be handed out.
+    /// Decides, at the clock's instant, whether the token may still be handed out: it is due
+    /// once it enters its refresh margin.
     #[must_use]
     pub fn observe(self, clock: &(impl Clock + ?Sized)) -> Freshness {
-        if self.state.0.tokens.is_due(clock.now()) {
-            Freshness::Due(self.expire_now())
+        self.observe_for(Due::Margin, clock)
+    }
+
+    /// As [`Self::observe`], with the evidence that may make a grant due before its margin:
+    /// the background schedule, or Kit's refusal of the access token this connection holds.
+    /// The one way into [`Expired`]; it consumes the connection, so one `Authorized` gives at
+    /// most one `Expired`.
+    #[must_use]
+    pub fn observe_for(self, due: Due, clock: &(impl Clock + ?Sized)) -> Freshness {
+        let now = clock.now();
+        let tokens = &self.state.0.tokens;
+        let is_due = match due {
+            Due::Margin => tokens.is_due(now),
+            Due::Scheduled { next_refresh_at } => {
+                tokens.is_due(now) || next_refresh_at.is_some_and(|at| now >= at)
+            }
+            Due::Replacing(refused) => tokens.access().fingerprint() == refused,
+        };
+        if is_due {
+            Freshness::Due(Connection {
+                state: Expired(self.state.0),
+            })
         } else {
             Freshness::Fresh(self)
         }
@@ -592,15 +619,6 @@ impl Connection<Authorized> {
         }
     }
 
-    /// Kit refused the access token as expired before our clock said so (clock skew), or an
-    /// operator forced a refresh: the connection is due now. The one way into `Expired` that
-    /// does not go through a [`Clock`]: Kit's word overrides ours.
-    #[must_use]
-    pub fn expire_now(self) -> Connection<Expired> {
-        Connection {
-            state: Expired(self.state.0),
-        }
-    }
 }
 
 impl Connection<Expired> {
@@ -608,6 +626,27 @@ impl Connection<Expired> {
     #[must_use]
     pub fn refresh_token(&self) -> &RefreshToken {
         self.state.0.tokens.refresh()
+    }
+
+    /// Applies Kit's answer to the refresh: a usable token response makes the authorized
+    /// connection to commit (keeping the spent refresh token only when the server did not
+    /// rotate it — Kit always rotates); an unusable one gives the connection back unchanged.
+    ///
+    /// # Errors
+    /// The [`TokenError`] that makes the response unusable, with the connection.
+    pub fn refreshed_with(
+        self,
+        response: TokenResponse,
+        received_at: Timestamp,
+    ) -> Result<Connection<Authorized>, (TokenError, Self)> {
+        let kept = response
+            .refresh_token
+            .is_none()
+            .then(|| self.state.0.tokens.refresh().clone());
+        match TokenSet::from_response(response, received_at, kept) {
+            Ok(tokens) => Ok(self.refreshed(tokens)),
+            Err(error) => Err((error, self)),
+        }
     }
 
     /// The refresh succeeded: the old tokens are dropped, the new ones take over.
@@ -623,9 +662,8 @@ impl Connection<Expired> {
 }
 
 impl Connection<Unauthorized> {
-    /// Reassembles an unauthorized connection from storage.
-    #[must_use]
-    pub fn restore(
+    /// An ended connection as a store read it back: only [`crate::store::Restore`] calls this.
+    pub(crate) fn from_stored(
         id: Option<ConnectionId>,
         tenant: Option<TenantName>,
         account: Option<KitAccount>,

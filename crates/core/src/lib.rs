@@ -99,18 +99,18 @@ pub mod secret;
 pub mod store;
 pub mod token;
 
-pub use any::{AnyConnection, StateName};
+pub use any::StateName;
 pub use callback::Callback;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{
     CallbackError, EndpointError, IdError, LookupError, RedirectError, RefreshError, SecretError,
-    StoreError, TokenError, WrongState,
+    StoreError, TokenError,
 };
 pub use event::{Event, EventId, EventKind, EventSink, NoEvents};
 pub use flow::{
-    Authorized, CallbackRejected, CodeGrant, Connection, Expired, Freshness, Granted, HoldsGrant,
-    InstallStart, KitAccount, PENDING_TTL, Pending, PendingCheck, PendingParts, TokenDue,
-    Unauthorized, UnauthorizedReason,
+    Authorized, CallbackRejected, CodeGrant, Connection, Due, Expired, Freshness, Granted,
+    HoldsGrant, InstallStart, KitAccount, PENDING_TTL, Pending, TokenDue, Unauthorized,
+    UnauthorizedReason,
 };
 pub use ids::{ClientId, ConnectionId, KitAccountId, TenantName};
 pub use ports::{AccountLookup, AuthorizeRequest, RevocableToken, TokenEndpoint};
@@ -120,8 +120,9 @@ pub use secret::{
     RefreshToken, Sha256Hash, constant_time_eq,
 };
 pub use store::{
-    ConnectionRecord, ConnectionStore, Grant, InFlight, Lease, LeaseOutcome, LeaseOwner, ListQuery,
-    PendingRecord, RefreshHealth, Version,
+    ConnectionRecord, ConnectionStore, ConnectionStoreExt, ConsumedPending, Grant, InFlight, Lease,
+    LeaseOutcome, LeaseOwner, ListQuery, PendingRecord, PendingTake, RefreshHealth, Restore,
+    StoredConnection, Version,
 };
 pub use token::{Jitter, NoJitter, TokenResponse, TokenSet, refresh_margin};
 

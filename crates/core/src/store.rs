@@ -6,25 +6,29 @@
 //!   [`StoreError::Conflict`] and never overwrites newer tokens.
 //! - [`ConnectionStore::upsert_installed`] is atomic on (tenant, Kit account): two concurrent
 //!   installs of the same account for the same tenant end in one connection, one id.
-//! - [`ConnectionStore::consume_pending`] returns a pending install at most once, ever.
+//! - [`ConnectionStore::consume_pending_with`] returns a pending install at most once, ever,
+//!   and only to the browser that started it: another browser's attempt leaves it in place.
 //! - [`ConnectionStore::acquire_lease`] succeeds for one owner at a time across processes; a
 //!   lease expires if its holder dies; every acquisition bumps a fencing counter, and
 //!   [`ConnectionStore::commit_refresh`] / [`ConnectionStore::release_lease`] check owner and
 //!   fence, so a holder whose lease was taken over cannot write.
 //! - Expiry is never persisted as a state: it is derived from `expires_at` and a clock.
+//!
+//! A typed connection or pending install comes back from storage only through [`Restore`], the
+//! sealed constructor this crate hands the store on each typed read (the `…_with` methods, which
+//! callers reach through [`ConnectionStoreExt`]). Nothing outside this crate can make a
+//! `Restore`, so no other code can turn data into an `Authorized`, `Unauthorized` or `Pending`.
 
 use std::future::Future;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::any::{AnyConnection, StateName};
+use crate::any::StateName;
 use crate::clock::Timestamp;
-use crate::error::{StoreError, WrongState};
+use crate::error::StoreError;
 use crate::event::Event;
-use crate::flow::{
-    Authorized, Connection, KitAccount, Pending, PendingParts, Unauthorized, UnauthorizedReason,
-};
+use crate::flow::{Authorized, Connection, KitAccount, Pending, Unauthorized, UnauthorizedReason};
 use crate::ids::{ConnectionId, KitAccountId, TenantName};
 use crate::redirect::KitRedirect;
 use crate::secret::{CsrfState, PkceVerifier, Sha256Hash};
@@ -130,43 +134,149 @@ impl ConnectionRecord {
         }
     }
 
-    /// The connection as a typed value, erased.
+    /// The row after a refresh the flow committed: `renewed` is what
+    /// [`Connection::<Expired>::refreshed`] returned, the health is reset to a success at `now`.
     #[must_use]
-    pub fn to_connection(&self) -> AnyConnection {
-        match &self.grant {
-            Grant::Active(tokens) => Connection::<Authorized>::restore(
-                self.id.clone(),
-                self.tenant.clone(),
-                self.account.clone(),
-                tokens.clone(),
-            )
-            .into(),
-            Grant::Ended(reason) => Connection::<Unauthorized>::restore(
-                Some(self.id.clone()),
-                self.tenant.clone(),
-                Some(self.account.clone()),
-                reason.clone(),
-            )
-            .into(),
+    pub fn refreshed(
+        &self,
+        renewed: &Connection<Authorized>,
+        next_refresh_at: Timestamp,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            account: renewed.account().clone(),
+            grant: Grant::Active(renewed.tokens().clone()),
+            health: RefreshHealth {
+                consecutive_failures: 0,
+                cooldown_until: None,
+                early_retry_after: None,
+                last_error: None,
+                last_refresh_at: Some(now),
+            },
+            next_refresh_at: Some(next_refresh_at),
+            updated_at: now,
+            ..self.clone()
         }
     }
 
-    /// The connection, if its grant is active.
-    ///
-    /// # Errors
-    /// [`WrongState`] when the grant has ended.
-    pub fn authorized_connection(&self) -> Result<Connection<Authorized>, WrongState> {
-        match &self.grant {
-            Grant::Active(tokens) => Ok(Connection::<Authorized>::restore(
-                self.id.clone(),
-                self.tenant.clone(),
-                self.account.clone(),
+    /// The row after the flow ended the grant (`revoke`, `reauth_required`): no tokens, no
+    /// refresh scheduled, `health` as the caller counted it.
+    #[must_use]
+    pub fn ended(
+        &self,
+        ended: &Connection<Unauthorized>,
+        health: RefreshHealth,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            grant: Grant::Ended(ended.reason().clone()),
+            next_refresh_at: None,
+            health,
+            updated_at: now,
+            ..self.clone()
+        }
+    }
+}
+
+/// A connection as a store read it back, typed: what its grant allows next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StoredConnection {
+    /// The grant works (its token may be due: observe it).
+    Active(Connection<Authorized>),
+    /// The grant ended.
+    Ended(Connection<Unauthorized>),
+}
+
+/// The store port's sealed constructor: the one way data read from storage becomes a typed
+/// connection or a pending install. Only this crate makes one, and hands it to the store on each
+/// typed read; a store spends it on the one value that read returns.
+#[derive(Debug)]
+pub struct Restore(());
+
+impl Restore {
+    pub(crate) const fn new() -> Self {
+        Self(())
+    }
+
+    /// The typed connection for a row this store just read.
+    #[must_use]
+    pub fn connection(self, record: &ConnectionRecord) -> StoredConnection {
+        match &record.grant {
+            Grant::Active(tokens) => StoredConnection::Active(Connection::<Authorized>::from_stored(
+                record.id.clone(),
+                record.tenant.clone(),
+                record.account.clone(),
                 tokens.clone(),
             )),
-            Grant::Ended(_) => Err(WrongState {
-                expected: StateName::Authorized,
-                found: StateName::Unauthorized,
-            }),
+            Grant::Ended(reason) => {
+                StoredConnection::Ended(Connection::<Unauthorized>::from_stored(
+                    Some(record.id.clone()),
+                    record.tenant.clone(),
+                    Some(record.account.clone()),
+                    reason.clone(),
+                ))
+            }
+        }
+    }
+
+    /// A pending row this store just removed, as the one value that can resume the install.
+    #[must_use]
+    pub fn consumed(self, record: PendingRecord) -> ConsumedPending {
+        ConsumedPending(record)
+    }
+}
+
+/// A pending install removed from storage: it becomes a [`Connection<Pending>`] once, given the
+/// `state` that found it. Not `Clone`, and made only by [`Restore::consumed`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConsumedPending(PendingRecord);
+
+impl ConsumedPending {
+    /// The stored row.
+    #[must_use]
+    pub fn record(&self) -> &PendingRecord {
+        &self.0
+    }
+
+    /// The pending install again, given the `state` the callback carried.
+    ///
+    /// # Errors
+    /// Gives itself back when `state` is not the one whose hash found this row.
+    pub fn into_pending(self, state: CsrfState) -> Result<Connection<Pending>, Self> {
+        if !state.fingerprint().ct_eq(&self.0.state_hash) {
+            return Err(self);
+        }
+        let r = self.0;
+        Ok(Connection::<Pending>::from_stored(
+            r.reinstall_of,
+            r.tenant,
+            state,
+            r.verifier,
+            r.kit_redirect,
+            r.started_at,
+            r.expires_at,
+        ))
+    }
+}
+
+/// The answer to [`ConnectionStore::consume_pending_with`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum PendingTake {
+    /// Removed: the browser that started the install brought it back.
+    Taken(ConsumedPending),
+    /// It exists, but another browser (or none) asked: left in place for the right one.
+    OtherBrowser,
+    /// No such pending install: never started, already consumed, or purged.
+    Unknown,
+}
+
+impl PendingTake {
+    /// The stored row, when it was taken.
+    #[must_use]
+    pub fn taken(self) -> Option<ConsumedPending> {
+        match self {
+            Self::Taken(consumed) => Some(consumed),
+            Self::OtherBrowser | Self::Unknown => None,
         }
     }
 }
@@ -208,20 +318,6 @@ impl PendingRecord {
         }
     }
 
-    /// The pending install again, given the `state` the callback carried (whose hash found
-    /// this record).
-    #[must_use]
-    pub fn into_pending(self, state: CsrfState) -> Connection<Pending> {
-        Connection::<Pending>::restore(PendingParts {
-            reinstall_of: self.reinstall_of,
-            tenant: self.tenant,
-            state,
-            verifier: self.verifier,
-            kit_redirect: self.kit_redirect,
-            started_at: self.started_at,
-            deadline: self.expires_at,
-        })
-    }
 }
 
 /// Who holds a refresh lease: an instance id plus anything that tells its workers apart.
@@ -252,8 +348,8 @@ pub struct Lease {
     pub until: Timestamp,
 }
 
-/// The answer to [`ConnectionStore::acquire_lease`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The answer to [`ConnectionStore::acquire_lease_with`].
+#[derive(Debug, PartialEq, Eq)]
 pub enum LeaseOutcome {
     /// Ours, with the row as it was at acquisition (no second read needed) and the previous
     /// holder's unfinished refresh, if it died mid-flight.
@@ -262,6 +358,8 @@ pub enum LeaseOutcome {
         lease: Lease,
         /// The row at acquisition.
         record: Box<ConnectionRecord>,
+        /// The same row, typed (through [`Restore`]): what the lease holder may do with it.
+        connection: Box<StoredConnection>,
         /// A refresh the previous holder started and never committed.
         previous_in_flight: Option<InFlight>,
     },
@@ -345,12 +443,17 @@ pub trait ConnectionStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Removes and returns the pending install with this `state` hash — at most once, ever,
-    /// even under concurrent callers. Expired rows are returned too (and removed), so the
-    /// caller can say "expired" rather than "unknown".
-    fn consume_pending(
+    /// even under concurrent callers — in the same atomic step that checks it was started by
+    /// the browser whose binding hash is `browser_binding`. Another browser (or `None`) gets
+    /// [`PendingTake::OtherBrowser`] and the row stays for the right one. Expired rows are
+    /// returned too (and removed), so the caller can say "expired" rather than "unknown".
+    /// Callers use [`ConnectionStoreExt::consume_pending`]; `restore` makes the returned value.
+    fn consume_pending_with(
         &self,
         state_hash: &Sha256Hash,
-    ) -> impl Future<Output = Result<Option<PendingRecord>, StoreError>> + Send;
+        browser_binding: Option<&Sha256Hash>,
+        restore: Restore,
+    ) -> impl Future<Output = Result<PendingTake, StoreError>> + Send;
 
     /// Deletes pending installs that expired before `now`; returns how many.
     fn purge_expired_pending(
@@ -358,14 +461,24 @@ pub trait ConnectionStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Takes the refresh lease if nobody holds it or the holder's lease lapsed.
-    fn acquire_lease(
+    /// Takes the refresh lease if nobody holds it or the holder's lease lapsed; `restore`
+    /// types the row it returns. Callers use [`ConnectionStoreExt::acquire_lease`].
+    fn acquire_lease_with(
         &self,
         id: &ConnectionId,
         owner: &LeaseOwner,
         now: Timestamp,
         ttl: Duration,
+        restore: Restore,
     ) -> impl Future<Output = Result<LeaseOutcome, StoreError>> + Send;
+
+    /// One connection with its typed form (through `restore`). Callers use
+    /// [`ConnectionStoreExt::load`].
+    fn load_with(
+        &self,
+        id: &ConnectionId,
+        restore: Restore,
+    ) -> impl Future<Output = Result<Option<(ConnectionRecord, StoredConnection)>, StoreError>> + Send;
 
     /// Records, under the lease, the refresh token about to be sent.
     ///
@@ -410,3 +523,37 @@ pub trait ConnectionStore: Send + Sync {
     /// Appends an event to the audit trail.
     fn append_event(&self, event: &Event) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// The typed reads of every [`ConnectionStore`], each handing the store a fresh [`Restore`].
+pub trait ConnectionStoreExt: ConnectionStore {
+    /// See [`ConnectionStore::load_with`].
+    fn load(
+        &self,
+        id: &ConnectionId,
+    ) -> impl Future<Output = Result<Option<(ConnectionRecord, StoredConnection)>, StoreError>> + Send
+    {
+        self.load_with(id, Restore::new())
+    }
+
+    /// See [`ConnectionStore::acquire_lease_with`].
+    fn acquire_lease(
+        &self,
+        id: &ConnectionId,
+        owner: &LeaseOwner,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<LeaseOutcome, StoreError>> + Send {
+        self.acquire_lease_with(id, owner, now, ttl, Restore::new())
+    }
+
+    /// See [`ConnectionStore::consume_pending_with`].
+    fn consume_pending(
+        &self,
+        state_hash: &Sha256Hash,
+        browser_binding: Option<&Sha256Hash>,
+    ) -> impl Future<Output = Result<PendingTake, StoreError>> + Send {
+        self.consume_pending_with(state_hash, browser_binding, Restore::new())
+    }
+}
+
+impl<T: ConnectionStore + ?Sized> ConnectionStoreExt for T {}

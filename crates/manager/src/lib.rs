@@ -46,7 +46,7 @@ pub use facade::{
     endpoints_from, key_ring_from,
 };
 pub use install::{InstallFlow, InstallStarted, Installed};
-pub use manager::{ConnectionStatus, IssuedToken, TokenManager};
+pub use manager::{ConnectionStatus, IssuedToken, Removal, TokenManager};
 pub use refresher::{Refresher, RefresherConfig, RefresherHandle};
 pub use settings::{
     ConfigError, DEFAULT_BASE, DEFAULT_DATABASE_URL, EncryptionKeySetting, KitOAuthConfig,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use kit_oauth_core::StoreError as E;
 use kit_oauth_core::{
     ConnectionId, ConnectionRecord, InFlight, Lease, LeaseOutcome, LeaseOwner, RefreshHealth,
-    Sha256Hash, StoreError, Timestamp, Version,
+    Restore, Sha256Hash, StoreError, Timestamp, Version,
 };
 #[cfg(feature = "postgres")]
 use sea_orm::DbBackend;
@@ -33,6 +33,7 @@ impl SeaOrmStore {
         owner: &LeaseOwner,
         now: Timestamp,
         ttl: Duration,
+        restore: Restore,
     ) -> Result<LeaseOutcome, StoreError> {
         let until = ttl_until(now, ttl);
         // A lease released between our refused UPDATE and the read that says who holds it is
@@ -77,6 +78,7 @@ impl SeaOrmStore {
                         fence: to_u64(fence, "lease_fence")?,
                         until,
                     },
+                    connection: Box::new(restore.connection(&record)),
                     record: Box::new(record),
                     previous_in_flight,
                 });
