@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kit_oauth_core::{
-    AccessToken, ConnectionId, ConnectionRecord, ConnectionStore, CsrfState, Event, EventId,
+    AccessToken, ConnectionId, ConnectionRecord, ConnectionStore, ConnectionStoreExt as _,
+    CsrfState, Event, EventId,
     EventKind, Grant, InFlight, KitAccount, KitAccountId, KitRedirect, LeaseOutcome, LeaseOwner,
-    ListQuery, PendingRecord, PkceVerifier, RefreshHealth, RefreshToken, Sha256Hash, StateName,
+    ListQuery, PendingRecord, PendingTake, PkceVerifier, StoredConnection, RefreshHealth, RefreshToken, Sha256Hash, StateName,
     StoreError, TenantName, Timestamp, TokenSet, UnauthorizedReason, Version,
 };
 use kit_oauth_store::{CreateTables, KeyRing, Migrator, MigratorTrait as _, SeaOrmStore};
@@ -333,7 +334,11 @@ pub(crate) async fn pending_is_consumed_exactly_once(f: &Fixture) {
         let barrier = Arc::clone(&barrier);
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            store.consume_pending(&hash).await.unwrap()
+            store
+                .consume_pending(&hash, Some(&Sha256Hash::of(b"cookie")))
+                .await
+                .unwrap()
+                .taken()
         }));
     }
     let mut winners = Vec::new();
@@ -344,15 +349,59 @@ pub(crate) async fn pending_is_consumed_exactly_once(f: &Fixture) {
     }
     assert_eq!(winners.len(), 1, "exactly one consumer gets the install");
     let won = winners.pop().unwrap();
-    assert_eq!(won, stored);
-    let restored = won.into_pending(state);
+    assert_eq!(won.record(), &stored);
+    let restored = won.into_pending(state).unwrap();
     assert_eq!(restored.verifier(), &stored.verifier);
     assert!(
         stores[0]
-            .consume_pending(&stored.state_hash)
+            .consume_pending(&stored.state_hash, Some(&Sha256Hash::of(b"cookie")))
             .await
             .unwrap()
+            .taken()
             .is_none()
+    );
+}
+
+pub(crate) async fn pending_is_consumed_only_by_its_browser(f: &Fixture) {
+    let store = f.store().await;
+    let (state, stored) = pending(6);
+    store.insert_pending(&stored).await.unwrap();
+    // A stranger (another cookie, or none) is told it is another browser's, and takes nothing.
+    for stranger in [Some(Sha256Hash::of(b"stranger")), None] {
+        assert_eq!(
+            store
+                .consume_pending(&stored.state_hash, stranger.as_ref())
+                .await
+                .unwrap(),
+            PendingTake::OtherBrowser
+        );
+    }
+    assert_eq!(
+        scalar_i64(&store, "SELECT COUNT(*) FROM pending_authorizations").await,
+        1,
+        "the pending row is still there for the right browser"
+    );
+    // The right browser then takes it, once.
+    let taken = store
+        .consume_pending(&stored.state_hash, Some(&Sha256Hash::of(b"cookie")))
+        .await
+        .unwrap()
+        .taken()
+        .unwrap();
+    assert_eq!(taken.record(), &stored);
+    // The wrong `state` does not resume it; the right one does.
+    let taken = taken.into_pending(CsrfState::generate(&mut rng())).unwrap_err();
+    assert!(taken.into_pending(state).is_ok());
+    assert_eq!(
+        store
+            .consume_pending(&stored.state_hash, Some(&Sha256Hash::of(b"cookie")))
+            .await
+            .unwrap(),
+        PendingTake::Unknown
+    );
+    assert_eq!(
+        scalar_i64(&store, "SELECT COUNT(*) FROM pending_authorizations").await,
+        0
     );
 }
 
@@ -366,13 +415,19 @@ pub(crate) async fn pending_purge_removes_only_expired(f: &Fixture) {
     assert_eq!(store.purge_expired_pending(NOW).await.unwrap(), 1);
     assert!(
         store
-            .consume_pending(&dead.state_hash)
+            .consume_pending(&dead.state_hash, Some(&dead.browser_binding))
             .await
             .unwrap()
+            .taken()
             .is_none()
     );
     assert_eq!(
-        store.consume_pending(&live.state_hash).await.unwrap(),
+        store
+            .consume_pending(&live.state_hash, Some(&live.browser_binding))
+            .await
+            .unwrap()
+            .taken()
+            .map(|taken| taken.record().clone()),
         Some(live)
     );
 }
@@ -457,6 +512,7 @@ pub(crate) async fn lease_expires_and_fences_the_old_holder(f: &Fixture) {
         lease: lease_b,
         previous_in_flight,
         record,
+        connection,
     } = b
         .acquire_lease(&row.id, &owner_b, later, MINUTE)
         .await
@@ -467,6 +523,12 @@ pub(crate) async fn lease_expires_and_fences_the_old_holder(f: &Fixture) {
     assert_eq!(lease_b.fence, lease_a.fence + 1);
     assert_eq!(previous_in_flight, Some(in_flight.clone()));
     assert_eq!(record.version, row.version);
+    // The typed form is the same row, made by the store's sealed constructor.
+    let StoredConnection::Active(typed) = *connection else {
+        panic!("an active row is typed `Authorized`")
+    };
+    assert_eq!(typed.id(), &row.id);
+    assert_eq!(Grant::Active(typed.tokens().clone()), row.grant);
     // A wakes up: every write under its old lease is refused.
     let refreshed = ConnectionRecord {
         grant: Grant::Active(tokens("by-a")),
@@ -973,7 +1035,7 @@ pub(crate) async fn wrong_key_is_unknown_key(f: &Fixture) {
         })
     );
     assert!(matches!(
-        other.consume_pending(&p.state_hash).await,
+        other.consume_pending(&p.state_hash, Some(&p.browser_binding)).await,
         Err(StoreError::UnknownKey { key_id }) if key_id == "k1"
     ));
     // Same id, other material: the tag does not verify.
@@ -1266,7 +1328,15 @@ pub(crate) async fn migrations_from_previous_version(f: &Fixture) {
         row.health.early_retry_after, None,
         "an old cooldown runs its course"
     );
-    assert_eq!(store.consume_pending(&p.state_hash).await.unwrap(), Some(p));
+    assert_eq!(
+        store
+            .consume_pending(&p.state_hash, Some(&p.browser_binding))
+            .await
+            .unwrap()
+            .taken()
+            .map(|taken| taken.record().clone()),
+        Some(p)
+    );
     // And the upgraded schema takes new rows.
     let fresh = insert(&store, Some("new"), "78").await;
     assert_eq!(store.get(&fresh.id).await.unwrap().unwrap(), fresh);
