@@ -26,12 +26,12 @@ use serde::{Deserialize, Serialize};
 use crate::callback::Callback;
 use crate::clock::{Clock, Timestamp};
 use crate::error::CallbackError;
+use crate::error::TokenError;
 use crate::ids::{ConnectionId, KitAccountId, TenantName};
 use crate::redirect::KitRedirect;
 use crate::secret::{
     AccessToken, AuthorizationCode, CsrfState, PkceVerifier, RefreshToken, Sha256Hash,
 };
-use crate::error::TokenError;
 use crate::token::{TokenResponse, TokenSet};
 
 /// How long an install may take from `begin` to the callback.
@@ -137,7 +137,6 @@ pub trait HoldsGrant: sealed::Sealed {}
 
 mod sealed {
     use super::Granted;
-
 
     pub trait Sealed {
         fn granted(&self) -> &Granted;
@@ -618,7 +617,6 @@ impl Connection<Authorized> {
             Ok(tokens.access())
         }
     }
-
 }
 
 impl Connection<Expired> {

@@ -202,12 +202,14 @@ impl Restore {
     #[must_use]
     pub fn connection(self, record: &ConnectionRecord) -> StoredConnection {
         match &record.grant {
-            Grant::Active(tokens) => StoredConnection::Active(Connection::<Authorized>::from_stored(
-                record.id.clone(),
-                record.tenant.clone(),
-                record.account.clone(),
-                tokens.clone(),
-            )),
+            Grant::Active(tokens) => {
+                StoredConnection::Active(Connection::<Authorized>::from_stored(
+                    record.id.clone(),
+                    record.tenant.clone(),
+                    record.account.clone(),
+                    tokens.clone(),
+                ))
+            }
             Grant::Ended(reason) => {
                 StoredConnection::Ended(Connection::<Unauthorized>::from_stored(
                     Some(record.id.clone()),
@@ -317,7 +319,6 @@ impl PendingRecord {
             expires_at: pending.deadline(),
         }
     }
-
 }
 
 /// Who holds a refresh lease: an instance id plus anything that tells its workers apart.

@@ -142,7 +142,10 @@ fn pending_expires_only_after_its_deadline() {
         .callback(Callback::from_query("code=c&state=s").unwrap(), &clock)
         .unwrap_err();
     assert_eq!(gone.error, CallbackError::Expired);
-    assert_eq!(gone.connection.reason(), &UnauthorizedReason::InstallExpired);
+    assert_eq!(
+        gone.connection.reason(),
+        &UnauthorizedReason::InstallExpired
+    );
 }
 
 #[test]

@@ -34,7 +34,9 @@ pub enum ManagerError {
     /// secret rotation, or could not be reached): the grant still lives at Kit, and the
     /// connection was kept so it can still be revoked. `TokenManager::remove_forced` removes it
     /// anyway.
-    #[error("Kit kept the grant of connection {id} (the revocation failed: {reason}); the connection was kept")]
+    #[error(
+        "Kit kept the grant of connection {id} (the revocation failed: {reason}); the connection was kept"
+    )]
     KitKeptGrant {
         /// The connection.
         id: ConnectionId,
@@ -68,7 +70,11 @@ impl ManagerError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable { .. } | Self::KitKeptGrant { transient: true, .. }
+            Self::Unavailable { .. }
+                | Self::KitKeptGrant {
+                    transient: true,
+                    ..
+                }
         )
     }
 }

@@ -63,7 +63,9 @@ impl SeaOrmStore {
                 p.push(binding.to_string())
             );
             if let Some(row) = self.query_one(sql, p).await? {
-                return Ok(PendingTake::Taken(restore.consumed(self.decode_pending(&row)?)));
+                return Ok(PendingTake::Taken(
+                    restore.consumed(self.decode_pending(&row)?),
+                ));
             }
         }
         let mut p = Params::new();

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use kit_oauth_core::{
     AccessToken, ConnectionId, ConnectionRecord, ConnectionStore, ConnectionStoreExt as _,
-    CsrfState, Event, EventId,
-    EventKind, Grant, InFlight, KitAccount, KitAccountId, KitRedirect, LeaseOutcome, LeaseOwner,
-    ListQuery, PendingRecord, PendingTake, PkceVerifier, StoredConnection, RefreshHealth, RefreshToken, Sha256Hash, StateName,
-    StoreError, TenantName, Timestamp, TokenSet, UnauthorizedReason, Version,
+    CsrfState, Event, EventId, EventKind, Grant, InFlight, KitAccount, KitAccountId, KitRedirect,
+    LeaseOutcome, LeaseOwner, ListQuery, PendingRecord, PendingTake, PkceVerifier, RefreshHealth,
+    RefreshToken, Sha256Hash, StateName, StoreError, StoredConnection, TenantName, Timestamp,
+    TokenSet, UnauthorizedReason, Version,
 };
 use kit_oauth_store::{CreateTables, KeyRing, Migrator, MigratorTrait as _, SeaOrmStore};
 use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
@@ -390,7 +390,9 @@ pub(crate) async fn pending_is_consumed_only_by_its_browser(f: &Fixture) {
         .unwrap();
     assert_eq!(taken.record(), &stored);
     // The wrong `state` does not resume it; the right one does.
-    let taken = taken.into_pending(CsrfState::generate(&mut rng())).unwrap_err();
+    let taken = taken
+        .into_pending(CsrfState::generate(&mut rng()))
+        .unwrap_err();
     assert!(taken.into_pending(state).is_ok());
     assert_eq!(
         store
