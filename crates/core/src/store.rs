@@ -8,7 +8,7 @@
 //!   installs of the same account for the same tenant end in one connection, one id.
 //! - [`ConnectionStore::consume_pending_with`] returns a pending install at most once, ever,
 //!   and only to the browser that started it: another browser's attempt leaves it in place.
-//! - [`ConnectionStore::acquire_lease`] succeeds for one owner at a time across processes; a
+//! - [`ConnectionStore::acquire_lease_with`] succeeds for one owner at a time across processes; a
 //!   lease expires if its holder dies; every acquisition bumps a fencing counter, and
 //!   [`ConnectionStore::commit_refresh`] / [`ConnectionStore::release_lease`] check owner and
 //!   fence, so a holder whose lease was taken over cannot write.

@@ -227,8 +227,9 @@ fn only_evidence_makes_a_fresh_grant_due() {
 #[test]
 fn a_refresh_answer_is_applied_by_the_flow() {
     let clock = clock();
+    let conn = authorized(&clock);
     clock.advance(Duration::from_secs(7200));
-    let Freshness::Due(expired) = authorized(&clock).observe(&clock) else {
+    let Freshness::Due(expired) = conn.observe(&clock) else {
         panic!("due")
     };
     // An unusable answer gives the connection back, its refresh token untouched.
