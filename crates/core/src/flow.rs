@@ -53,7 +53,7 @@ use crate::token::TokenSet;
 mod grant;
 mod install;
 
-pub use grant::{Due, Freshness, TokenDue};
+pub use grant::{Due, Freshness, TokenDue, UnusableAnswer};
 pub use install::{CallbackRejected, CodeGrant};
 
 /// How long an install may take from `begin` to the callback.

@@ -110,7 +110,7 @@ pub use event::{Event, EventId, EventKind, EventSink, NoEvents};
 pub use flow::{
     Authorized, CallbackRejected, CodeGrant, Connection, Due, Expired, Freshness, Granted,
     HoldsGrant, InstallStart, KitAccount, PENDING_TTL, Pending, TokenDue, Unauthorized,
-    UnauthorizedReason,
+    UnauthorizedReason, UnusableAnswer,
 };
 pub use ids::{ClientId, ConnectionId, KitAccountId, TenantName};
 pub use ports::{AccountLookup, AuthorizeRequest, RevocableToken, TokenEndpoint};

@@ -224,14 +224,14 @@ impl Restore {
     /// A pending row this store just removed, as the one value that can resume the install.
     #[must_use]
     pub fn consumed(self, record: PendingRecord) -> ConsumedPending {
-        ConsumedPending(record)
+        ConsumedPending(Box::new(record))
     }
 }
 
 /// A pending install removed from storage: it becomes a [`Connection<Pending>`] once, given the
 /// `state` that found it. Not `Clone`, and made only by [`Restore::consumed`].
 #[derive(Debug, PartialEq, Eq)]
-pub struct ConsumedPending(PendingRecord);
+pub struct ConsumedPending(Box<PendingRecord>);
 
 impl ConsumedPending {
     /// The stored row.
@@ -248,7 +248,7 @@ impl ConsumedPending {
         if !state.fingerprint().ct_eq(&self.0.state_hash) {
             return Err(self);
         }
-        let r = self.0;
+        let r = *self.0;
         Ok(Connection::<Pending>::from_stored(
             r.reinstall_of,
             r.tenant,

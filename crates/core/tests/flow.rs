@@ -240,7 +240,10 @@ fn a_refresh_answer_is_applied_by_the_flow() {
         created_at: None,
         scope: None,
     };
-    let (error, expired) = expired.refreshed_with(unusable, clock.now()).unwrap_err();
+    let UnusableAnswer {
+        error,
+        connection: expired,
+    } = *expired.refreshed_with(unusable, clock.now()).unwrap_err();
     assert_eq!(error, TokenError::MissingExpiry);
     assert_eq!(expired.refresh_token().expose_secret(), "rt-1");
     // A server that does not rotate: the refresh token is kept.

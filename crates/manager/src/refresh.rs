@@ -233,17 +233,15 @@ where
         // Kit's answer is applied by the flow: a usable token response turns the expired
         // connection into the authorized one to commit; anything else leaves it as it was.
         let result = match answer {
-            Ok(response) => {
-                expired
-                    .refreshed_with(response, received_at)
-                    .map_err(|(error, expired)| {
-                        let error = EndpointError::Protocol {
-                            status: Some(200),
-                            excerpt: error.to_string(),
-                        };
-                        (error, expired)
-                    })
-            }
+            Ok(response) => expired
+                .refreshed_with(response, received_at)
+                .map_err(|unusable| {
+                    let error = EndpointError::Protocol {
+                        status: Some(200),
+                        excerpt: unusable.error.to_string(),
+                    };
+                    (error, unusable.connection)
+                }),
             Err(error) => Err((error, expired)),
         };
         let mut still_valid = None;

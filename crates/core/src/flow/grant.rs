@@ -64,6 +64,15 @@ impl<S: HoldsGrant> Connection<S> {
     }
 }
 
+/// A token response [`Connection::<Expired>::refreshed_with`] could not use.
+#[derive(Debug)]
+pub struct UnusableAnswer {
+    /// Why.
+    pub error: TokenError,
+    /// The connection, still due, its refresh token as it was.
+    pub connection: Connection<Expired>,
+}
+
 /// What, besides the token's own refresh margin, makes a grant due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Due {
@@ -177,19 +186,22 @@ impl Connection<Expired> {
     /// rotate it — Kit always rotates); an unusable one gives the connection back unchanged.
     ///
     /// # Errors
-    /// The [`TokenError`] that makes the response unusable, with the connection.
+    /// [`UnusableAnswer`]: why the response is unusable, with the connection unchanged.
     pub fn refreshed_with(
         self,
         response: TokenResponse,
         received_at: Timestamp,
-    ) -> Result<Connection<Authorized>, (TokenError, Self)> {
+    ) -> Result<Connection<Authorized>, Box<UnusableAnswer>> {
         let kept = response
             .refresh_token
             .is_none()
             .then(|| self.state.0.tokens.refresh().clone());
         match TokenSet::from_response(response, received_at, kept) {
             Ok(tokens) => Ok(self.refreshed(tokens)),
-            Err(error) => Err((error, self)),
+            Err(error) => Err(Box::new(UnusableAnswer {
+                error,
+                connection: self,
+            })),
         }
     }
 
