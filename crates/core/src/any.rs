@@ -1,6 +1,6 @@
 //! The names of the states, for messages, metrics, list filters and the `state` column. The
 //! states themselves are types ([`crate::flow`]); a stored row is typed again only through
-//! [`crate::store::Restore`].
+//! [`crate::restore::Restore`].
 
 use std::fmt;
 

@@ -18,12 +18,12 @@
 //! 1. **Install** (`flow/install.rs`): [`Connection::<Unauthorized>::begin`] makes a `Pending` with a
 //!    fresh `state` and PKCE verifier; the store keeps it as a row bound to the browser. Kit's
 //!    callback is applied to the `Pending` the store gives back when *that* browser consumes
-//!    the row ([`crate::store::ConsumedPending::into_pending`]); [`Connection::<Pending>::callback`]
+//!    the row ([`crate::restore::ConsumedPending::into_pending`]); [`Connection::<Pending>::callback`]
 //!    checks the `state` and the deadline (install expiry is this check) and yields a
 //!    [`CodeGrant`], which [`CodeGrant::authorize`] turns into `Authorized` once Kit has
 //!    exchanged the code. The manager stores it with `ConnectionRecord::authorized`.
 //! 2. **Refresh** (`flow/grant.rs`): every read of the row under the refresh lease comes back typed
-//!    ([`crate::store::Restore`]); [`Connection::<Authorized>::observe_for`] spends it into
+//!    ([`crate::restore::Restore`]); [`Connection::<Authorized>::observe_for`] spends it into
 //!    `Expired` only on evidence ([`Due`]); [`Connection::<Expired>::refreshed_with`] applies
 //!    Kit's answer, and the manager commits the `Authorized` it returns with
 //!    `ConnectionRecord::refreshed`.
@@ -36,7 +36,7 @@
 //!    so); a reinstall begins from the `Unauthorized`, remembering the id it replaces.
 //!
 //! No state is `Clone` or `Deserialize`, and only the store port is handed the constructor that
-//! types a stored row ([`crate::store::Restore`]), so the only way to a second `Expired` or
+//! types a stored row ([`crate::restore::Restore`]), so the only way to a second `Expired` or
 //! `Pending` is a second read of the store — which the store's fenced lease and single
 //! consumption arbitrate across processes.
 
@@ -116,7 +116,7 @@ pub struct Unauthorized {
 /// An install in progress: waiting for Kit's callback.
 ///
 /// Not `Clone`: a pending install takes one callback. Read back from storage only by consuming
-/// the stored row ([`crate::store::ConsumedPending::into_pending`]).
+/// the stored row ([`crate::restore::ConsumedPending::into_pending`]).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Pending {
     reinstall_of: Option<ConnectionId>,

@@ -95,6 +95,7 @@ pub mod flow;
 pub mod ids;
 pub mod ports;
 pub mod redirect;
+pub mod restore;
 pub mod secret;
 pub mod store;
 pub mod token;
@@ -115,14 +116,14 @@ pub use flow::{
 pub use ids::{ClientId, ConnectionId, KitAccountId, TenantName};
 pub use ports::{AccountLookup, AuthorizeRequest, RevocableToken, TokenEndpoint};
 pub use redirect::{DEFAULT_REDIRECT_PREFIX, KitRedirect, RedirectAllowlist};
+pub use restore::{ConnectionStoreExt, ConsumedPending, PendingTake, Restore, StoredConnection};
 pub use secret::{
     AccessToken, AuthorizationCode, ClientSecret, CsrfState, PkceChallenge, PkceVerifier, REDACTED,
     RefreshToken, Sha256Hash, constant_time_eq,
 };
 pub use store::{
-    ConnectionRecord, ConnectionStore, ConnectionStoreExt, ConsumedPending, Grant, InFlight, Lease,
-    LeaseOutcome, LeaseOwner, ListQuery, PendingRecord, PendingTake, RefreshHealth, Restore,
-    StoredConnection, Version,
+    ConnectionRecord, ConnectionStore, Grant, InFlight, Lease, LeaseOutcome, LeaseOwner, ListQuery,
+    PendingRecord, RefreshHealth, Version,
 };
 pub use token::{Jitter, NoJitter, TokenResponse, TokenSet, refresh_margin};
 

@@ -15,9 +15,7 @@
 //! - Expiry is never persisted as a state: it is derived from `expires_at` and a clock.
 //!
 //! A typed connection or pending install comes back from storage only through [`Restore`], the
-//! sealed constructor this crate hands the store on each typed read (the `…_with` methods, which
-//! callers reach through [`ConnectionStoreExt`]). Nothing outside this crate can make a
-//! `Restore`, so no other code can turn data into an `Authorized`, `Unauthorized` or `Pending`.
+//! sealed constructor this crate hands the store on each typed read (see [`crate::restore`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -31,7 +29,8 @@ use crate::event::Event;
 use crate::flow::{Authorized, Connection, KitAccount, Pending, Unauthorized, UnauthorizedReason};
 use crate::ids::{ConnectionId, KitAccountId, TenantName};
 use crate::redirect::KitRedirect;
-use crate::secret::{CsrfState, PkceVerifier, Sha256Hash};
+use crate::restore::{PendingTake, Restore, StoredConnection};
+use crate::secret::{PkceVerifier, Sha256Hash};
 use crate::token::TokenSet;
 
 /// A row's version for compare-and-swap; every successful write increments it.
@@ -174,111 +173,6 @@ impl ConnectionRecord {
             health,
             updated_at: now,
             ..self.clone()
-        }
-    }
-}
-
-/// A connection as a store read it back, typed: what its grant allows next.
-#[derive(Debug, PartialEq, Eq)]
-pub enum StoredConnection {
-    /// The grant works (its token may be due: observe it).
-    Active(Connection<Authorized>),
-    /// The grant ended.
-    Ended(Connection<Unauthorized>),
-}
-
-/// The store port's sealed constructor: the one way data read from storage becomes a typed
-/// connection or a pending install. Only this crate makes one, and hands it to the store on each
-/// typed read; a store spends it on the one value that read returns.
-#[derive(Debug)]
-pub struct Restore(());
-
-impl Restore {
-    pub(crate) const fn new() -> Self {
-        Self(())
-    }
-
-    /// The typed connection for a row this store just read.
-    #[must_use]
-    pub fn connection(self, record: &ConnectionRecord) -> StoredConnection {
-        match &record.grant {
-            Grant::Active(tokens) => {
-                StoredConnection::Active(Connection::<Authorized>::from_stored(
-                    record.id.clone(),
-                    record.tenant.clone(),
-                    record.account.clone(),
-                    tokens.clone(),
-                ))
-            }
-            Grant::Ended(reason) => {
-                StoredConnection::Ended(Connection::<Unauthorized>::from_stored(
-                    Some(record.id.clone()),
-                    record.tenant.clone(),
-                    Some(record.account.clone()),
-                    reason.clone(),
-                ))
-            }
-        }
-    }
-
-    /// A pending row this store just removed, as the one value that can resume the install.
-    #[must_use]
-    pub fn consumed(self, record: PendingRecord) -> ConsumedPending {
-        ConsumedPending(Box::new(record))
-    }
-}
-
-/// A pending install removed from storage: it becomes a [`Connection<Pending>`] once, given the
-/// `state` that found it. Not `Clone`, and made only by [`Restore::consumed`].
-#[derive(Debug, PartialEq, Eq)]
-pub struct ConsumedPending(Box<PendingRecord>);
-
-impl ConsumedPending {
-    /// The stored row.
-    #[must_use]
-    pub fn record(&self) -> &PendingRecord {
-        &self.0
-    }
-
-    /// The pending install again, given the `state` the callback carried.
-    ///
-    /// # Errors
-    /// Gives itself back when `state` is not the one whose hash found this row.
-    pub fn into_pending(self, state: CsrfState) -> Result<Connection<Pending>, Self> {
-        if !state.fingerprint().ct_eq(&self.0.state_hash) {
-            return Err(self);
-        }
-        let r = *self.0;
-        Ok(Connection::<Pending>::from_stored(
-            r.reinstall_of,
-            r.tenant,
-            state,
-            r.verifier,
-            r.kit_redirect,
-            r.started_at,
-            r.expires_at,
-        ))
-    }
-}
-
-/// The answer to [`ConnectionStore::consume_pending_with`].
-#[derive(Debug, PartialEq, Eq)]
-pub enum PendingTake {
-    /// Removed: the browser that started the install brought it back.
-    Taken(ConsumedPending),
-    /// It exists, but another browser (or none) asked: left in place for the right one.
-    OtherBrowser,
-    /// No such pending install: never started, already consumed, or purged.
-    Unknown,
-}
-
-impl PendingTake {
-    /// The stored row, when it was taken.
-    #[must_use]
-    pub fn taken(self) -> Option<ConsumedPending> {
-        match self {
-            Self::Taken(consumed) => Some(consumed),
-            Self::OtherBrowser | Self::Unknown => None,
         }
     }
 }
@@ -448,7 +342,7 @@ pub trait ConnectionStore: Send + Sync {
     /// the browser whose binding hash is `browser_binding`. Another browser (or `None`) gets
     /// [`PendingTake::OtherBrowser`] and the row stays for the right one. Expired rows are
     /// returned too (and removed), so the caller can say "expired" rather than "unknown".
-    /// Callers use [`ConnectionStoreExt::consume_pending`]; `restore` makes the returned value.
+    /// Callers use [`crate::restore::ConnectionStoreExt::consume_pending`]; `restore` makes the returned value.
     fn consume_pending_with(
         &self,
         state_hash: &Sha256Hash,
@@ -463,7 +357,7 @@ pub trait ConnectionStore: Send + Sync {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Takes the refresh lease if nobody holds it or the holder's lease lapsed; `restore`
-    /// types the row it returns. Callers use [`ConnectionStoreExt::acquire_lease`].
+    /// types the row it returns. Callers use [`crate::restore::ConnectionStoreExt::acquire_lease`].
     fn acquire_lease_with(
         &self,
         id: &ConnectionId,
@@ -474,7 +368,7 @@ pub trait ConnectionStore: Send + Sync {
     ) -> impl Future<Output = Result<LeaseOutcome, StoreError>> + Send;
 
     /// One connection with its typed form (through `restore`). Callers use
-    /// [`ConnectionStoreExt::load`].
+    /// [`crate::restore::ConnectionStoreExt::load`].
     fn load_with(
         &self,
         id: &ConnectionId,
@@ -524,37 +418,3 @@ pub trait ConnectionStore: Send + Sync {
     /// Appends an event to the audit trail.
     fn append_event(&self, event: &Event) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
-
-/// The typed reads of every [`ConnectionStore`], each handing the store a fresh [`Restore`].
-pub trait ConnectionStoreExt: ConnectionStore {
-    /// See [`ConnectionStore::load_with`].
-    fn load(
-        &self,
-        id: &ConnectionId,
-    ) -> impl Future<Output = Result<Option<(ConnectionRecord, StoredConnection)>, StoreError>> + Send
-    {
-        self.load_with(id, Restore::new())
-    }
-
-    /// See [`ConnectionStore::acquire_lease_with`].
-    fn acquire_lease(
-        &self,
-        id: &ConnectionId,
-        owner: &LeaseOwner,
-        now: Timestamp,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<LeaseOutcome, StoreError>> + Send {
-        self.acquire_lease_with(id, owner, now, ttl, Restore::new())
-    }
-
-    /// See [`ConnectionStore::consume_pending_with`].
-    fn consume_pending(
-        &self,
-        state_hash: &Sha256Hash,
-        browser_binding: Option<&Sha256Hash>,
-    ) -> impl Future<Output = Result<PendingTake, StoreError>> + Send {
-        self.consume_pending_with(state_hash, browser_binding, Restore::new())
-    }
-}
-
-impl<T: ConnectionStore + ?Sized> ConnectionStoreExt for T {}

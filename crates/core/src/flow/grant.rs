@@ -108,7 +108,7 @@ pub struct TokenDue {
 }
 
 impl Connection<Authorized> {
-    /// An authorized connection as a store read it back: only [`crate::store::Restore`] calls
+    /// An authorized connection as a store read it back: only [`crate::restore::Restore`] calls
     /// this.
     pub(crate) fn from_stored(
         id: ConnectionId,
@@ -218,7 +218,7 @@ impl Connection<Expired> {
 }
 
 impl Connection<Unauthorized> {
-    /// An ended connection as a store read it back: only [`crate::store::Restore`] calls this.
+    /// An ended connection as a store read it back: only [`crate::restore::Restore`] calls this.
     pub(crate) fn from_stored(
         id: Option<ConnectionId>,
         tenant: Option<TenantName>,

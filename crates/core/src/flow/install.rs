@@ -177,7 +177,7 @@ impl Connection<Pending> {
     }
 
     /// Rebuilds a pending install from its stored row and the `state` the callback carried;
-    /// only [`crate::store::ConsumedPending::into_pending`] calls it, once per consumed row.
+    /// only [`crate::restore::ConsumedPending::into_pending`] calls it, once per consumed row.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_stored(
         reinstall_of: Option<ConnectionId>,
