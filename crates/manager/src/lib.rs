@@ -30,6 +30,7 @@ mod install;
 mod manager;
 mod refresh;
 mod refresher;
+mod removal;
 mod settings;
 mod settle;
 mod single_flight;
@@ -46,8 +47,9 @@ pub use facade::{
     endpoints_from, key_ring_from,
 };
 pub use install::{InstallFlow, InstallStarted, Installed};
-pub use manager::{ConnectionStatus, IssuedToken, Removal, TokenManager};
+pub use manager::{ConnectionStatus, IssuedToken, TokenManager};
 pub use refresher::{Refresher, RefresherConfig, RefresherHandle};
+pub use removal::Removal;
 pub use settings::{
     ConfigError, DEFAULT_BASE, DEFAULT_DATABASE_URL, EncryptionKeySetting, KitOAuthConfig,
     redact_url_password, vars,
