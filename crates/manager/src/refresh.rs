@@ -50,13 +50,7 @@ impl Want {
 
     /// The same decision on a row read without its typed form (the unleased first look).
     fn needs_refresh(self, record: &ConnectionRecord, tokens: &TokenSet, now: Timestamp) -> bool {
-        match self.due(record) {
-            Due::Margin => tokens.is_due(now),
-            Due::Scheduled { next_refresh_at } => {
-                tokens.is_due(now) || next_refresh_at.is_some_and(|at| now >= at)
-            }
-            Due::Replacing(stale) => tokens.access().fingerprint() == stale,
-        }
+        self.due(record).holds(tokens, now)
     }
 
     /// Whether the current token may be handed out while a refresh is impossible right now

@@ -90,6 +90,22 @@ pub enum Due {
     Replacing(Sha256Hash),
 }
 
+impl Due {
+    /// Whether `tokens` are due at `now` on this evidence: the one copy of the rule, which
+    /// [`Connection::<Authorized>::observe_for`] applies and a caller may consult on a row it
+    /// read without taking the lease.
+    #[must_use]
+    pub fn holds(self, tokens: &TokenSet, now: Timestamp) -> bool {
+        match self {
+            Self::Margin => tokens.is_due(now),
+            Self::Scheduled { next_refresh_at } => {
+                tokens.is_due(now) || next_refresh_at.is_some_and(|at| now >= at)
+            }
+            Self::Replacing(refused) => tokens.access().fingerprint() == refused,
+        }
+    }
+}
+
 /// The result of looking at an authorized connection's token at an instant.
 #[derive(Debug)]
 pub enum Freshness {
@@ -139,16 +155,7 @@ impl Connection<Authorized> {
     /// most one `Expired`.
     #[must_use]
     pub fn observe_for(self, due: Due, clock: &(impl Clock + ?Sized)) -> Freshness {
-        let now = clock.now();
-        let tokens = &self.state.0.tokens;
-        let is_due = match due {
-            Due::Margin => tokens.is_due(now),
-            Due::Scheduled { next_refresh_at } => {
-                tokens.is_due(now) || next_refresh_at.is_some_and(|at| now >= at)
-            }
-            Due::Replacing(refused) => tokens.access().fingerprint() == refused,
-        };
-        if is_due {
+        if due.holds(&self.state.0.tokens, clock.now()) {
             Freshness::Due(Connection {
                 state: Expired(self.state.0),
             })
