@@ -123,7 +123,7 @@ pub use secret::{
 };
 pub use store::{
     ConnectionRecord, ConnectionStore, Grant, InFlight, Lease, LeaseOutcome, LeaseOwner, ListQuery,
-    PendingRecord, RefreshHealth, Version,
+    PendingRecord, RefreshHealth, Settled, SettledRow, Version,
 };
 pub use token::{Jitter, NoJitter, TokenResponse, TokenSet, refresh_margin};
 

@@ -177,6 +177,102 @@ impl ConnectionRecord {
     }
 }
 
+/// What the flow made of a grant under the refresh lease, for
+/// [`ConnectionStore::commit_refresh`]: only a transition's result can be committed.
+#[derive(Debug)]
+pub enum Settled<'a> {
+    /// [`Connection::<Expired>::refreshed_with`] returned this: new tokens, the refresh health
+    /// reset to a success at `at`.
+    Refreshed {
+        /// The renewed connection.
+        connection: &'a Connection<Authorized>,
+        /// When the background refresher should renew it.
+        next_refresh_at: Timestamp,
+        /// Now.
+        at: Timestamp,
+    },
+    /// [`Connection::reauth_required`] returned this (Kit's `invalid_grant`, confirmed).
+    Ended {
+        /// The ended connection (read back from the store, so it has its id and account).
+        connection: &'a Connection<Unauthorized>,
+        /// The failure, counted.
+        health: RefreshHealth,
+        /// Now.
+        at: Timestamp,
+    },
+}
+
+impl Settled<'_> {
+    /// The connection id.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] for an ended connection that was never stored (no id).
+    pub fn id(&self) -> Result<&ConnectionId, StoreError> {
+        match self {
+            Self::Refreshed { connection, .. } => Ok(connection.id()),
+            Self::Ended { connection, .. } => connection.id().ok_or_else(|| {
+                StoreError::Backend("an install that never completed has no row".into())
+            }),
+        }
+    }
+
+    /// The row's data columns as the transition left them, over `id` and the stored account.
+    ///
+    /// # Errors
+    /// As [`Self::id`], and for an ended connection without its account.
+    pub fn row(&self) -> Result<SettledRow, StoreError> {
+        let id = self.id()?.clone();
+        Ok(match self {
+            Self::Refreshed {
+                connection,
+                next_refresh_at,
+                at,
+            } => SettledRow {
+                id,
+                account: connection.account().clone(),
+                grant: Grant::Active(connection.tokens().clone()),
+                health: RefreshHealth {
+                    last_refresh_at: Some(*at),
+                    ..RefreshHealth::default()
+                },
+                next_refresh_at: Some(*next_refresh_at),
+                updated_at: *at,
+            },
+            Self::Ended {
+                connection,
+                health,
+                at,
+            } => SettledRow {
+                id,
+                account: connection.account().cloned().ok_or_else(|| {
+                    StoreError::Backend("an ended connection read back has its account".into())
+                })?,
+                grant: Grant::Ended(connection.reason().clone()),
+                health: health.clone(),
+                next_refresh_at: None,
+                updated_at: *at,
+            },
+        })
+    }
+}
+
+/// The data columns a [`Settled`] transition writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettledRow {
+    /// The connection.
+    pub id: ConnectionId,
+    /// The Kit account (its name and email are refreshed on every write).
+    pub account: KitAccount,
+    /// The grant the transition left.
+    pub grant: Grant,
+    /// The refresh health after it.
+    pub health: RefreshHealth,
+    /// The next scheduled refresh (`None` once the grant ended).
+    pub next_refresh_at: Option<Timestamp>,
+    /// When it was written.
+    pub updated_at: Timestamp,
+}
+
 /// A pending install as stored: the `state` only as its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingRecord {
@@ -384,14 +480,16 @@ pub trait ConnectionStore: Send + Sync {
         in_flight: &InFlight,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Writes the refreshed record and releases the lease in one atomic step, only if the lease
+    /// Writes what the flow made of the grant under the lease ([`Settled`]: the
+    /// `Connection<Authorized>` a refresh returned, or the `Connection<Unauthorized>` of a
+    /// confirmed `invalid_grant`) and releases the lease in one atomic step, only if the lease
     /// is still ours (owner and fence) and the row is still at `expected`.
     ///
     /// [`StoreError::LeaseLost`] or [`StoreError::Conflict`] otherwise.
     fn commit_refresh(
         &self,
         lease: &Lease,
-        record: &ConnectionRecord,
+        settled: &Settled<'_>,
         expected: Version,
     ) -> impl Future<Output = Result<Version, StoreError>> + Send;
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use kit_oauth_core::{
     AccessToken, AccountLookup, Authorized, Connection, ConnectionRecord, ConnectionStore,
-    EndpointError, EventKind, Expired, Grant, Lease, RefreshHealth, StoreError, TokenEndpoint,
+    EndpointError, EventKind, Expired, Grant, Lease, RefreshHealth, Settled, StoreError,
+    TokenEndpoint,
 };
 use rand::Rng as _;
 
@@ -30,13 +31,19 @@ where
     ) -> Result<AccessToken, ManagerError> {
         let now = self.clock.now();
         let mut rng = rand::rngs::OsRng;
-        let next = record.refreshed(&renewed, renewed.tokens().next_refresh_at(&mut rng), now);
+        let next_refresh_at = renewed.tokens().next_refresh_at(&mut rng);
+        let next = record.refreshed(&renewed, next_refresh_at, now);
+        let settled = Settled::Refreshed {
+            connection: &renewed,
+            next_refresh_at,
+            at: now,
+        };
         let tokens = renewed.tokens();
         let mut attempt = 0;
         let version = loop {
             let written = match self
                 .store
-                .commit_refresh(lease, &next, record.version)
+                .commit_refresh(lease, &settled, record.version)
                 .await
             {
                 // Our lease lapsed and was taken, but Kit has already rotated: these tokens are
@@ -114,10 +121,15 @@ where
             last_error: Some(detail.clone()),
             last_refresh_at: record.health.last_refresh_at,
         };
-        let dead = record.ended(&ended, health, now);
+        let dead = record.ended(&ended, health.clone(), now);
+        let settled = Settled::Ended {
+            connection: &ended,
+            health,
+            at: now,
+        };
         match self
             .store
-            .commit_refresh(lease, &dead, record.version)
+            .commit_refresh(lease, &settled, record.version)
             .await
         {
             Ok(_) => {

@@ -13,7 +13,7 @@ use kit_oauth::core::{
     AccessToken, Callback, Clock, Connection, ConnectionId, ConnectionRecord, ConnectionStore,
     CsrfState, Event, InFlight, InstallStart, KitAccount, KitAccountId, KitRedirect, Lease,
     LeaseOutcome, LeaseOwner, ListQuery, ManualClock, PendingRecord, PendingTake, PkceVerifier,
-    RedirectAllowlist, RefreshHealth, RefreshToken, Restore, Sha256Hash, StoreError,
+    RedirectAllowlist, RefreshHealth, RefreshToken, Restore, Settled, Sha256Hash, StoreError,
     StoredConnection, TenantName, Timestamp, TokenSet, Unauthorized, Version,
 };
 use kit_oauth::http::{KitEndpoints, KitOAuthClient};
@@ -129,10 +129,10 @@ impl ConnectionStore for Counting {
     fn commit_refresh(
         &self,
         lease: &Lease,
-        record: &ConnectionRecord,
+        settled: &Settled<'_>,
         expected: Version,
     ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        self.tick().commit_refresh(lease, record, expected)
+        self.tick().commit_refresh(lease, settled, expected)
     }
     fn release_lease(
         &self,

@@ -8,7 +8,7 @@ use kit_oauth_core::StoreError as E;
 use kit_oauth_core::{
     ConnectionId, ConnectionRecord, ConnectionStore, Event, InFlight, KitAccountId, Lease,
     LeaseOutcome, LeaseOwner, ListQuery, PendingRecord, PendingTake, RefreshHealth, Restore,
-    Sha256Hash, StateName, StoreError, StoredConnection, TenantName, Timestamp, Version,
+    Settled, Sha256Hash, StateName, StoreError, StoredConnection, TenantName, Timestamp, Version,
 };
 use sea_orm::DbBackend;
 
@@ -185,10 +185,10 @@ impl ConnectionStore for SeaOrmStore {
     async fn commit_refresh(
         &self,
         lease: &Lease,
-        record: &ConnectionRecord,
+        settled: &Settled<'_>,
         expected: Version,
     ) -> Result<Version, StoreError> {
-        self.lease_commit_refresh(lease, record, expected).await
+        self.lease_commit_refresh(lease, settled, expected).await
     }
 
     async fn release_lease(

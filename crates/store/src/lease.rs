@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use kit_oauth_core::StoreError as E;
 use kit_oauth_core::{
-    ConnectionId, ConnectionRecord, InFlight, Lease, LeaseOutcome, LeaseOwner, RefreshHealth,
-    Restore, Sha256Hash, StoreError, Timestamp, Version,
+    ConnectionId, InFlight, Lease, LeaseOutcome, LeaseOwner, RefreshHealth, Restore, Settled,
+    Sha256Hash, StoreError, Timestamp, Version,
 };
 #[cfg(feature = "postgres")]
 use sea_orm::DbBackend;
@@ -134,15 +134,16 @@ impl SeaOrmStore {
     pub(crate) async fn lease_commit_refresh(
         &self,
         lease: &Lease,
-        record: &ConnectionRecord,
+        settled: &Settled<'_>,
         expected: Version,
     ) -> Result<Version, StoreError> {
+        let record = settled.row()?;
         if record.id != lease.connection {
             return Err(E::LeaseLost(record.id.clone()));
         }
         let new_version = expected.next();
         let mut p = Params::new();
-        let set = self.data_assignments(record, new_version.0, &mut p)?;
+        let set = self.row_assignments(&record, new_version.0, &mut p)?;
         let sql = format!(
             "UPDATE connections SET {set}, lease_owner = NULL, lease_until = NULL, \
              in_flight_hash = NULL, in_flight_started_at = NULL \

@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kit_oauth_core::{
-    AccessToken, ConnectionId, ConnectionRecord, ConnectionStore, ConnectionStoreExt as _,
-    CsrfState, Event, EventId, EventKind, Grant, InFlight, KitAccount, KitAccountId, KitRedirect,
-    LeaseOutcome, LeaseOwner, ListQuery, PendingRecord, PendingTake, PkceVerifier, RefreshHealth,
-    RefreshToken, Sha256Hash, StateName, StoreError, StoredConnection, TenantName, Timestamp,
-    TokenSet, UnauthorizedReason, Version,
+    AccessToken, Authorized, Connection, ConnectionId, ConnectionRecord, ConnectionStore,
+    ConnectionStoreExt as _, CsrfState, Due, Event, EventId, EventKind, Freshness, Grant, InFlight,
+    KitAccount, KitAccountId, KitRedirect, LeaseOutcome, LeaseOwner, ListQuery, ManualClock,
+    PendingRecord, PendingTake, PkceVerifier, RefreshHealth, RefreshToken, Settled, Sha256Hash,
+    StateName, StoreError, StoredConnection, TenantName, Timestamp, TokenSet, UnauthorizedReason,
+    Version,
 };
 use kit_oauth_store::{CreateTables, KeyRing, Migrator, MigratorTrait as _, SeaOrmStore};
 use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
@@ -92,6 +93,28 @@ async fn insert(store: &SeaOrmStore, tenant: Option<&str>, account: &str) -> Con
         .upsert_installed(&record(tenant, account, account))
         .await
         .unwrap()
+}
+
+/// What the flow makes of a leased row: its `Authorized`, made due by Kit's refusal of its
+/// access token, refreshed with `tag`'s tokens.
+fn renewed(connection: StoredConnection, tag: &str) -> Connection<Authorized> {
+    let StoredConnection::Active(connection) = connection else {
+        panic!("an active row is typed `Authorized`")
+    };
+    let refused = connection.tokens().access().fingerprint();
+    let clock = ManualClock::new(NOW);
+    let Freshness::Due(expired) = connection.observe_for(Due::Replacing(refused), &clock) else {
+        panic!("the token Kit refused is due")
+    };
+    expired.refreshed(tokens(tag))
+}
+
+fn settled<'a>(connection: &'a Connection<Authorized>, row: &ConnectionRecord) -> Settled<'a> {
+    Settled::Refreshed {
+        connection,
+        next_refresh_at: NOW.saturating_add(Duration::from_secs(6000)),
+        at: row.updated_at,
+    }
 }
 
 // ----- round trips -----
@@ -489,7 +512,11 @@ pub(crate) async fn lease_expires_and_fences_the_old_holder(f: &Fixture) {
     let row = insert(&a, None, "12").await;
     let owner_a = LeaseOwner("a".into());
     let owner_b = LeaseOwner("b".into());
-    let LeaseOutcome::Acquired { lease: lease_a, .. } = a
+    let LeaseOutcome::Acquired {
+        lease: lease_a,
+        connection: connection_a,
+        ..
+    } = a
         .acquire_lease(&row.id, &owner_a, NOW, MINUTE)
         .await
         .unwrap()
@@ -526,16 +553,14 @@ pub(crate) async fn lease_expires_and_fences_the_old_holder(f: &Fixture) {
     assert_eq!(previous_in_flight, Some(in_flight.clone()));
     assert_eq!(record.version, row.version);
     // The typed form is the same row, made by the store's sealed constructor.
-    let StoredConnection::Active(typed) = *connection else {
+    let StoredConnection::Active(typed) = &*connection else {
         panic!("an active row is typed `Authorized`")
     };
     assert_eq!(typed.id(), &row.id);
     assert_eq!(Grant::Active(typed.tokens().clone()), row.grant);
     // A wakes up: every write under its old lease is refused.
-    let refreshed = ConnectionRecord {
-        grant: Grant::Active(tokens("by-a")),
-        ..row.clone()
-    };
+    let by_a = renewed(*connection_a, "by-a");
+    let refreshed = settled(&by_a, &row);
     assert_eq!(
         a.commit_refresh(&lease_a, &refreshed, row.version).await,
         Err(StoreError::LeaseLost(row.id.clone()))
@@ -553,10 +578,8 @@ pub(crate) async fn lease_expires_and_fences_the_old_holder(f: &Fixture) {
         Err(StoreError::LeaseLost(row.id.clone()))
     );
     // B commits; the lease and the in-flight mark are cleared in the same step.
-    let by_b = ConnectionRecord {
-        grant: Grant::Active(tokens("by-b")),
-        ..row.clone()
-    };
+    let renewed_b = renewed(*connection, "by-b");
+    let by_b = settled(&renewed_b, &row);
     let v2 = b
         .commit_refresh(&lease_b, &by_b, row.version)
         .await
@@ -588,7 +611,9 @@ pub(crate) async fn lease_expires_and_fences_the_old_holder(f: &Fixture) {
 pub(crate) async fn commit_refresh_refuses_a_stale_version(f: &Fixture) {
     let store = f.store().await;
     let row = insert(&store, None, "13").await;
-    let LeaseOutcome::Acquired { lease, .. } = store
+    let LeaseOutcome::Acquired {
+        lease, connection, ..
+    } = store
         .acquire_lease(&row.id, &LeaseOwner("w".into()), NOW, MINUTE)
         .await
         .unwrap()
@@ -601,10 +626,8 @@ pub(crate) async fn commit_refresh_refuses_a_stale_version(f: &Fixture) {
         .await
         .unwrap();
     assert_eq!(reinstalled.id, row.id);
-    let refreshed = ConnectionRecord {
-        grant: Grant::Active(tokens("refreshed")),
-        ..row.clone()
-    };
+    let renewed = renewed(*connection, "refreshed");
+    let refreshed = settled(&renewed, &row);
     assert_eq!(
         store.commit_refresh(&lease, &refreshed, row.version).await,
         Err(StoreError::Conflict {
@@ -686,7 +709,9 @@ pub(crate) async fn wait_for_change_wakes_on_commit(f: &Fixture) {
     let a = f.store().await;
     let b = f.store().await;
     let row = insert(&a, None, "15").await;
-    let LeaseOutcome::Acquired { lease, .. } = a
+    let LeaseOutcome::Acquired {
+        lease, connection, ..
+    } = a
         .acquire_lease(&row.id, &LeaseOwner("holder".into()), NOW, MINUTE)
         .await
         .unwrap()
@@ -708,11 +733,10 @@ pub(crate) async fn wait_for_change_wakes_on_commit(f: &Fixture) {
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let next = ConnectionRecord {
-        grant: Grant::Active(tokens("woken")),
-        ..row.clone()
-    };
-    a.commit_refresh(&lease, &next, row.version).await.unwrap();
+    let woken = renewed(*connection, "woken");
+    a.commit_refresh(&lease, &settled(&woken, &row), row.version)
+        .await
+        .unwrap();
     // Woken by the change, long before the waiter's own two-minute timeout.
     let seen = tokio::time::timeout(Duration::from_secs(30), waiter)
         .await
