@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use kit_oauth::core::{
-    AccessToken, ConnectionId, ConnectionRecord, ConnectionStore as _, Grant, KitAccount,
-    KitAccountId, KitRedirect, PendingRecord, PkceVerifier, RefreshHealth, RefreshToken,
+    AccessToken, ConnectionId, ConnectionRecord, ConnectionStore as _, ConnectionStoreExt as _, Grant, KitAccount,
+    KitAccountId, KitRedirect, PendingRecord, PendingTake, PkceVerifier, RefreshHealth, RefreshToken,
     Sha256Hash, StoreError, TenantName, Timestamp, TokenSet, Version,
 };
 use kit_oauth::store::{KeyRing, SeaOrmStore};
@@ -233,18 +233,23 @@ fuzz_target!(|input: Input| {
         );
         if written.is_err() {
             // NOT NULL columns: the database refused the patch; clean up and stop here.
-            let _ = f
-                .runtime
-                .block_on(f.store.consume_pending(&f.pending.state_hash));
+            let _ = f.runtime.block_on(
+                f.store
+                    .consume_pending(&f.pending.state_hash, Some(&f.pending.browser_binding)),
+            );
             return;
         }
         match f
             .runtime
-            .block_on(f.store.consume_pending(&f.pending.state_hash))
+            .block_on(
+                f.store
+                    .consume_pending(&f.pending.state_hash, Some(&f.pending.browser_binding)),
+            )
+            .map(PendingTake::taken)
         {
             Ok(Some(read)) => {
                 assert!(unchanged, "a tampered verifier was accepted: {input:?}");
-                assert_eq!(read, f.pending);
+                assert_eq!(read.record(), &f.pending);
             }
             Ok(None) => panic!("the pending install vanished"),
             Err(error) => {

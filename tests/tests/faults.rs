@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use kit_oauth::core::{
-    Clock as _, ConnectionId, ConnectionStore as _, InFlight, LeaseOutcome, LeaseOwner, StateName,
-    TokenEndpoint as _,
+    Clock as _, ConnectionId, ConnectionStore as _, ConnectionStoreExt as _, InFlight,
+    LeaseOutcome, LeaseOwner, StateName, TokenEndpoint as _,
 };
 use kit_oauth::{KitOAuth, ManagerError};
 use kit_oauth_tests::{Db, Expired, World, invalid_grants};

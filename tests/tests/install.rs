@@ -50,7 +50,8 @@ async fn state_attacks_never_reach_the_token_endpoint() {
         CallbackError::UnknownState
     );
 
-    // Another browser (its cookie is not the one bound to this state). The state is spent.
+    // Another browser (its cookie is not the one bound to this state), or none: refused, and
+    // the install stays for its own browser (issue 13.2; `stranger.rs` completes it).
     let other_browser = "A".repeat(43);
     assert_eq!(
         callback_error(kit.install().complete(&query, Some(&other_browser)).await),
@@ -58,8 +59,8 @@ async fn state_attacks_never_reach_the_token_endpoint() {
     );
     assert_eq!(
         callback_error(kit.install().complete(&query, None).await),
-        CallbackError::UnknownState,
-        "a state is consumed by its first use"
+        CallbackError::ForeignBrowser,
+        "a stranger does not consume the state"
     );
 
     // Expired state.

@@ -9,9 +9,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use kit_oauth::core::{
     AccessToken, AccountLookup, AuthorizationCode, AuthorizeRequest, ConnectionId,
-    ConnectionStore as _, EndpointError, Grant, KitAccount, LeaseOutcome, LeaseOwner, LookupError,
-    NoEvents, PkceVerifier, RefreshToken, RevocableToken, StateName, Timestamp, TokenEndpoint,
-    TokenResponse, TokenSet, Url,
+    ConnectionStore as _, ConnectionStoreExt as _, EndpointError, Grant, KitAccount, LeaseOutcome,
+    LeaseOwner, LookupError, NoEvents, PkceVerifier, RefreshToken, RevocableToken, StateName,
+    Timestamp, TokenEndpoint, TokenResponse, TokenSet, Url,
 };
 use kit_oauth::http::KitOAuthClient;
 use kit_oauth::{ManagerError, TokenManager};

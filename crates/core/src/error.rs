@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::any::StateName;
 use crate::ids::ConnectionId;
 
 /// A malformed identifier.
@@ -208,16 +207,6 @@ pub enum TokenError {
     /// An empty access or refresh token.
     #[error("the token response has an empty token")]
     EmptyToken,
-}
-
-/// A stored connection in a state other than the one asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("connection is {found}, not {expected}")]
-pub struct WrongState {
-    /// The state the caller asked for.
-    pub expected: StateName,
-    /// The state the connection is in.
-    pub found: StateName,
 }
 
 /// A storage failure, as every `ConnectionStore` adapter reports it.

@@ -67,6 +67,12 @@ pub enum EventKind {
     },
     /// The grant was revoked.
     Revoked,
+    /// The connection was deleted while Kit refused (or could not be reached) to revoke its
+    /// grant: Kit was not told, and the grant lives there until the creator uninstalls the app.
+    RemovedWithoutRevoke {
+        /// Why Kit did not revoke, without secrets.
+        reason: String,
+    },
 }
 
 impl EventKind {
@@ -79,6 +85,7 @@ impl EventKind {
             Self::RefreshFailed { .. } => "refresh_failed",
             Self::ReauthRequired { .. } => "reauth_required",
             Self::Revoked => "revoked",
+            Self::RemovedWithoutRevoke { .. } => "removed_without_revoke",
         }
     }
 }

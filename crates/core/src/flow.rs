@@ -1,28 +1,60 @@
-//! The install and refresh flow as types.
+//! The install and refresh flow as types: one connection's whole life.
 //!
 //! A [`Connection<S>`] moves between states by consuming itself, so a transition the protocol
 //! forbids does not compile: there is no access token on a `Pending` connection, no refresh of
 //! an `Unauthorized` one, and a callback can be applied to a pending install only once.
 //!
 //! ```text
-//! Unauthorized --begin(install)--> Pending --callback(code) + authorize(tokens)--> Authorized
-//! Pending --deny / ttl--> Unauthorized
-//! Authorized --clock passes the refresh margin--> Expired --refreshed(tokens)--> Authorized
-//! Expired --invalid_grant / revoked--> Unauthorized (needs reinstall)
-//! Authorized --revoke / uninstall--> Unauthorized
+//! Unauthorized --begin(install)--> Pending --callback(code)--> CodeGrant --authorize--> Authorized
+//! Pending --callback: denied / forged / past PENDING_TTL--> Unauthorized
+//! CodeGrant --fail (exchange or account lookup failed)--> Unauthorized
+//! Authorized --observe_for(Due): margin, schedule passed, or Kit refused it--> Expired
+//! Expired --refreshed_with(Kit's answer)--> Authorized
+//! Expired --reauth_required (invalid_grant confirmed)--> Unauthorized (needs reinstall)
+//! Authorized --revoke (Kit confirmed) / reauth_required (a 401 confirmed)--> Unauthorized
 //! ```
+//!
+//! One connection's life, and where each step is:
+//! 1. **Install** (`flow/install.rs`): [`Connection::<Unauthorized>::begin`] makes a `Pending` with a
+//!    fresh `state` and PKCE verifier; the store keeps it as a row bound to the browser. Kit's
+//!    callback is applied to the `Pending` the store gives back when *that* browser consumes
+//!    the row ([`crate::restore::ConsumedPending::into_pending`]); [`Connection::<Pending>::callback`]
+//!    checks the `state` and the deadline (install expiry is this check) and yields a
+//!    [`CodeGrant`], which [`CodeGrant::authorize`] turns into `Authorized` once Kit has
+//!    exchanged the code. The manager stores it with `ConnectionRecord::authorized`.
+//! 2. **Refresh** (`flow/grant.rs`): every read of the row under the refresh lease comes back typed
+//!    ([`crate::restore::Restore`]); [`Connection::<Authorized>::observe_for`] spends it into
+//!    `Expired` only on evidence ([`Due`]); [`Connection::<Expired>::refreshed_with`] applies
+//!    Kit's answer, and the manager commits the `Authorized` it returns with
+//!    `ConnectionRecord::refreshed`.
+//! 3. **End**: `invalid_grant` (once no one else rotated the token) is
+//!    [`Connection::reauth_required`] on the `Expired` that was sent; a 401 "revoked/invalid"
+//!    confirmed on the stored token is `reauth_required` on the `Authorized` read back; an
+//!    uninstall is [`Connection::revoke`] after Kit confirmed it. The manager writes the
+//!    `Unauthorized` they return with `ConnectionRecord::ended`.
+//! 4. **Removal** deletes the row after `revoke` (or, forced, without Kit: an audit event says
+//!    so); a reinstall begins from the `Unauthorized`, remembering the id it replaces.
+//!
+//! No state is `Clone` or `Deserialize`, and only the store port is handed the constructor that
+//! types a stored row ([`crate::restore::Restore`]), so the only way to a second `Expired` or
+//! `Pending` is a second read of the store — which the store's fenced lease and single
+//! consumption arbitrate across processes.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::callback::Callback;
-use crate::clock::{Clock, Timestamp};
-use crate::error::CallbackError;
+use crate::clock::Timestamp;
 use crate::ids::{ConnectionId, KitAccountId, TenantName};
 use crate::redirect::KitRedirect;
-use crate::secret::{AccessToken, AuthorizationCode, CsrfState, PkceVerifier, RefreshToken};
+use crate::secret::{CsrfState, PkceVerifier};
 use crate::token::TokenSet;
+
+mod grant;
+mod install;
+
+pub use grant::{Due, Freshness, TokenDue, UnusableAnswer};
+pub use install::{CallbackRejected, CodeGrant};
 
 /// How long an install may take from `begin` to the callback.
 pub const PENDING_TTL: Duration = Duration::from_secs(10 * 60);
@@ -38,10 +70,12 @@ pub struct KitAccount {
     pub primary_email: Option<String>,
 }
 
-/// One grant, in the state `S`. `Clone` only where the state is: a pending install or an
-/// expired grant cannot be duplicated and so cannot be completed or refreshed twice.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+/// One grant, in the state `S`.
+///
+/// Neither `Clone` nor `Deserialize`: a value is made by a transition or by the store's sealed
+/// constructor, and a transition consumes it, so a pending install cannot be completed twice
+/// and a due grant cannot be refreshed twice.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Connection<S> {
     state: S,
 }
@@ -71,7 +105,7 @@ pub enum UnauthorizedReason {
 }
 
 /// No usable grant: a fresh install, or a connection that needs reinstalling.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Unauthorized {
     id: Option<ConnectionId>,
     tenant: Option<TenantName>,
@@ -81,8 +115,9 @@ pub struct Unauthorized {
 
 /// An install in progress: waiting for Kit's callback.
 ///
-/// Not `Clone`: a pending install takes one callback.
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Not `Clone`: a pending install takes one callback. Read back from storage only by consuming
+/// the stored row ([`crate::restore::ConsumedPending::into_pending`]).
+#[derive(Debug, PartialEq, Eq)]
 pub struct Pending {
     reinstall_of: Option<ConnectionId>,
     tenant: Option<TenantName>,
@@ -94,7 +129,7 @@ pub struct Pending {
 }
 
 /// What a connection with a grant holds, whether its token is fresh or due.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Granted {
     id: ConnectionId,
     tenant: Option<TenantName>,
@@ -103,101 +138,54 @@ pub struct Granted {
 }
 
 /// A working grant whose access token was fresh when last observed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+///
+/// Not `Clone`: [`Connection::<Authorized>::observe`] spends it into at most one [`Expired`].
+#[derive(Debug, PartialEq, Eq)]
 pub struct Authorized(Granted);
 
-/// A grant whose access token is inside its refresh margin (or past expiry): it must be
-/// refreshed before its access token is used again.
+/// A grant that is **due**: its access token is inside its refresh margin or already past its
+/// expiry (the type does not tell the two apart: either way it must be refreshed before its
+/// access token is handed out again), or the background schedule's point before the margin has
+/// passed, or Kit refused the access token it holds. Reached only through
+/// [`Connection::<Authorized>::observe`] with that evidence.
 ///
 /// Not `Clone`: its refresh token is spent by one [`Connection::<Expired>::refreshed`].
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Expired(Granted);
 
-/// The states that hold a grant (sealed: only [`Authorized`] and [`Expired`]).
-pub trait HoldsGrant: sealed::Sealed {
-    #[doc(hidden)]
-    fn granted(&self) -> &Granted;
-    #[doc(hidden)]
-    fn into_granted(self) -> Granted;
-}
+/// The states that hold a grant (sealed: only [`Authorized`] and [`Expired`]; what they share
+/// is reached through the sealed supertrait, which no other crate can name or implement).
+pub trait HoldsGrant: sealed::Sealed {}
 
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::Authorized {}
-    impl Sealed for super::Expired {}
-}
+    use super::Granted;
 
-impl HoldsGrant for Authorized {
-    fn granted(&self) -> &Granted {
-        &self.0
-    }
-    fn into_granted(self) -> Granted {
-        self.0
-    }
-}
-
-impl HoldsGrant for Expired {
-    fn granted(&self) -> &Granted {
-        &self.0
-    }
-    fn into_granted(self) -> Granted {
-        self.0
-    }
-}
-
-/// What every state with a grant offers, fresh or due.
-impl<S: HoldsGrant> Connection<S> {
-    /// The connection id.
-    #[must_use]
-    pub fn id(&self) -> &ConnectionId {
-        &self.state.granted().id
+    pub trait Sealed {
+        fn granted(&self) -> &Granted;
+        fn into_granted(self) -> Granted;
     }
 
-    /// The tenant.
-    #[must_use]
-    pub fn tenant(&self) -> Option<&TenantName> {
-        self.state.granted().tenant.as_ref()
+    impl Sealed for super::Authorized {
+        fn granted(&self) -> &Granted {
+            &self.0
+        }
+        fn into_granted(self) -> Granted {
+            self.0
+        }
     }
 
-    /// The Kit account.
-    #[must_use]
-    pub fn account(&self) -> &KitAccount {
-        &self.state.granted().account
-    }
-
-    /// The tokens (possibly stale; the refresh token is needed to revoke at Kit).
-    #[must_use]
-    pub fn tokens(&self) -> &TokenSet {
-        &self.state.granted().tokens
-    }
-
-    /// The grant was revoked (by the app, or the creator uninstalled it).
-    #[must_use]
-    pub fn revoke(self) -> Connection<Unauthorized> {
-        self.end(UnauthorizedReason::Revoked)
-    }
-
-    /// Kit no longer accepts the grant (a 401 invalid/revoked, or `invalid_grant` confirmed by
-    /// re-reading storage): the creator must reinstall.
-    #[must_use]
-    pub fn reauth_required(self, detail: String) -> Connection<Unauthorized> {
-        self.end(UnauthorizedReason::ReauthRequired { detail })
-    }
-
-    fn end(self, reason: UnauthorizedReason) -> Connection<Unauthorized> {
-        let granted = self.state.into_granted();
-        Connection {
-            state: Unauthorized {
-                id: Some(granted.id),
-                tenant: granted.tenant,
-                account: Some(granted.account),
-                reason,
-            },
+    impl Sealed for super::Expired {
+        fn granted(&self) -> &Granted {
+            &self.0
+        }
+        fn into_granted(self) -> Granted {
+            self.0
         }
     }
 }
+
+impl HoldsGrant for Authorized {}
+impl HoldsGrant for Expired {}
 
 /// What `begin` needs to start an install.
 #[derive(Debug, Clone)]
@@ -214,430 +202,5 @@ impl<S> Connection<S> {
     /// The state's data.
     pub fn state(&self) -> &S {
         &self.state
-    }
-}
-
-impl Connection<Unauthorized> {
-    /// A connection that was never installed, for `tenant` (`None` for single-tenant apps).
-    #[must_use]
-    pub fn new(tenant: Option<TenantName>) -> Self {
-        Self {
-            state: Unauthorized {
-                id: None,
-                tenant,
-                account: None,
-                reason: UnauthorizedReason::NotInstalled,
-            },
-        }
-    }
-
-    /// Starts an install: the returned `Pending` holds the secrets of this attempt and dies
-    /// after [`PENDING_TTL`].
-    #[must_use]
-    pub fn begin(self, start: InstallStart, clock: &(impl Clock + ?Sized)) -> Connection<Pending> {
-        let now = clock.now();
-        Connection {
-            state: Pending {
-                reinstall_of: self.state.id,
-                tenant: self.state.tenant,
-                state: start.state,
-                verifier: start.verifier,
-                kit_redirect: start.kit_redirect,
-                started_at: now,
-                deadline: now.saturating_add(PENDING_TTL),
-            },
-        }
-    }
-
-    /// The connection id, when this connection was installed before.
-    #[must_use]
-    pub fn id(&self) -> Option<&ConnectionId> {
-        self.state.id.as_ref()
-    }
-
-    /// The tenant.
-    #[must_use]
-    pub fn tenant(&self) -> Option<&TenantName> {
-        self.state.tenant.as_ref()
-    }
-
-    /// The account, when one was ever connected.
-    #[must_use]
-    pub fn account(&self) -> Option<&KitAccount> {
-        self.state.account.as_ref()
-    }
-
-    /// Why there is no grant.
-    #[must_use]
-    pub fn reason(&self) -> &UnauthorizedReason {
-        &self.state.reason
-    }
-}
-
-impl Connection<Pending> {
-    /// Applies Kit's callback. Consumes the pending install whatever the outcome: a `state` is
-    /// good for one callback only.
-    ///
-    /// # Errors
-    /// [`CallbackRejected`] with the reason ([`CallbackError::StateMismatch`],
-    /// [`CallbackError::Expired`], [`CallbackError::AccessDenied`], [`CallbackError::Provider`])
-    /// and the connection, now `Unauthorized`.
-    pub fn callback(
-        self,
-        callback: Callback,
-        clock: &(impl Clock + ?Sized),
-    ) -> Result<CodeGrant, Box<CallbackRejected>> {
-        let expired = clock.now() >= self.state.deadline;
-        let state_matches = callback.state() == Some(&self.state.state);
-        let reject = |pending: Self, error: CallbackError, reason| {
-            Box::new(CallbackRejected {
-                error,
-                connection: pending.into_unauthorized(reason),
-            })
-        };
-        if !state_matches {
-            let detail = CallbackError::StateMismatch.to_string();
-            return Err(reject(
-                self,
-                CallbackError::StateMismatch,
-                UnauthorizedReason::InstallFailed { detail },
-            ));
-        }
-        if expired {
-            return Err(reject(
-                self,
-                CallbackError::Expired,
-                UnauthorizedReason::InstallExpired,
-            ));
-        }
-        match callback {
-            Callback::Code { code, .. } => Ok(CodeGrant {
-                pending: self.state,
-                code,
-            }),
-            Callback::Error {
-                error, description, ..
-            } if error == "access_denied" => Err(reject(
-                self,
-                CallbackError::AccessDenied { description },
-                UnauthorizedReason::Denied,
-            )),
-            Callback::Error {
-                error, description, ..
-            } => {
-                let err = CallbackError::Provider { error, description };
-                let detail = err.to_string();
-                Err(reject(
-                    self,
-                    err,
-                    UnauthorizedReason::InstallFailed { detail },
-                ))
-            }
-        }
-    }
-
-    /// Abandons the install when its deadline has passed; otherwise gives it back.
-    #[must_use]
-    pub fn expire(self, clock: &(impl Clock + ?Sized)) -> PendingCheck {
-        if clock.now() >= self.state.deadline {
-            PendingCheck::Expired(self.into_unauthorized(UnauthorizedReason::InstallExpired))
-        } else {
-            PendingCheck::StillPending(self)
-        }
-    }
-
-    /// The `state` to send on the authorize request.
-    #[must_use]
-    pub fn csrf_state(&self) -> &CsrfState {
-        &self.state.state
-    }
-
-    /// The PKCE verifier (its challenge goes on the authorize request).
-    #[must_use]
-    pub fn verifier(&self) -> &PkceVerifier {
-        &self.state.verifier
-    }
-
-    /// Where to send the browser back to on Kit.
-    #[must_use]
-    pub fn kit_redirect(&self) -> &KitRedirect {
-        &self.state.kit_redirect
-    }
-
-    /// The tenant.
-    #[must_use]
-    pub fn tenant(&self) -> Option<&TenantName> {
-        self.state.tenant.as_ref()
-    }
-
-    /// The connection this install replaces, when it is a reinstall.
-    #[must_use]
-    pub fn reinstall_of(&self) -> Option<&ConnectionId> {
-        self.state.reinstall_of.as_ref()
-    }
-
-    /// When the install started.
-    #[must_use]
-    pub fn started_at(&self) -> Timestamp {
-        self.state.started_at
-    }
-
-    /// After this instant the callback is refused.
-    #[must_use]
-    pub fn deadline(&self) -> Timestamp {
-        self.state.deadline
-    }
-
-    /// Rebuilds a pending install from storage (the store keeps `state` only as a hash, so the
-    /// caller supplies the `state` it received on the callback after matching that hash).
-    #[must_use]
-    pub fn restore(parts: PendingParts) -> Self {
-        Self {
-            state: Pending {
-                reinstall_of: parts.reinstall_of,
-                tenant: parts.tenant,
-                state: parts.state,
-                verifier: parts.verifier,
-                kit_redirect: parts.kit_redirect,
-                started_at: parts.started_at,
-                deadline: parts.deadline,
-            },
-        }
-    }
-
-    fn into_unauthorized(self, reason: UnauthorizedReason) -> Connection<Unauthorized> {
-        Connection {
-            state: Unauthorized {
-                id: self.state.reinstall_of,
-                tenant: self.state.tenant,
-                account: None,
-                reason,
-            },
-        }
-    }
-}
-
-/// The result of checking a pending install's deadline.
-#[derive(Debug)]
-pub enum PendingCheck {
-    /// The deadline passed: the install is abandoned.
-    Expired(Connection<Unauthorized>),
-    /// Still within its deadline, unchanged.
-    StillPending(Connection<Pending>),
-}
-
-/// The fields of a stored pending install, for [`Connection::<Pending>::restore`].
-#[derive(Debug, Clone)]
-pub struct PendingParts {
-    /// The connection being reinstalled, if any.
-    pub reinstall_of: Option<ConnectionId>,
-    /// The tenant.
-    pub tenant: Option<TenantName>,
-    /// The `state` (as received on the callback, matched against the stored hash).
-    pub state: CsrfState,
-    /// The PKCE verifier.
-    pub verifier: PkceVerifier,
-    /// Where to send the browser back to.
-    pub kit_redirect: KitRedirect,
-    /// When the install started.
-    pub started_at: Timestamp,
-    /// When it dies.
-    pub deadline: Timestamp,
-}
-
-/// A callback that was refused; the pending install is gone.
-#[derive(Debug)]
-pub struct CallbackRejected {
-    /// Why.
-    pub error: CallbackError,
-    /// The connection, back to `Unauthorized`.
-    pub connection: Connection<Unauthorized>,
-}
-
-/// A verified callback: the code and verifier to exchange, exactly once.
-///
-/// Not `Clone`: [`CodeGrant::authorize`] and [`CodeGrant::fail`] consume it, so a code cannot be
-/// turned into two connections.
-#[derive(Debug)]
-pub struct CodeGrant {
-    pending: Pending,
-    code: AuthorizationCode,
-}
-
-impl CodeGrant {
-    /// The authorization code to redeem.
-    #[must_use]
-    pub fn code(&self) -> &AuthorizationCode {
-        &self.code
-    }
-
-    /// The PKCE verifier to send with it.
-    #[must_use]
-    pub fn verifier(&self) -> &PkceVerifier {
-        &self.pending.verifier
-    }
-
-    /// Where to send the browser back to on Kit.
-    #[must_use]
-    pub fn kit_redirect(&self) -> &KitRedirect {
-        &self.pending.kit_redirect
-    }
-
-    /// The tenant.
-    #[must_use]
-    pub fn tenant(&self) -> Option<&TenantName> {
-        self.pending.tenant.as_ref()
-    }
-
-    /// The connection this install replaces, when it is a reinstall.
-    #[must_use]
-    pub fn reinstall_of(&self) -> Option<&ConnectionId> {
-        self.pending.reinstall_of.as_ref()
-    }
-
-    /// Completes the install with the exchanged tokens and the account they belong to.
-    ///
-    /// `id` is the existing connection's id when this (tenant, account) is already connected —
-    /// a reinstall replaces the tokens and keeps the id — or a fresh one.
-    #[must_use]
-    pub fn authorize(
-        self,
-        id: ConnectionId,
-        account: KitAccount,
-        tokens: TokenSet,
-    ) -> Connection<Authorized> {
-        Connection {
-            state: Authorized(Granted {
-                id,
-                tenant: self.pending.tenant,
-                account,
-                tokens,
-            }),
-        }
-    }
-
-    /// The exchange (or the account lookup) failed: the install is over.
-    #[must_use]
-    pub fn fail(self, detail: String) -> Connection<Unauthorized> {
-        Connection {
-            state: Unauthorized {
-                id: self.pending.reinstall_of,
-                tenant: self.pending.tenant,
-                account: None,
-                reason: UnauthorizedReason::InstallFailed { detail },
-            },
-        }
-    }
-}
-
-/// The result of looking at an authorized connection's token at an instant.
-#[derive(Debug)]
-pub enum Freshness {
-    /// Outside the refresh margin: the access token may be handed out.
-    Fresh(Connection<Authorized>),
-    /// Inside the refresh margin or past expiry: refresh first.
-    Due(Connection<Expired>),
-}
-
-/// The access token was requested at or after the instant the token became due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the access token is due for refresh (since {due_at})")]
-pub struct TokenDue {
-    /// When it became due.
-    pub due_at: Timestamp,
-}
-
-impl Connection<Authorized> {
-    /// Reassembles an authorized connection from storage.
-    #[must_use]
-    pub fn restore(
-        id: ConnectionId,
-        tenant: Option<TenantName>,
-        account: KitAccount,
-        tokens: TokenSet,
-    ) -> Self {
-        Self {
-            state: Authorized(Granted {
-                id,
-                tenant,
-                account,
-                tokens,
-            }),
-        }
-    }
-
-    /// Decides, at the clock's instant, whether the token may still be handed out.
-    #[must_use]
-    pub fn observe(self, clock: &(impl Clock + ?Sized)) -> Freshness {
-        if self.state.0.tokens.is_due(clock.now()) {
-            Freshness::Due(self.expire_now())
-        } else {
-            Freshness::Fresh(self)
-        }
-    }
-
-    /// The access token, if it is not due for refresh at the clock's instant.
-    ///
-    /// # Errors
-    /// [`TokenDue`] when the token is inside its refresh margin: call [`Self::observe`] and
-    /// refresh.
-    pub fn access_token(&self, clock: &(impl Clock + ?Sized)) -> Result<&AccessToken, TokenDue> {
-        let tokens = &self.state.0.tokens;
-        if tokens.is_due(clock.now()) {
-            Err(TokenDue {
-                due_at: tokens.due_at(),
-            })
-        } else {
-            Ok(tokens.access())
-        }
-    }
-
-    /// Kit refused the access token as expired before our clock said so (clock skew), or an
-    /// operator forced a refresh: the connection is due now. The one way into `Expired` that
-    /// does not go through a [`Clock`]: Kit's word overrides ours.
-    #[must_use]
-    pub fn expire_now(self) -> Connection<Expired> {
-        Connection {
-            state: Expired(self.state.0),
-        }
-    }
-}
-
-impl Connection<Expired> {
-    /// The refresh token to send. After [`Self::refreshed`] it is spent and no longer reachable.
-    #[must_use]
-    pub fn refresh_token(&self) -> &RefreshToken {
-        self.state.0.tokens.refresh()
-    }
-
-    /// The refresh succeeded: the old tokens are dropped, the new ones take over.
-    #[must_use]
-    pub fn refreshed(self, tokens: TokenSet) -> Connection<Authorized> {
-        Connection {
-            state: Authorized(Granted {
-                tokens,
-                ..self.state.0
-            }),
-        }
-    }
-}
-
-impl Connection<Unauthorized> {
-    /// Reassembles an unauthorized connection from storage.
-    #[must_use]
-    pub fn restore(
-        id: Option<ConnectionId>,
-        tenant: Option<TenantName>,
-        account: Option<KitAccount>,
-        reason: UnauthorizedReason,
-    ) -> Self {
-        Self {
-            state: Unauthorized {
-                id,
-                tenant,
-                account,
-                reason,
-            },
-        }
     }
 }

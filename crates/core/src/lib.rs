@@ -95,33 +95,35 @@ pub mod flow;
 pub mod ids;
 pub mod ports;
 pub mod redirect;
+pub mod restore;
 pub mod secret;
 pub mod store;
 pub mod token;
 
-pub use any::{AnyConnection, StateName};
+pub use any::StateName;
 pub use callback::Callback;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{
     CallbackError, EndpointError, IdError, LookupError, RedirectError, RefreshError, SecretError,
-    StoreError, TokenError, WrongState,
+    StoreError, TokenError,
 };
 pub use event::{Event, EventId, EventKind, EventSink, NoEvents};
 pub use flow::{
-    Authorized, CallbackRejected, CodeGrant, Connection, Expired, Freshness, Granted, HoldsGrant,
-    InstallStart, KitAccount, PENDING_TTL, Pending, PendingCheck, PendingParts, TokenDue,
-    Unauthorized, UnauthorizedReason,
+    Authorized, CallbackRejected, CodeGrant, Connection, Due, Expired, Freshness, Granted,
+    HoldsGrant, InstallStart, KitAccount, PENDING_TTL, Pending, TokenDue, Unauthorized,
+    UnauthorizedReason, UnusableAnswer,
 };
 pub use ids::{ClientId, ConnectionId, KitAccountId, TenantName};
 pub use ports::{AccountLookup, AuthorizeRequest, RevocableToken, TokenEndpoint};
 pub use redirect::{DEFAULT_REDIRECT_PREFIX, KitRedirect, RedirectAllowlist};
+pub use restore::{ConnectionStoreExt, ConsumedPending, PendingTake, Restore, StoredConnection};
 pub use secret::{
     AccessToken, AuthorizationCode, ClientSecret, CsrfState, PkceChallenge, PkceVerifier, REDACTED,
     RefreshToken, Sha256Hash, constant_time_eq,
 };
 pub use store::{
     ConnectionRecord, ConnectionStore, Grant, InFlight, Lease, LeaseOutcome, LeaseOwner, ListQuery,
-    PendingRecord, RefreshHealth, Version,
+    PendingRecord, RefreshHealth, Settled, SettledRow, Version,
 };
 pub use token::{Jitter, NoJitter, TokenResponse, TokenSet, refresh_margin};
 

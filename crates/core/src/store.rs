@@ -6,28 +6,31 @@
 //!   [`StoreError::Conflict`] and never overwrites newer tokens.
 //! - [`ConnectionStore::upsert_installed`] is atomic on (tenant, Kit account): two concurrent
 //!   installs of the same account for the same tenant end in one connection, one id.
-//! - [`ConnectionStore::consume_pending`] returns a pending install at most once, ever.
-//! - [`ConnectionStore::acquire_lease`] succeeds for one owner at a time across processes; a
+//! - [`ConnectionStore::consume_pending_with`] returns a pending install at most once, ever,
+//!   and only to the browser that started it: another browser's attempt leaves it in place.
+//! - [`ConnectionStore::acquire_lease_with`] succeeds for one owner at a time across processes; a
 //!   lease expires if its holder dies; every acquisition bumps a fencing counter, and
 //!   [`ConnectionStore::commit_refresh`] / [`ConnectionStore::release_lease`] check owner and
 //!   fence, so a holder whose lease was taken over cannot write.
 //! - Expiry is never persisted as a state: it is derived from `expires_at` and a clock.
+//!
+//! A typed connection or pending install comes back from storage only through [`Restore`], the
+//! sealed constructor this crate hands the store on each typed read (see [`crate::restore`]).
 
 use std::future::Future;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::any::{AnyConnection, StateName};
+use crate::any::StateName;
 use crate::clock::Timestamp;
-use crate::error::{StoreError, WrongState};
+use crate::error::StoreError;
 use crate::event::Event;
-use crate::flow::{
-    Authorized, Connection, KitAccount, Pending, PendingParts, Unauthorized, UnauthorizedReason,
-};
+use crate::flow::{Authorized, Connection, KitAccount, Pending, Unauthorized, UnauthorizedReason};
 use crate::ids::{ConnectionId, KitAccountId, TenantName};
 use crate::redirect::KitRedirect;
-use crate::secret::{CsrfState, PkceVerifier, Sha256Hash};
+use crate::restore::{PendingTake, Restore, StoredConnection};
+use crate::secret::{PkceVerifier, Sha256Hash};
 use crate::token::TokenSet;
 
 /// A row's version for compare-and-swap; every successful write increments it.
@@ -130,45 +133,144 @@ impl ConnectionRecord {
         }
     }
 
-    /// The connection as a typed value, erased.
+    /// The row after a refresh the flow committed: `renewed` is what
+    /// [`Connection::<Expired>::refreshed`] returned, the health is reset to a success at `now`.
     #[must_use]
-    pub fn to_connection(&self) -> AnyConnection {
-        match &self.grant {
-            Grant::Active(tokens) => Connection::<Authorized>::restore(
-                self.id.clone(),
-                self.tenant.clone(),
-                self.account.clone(),
-                tokens.clone(),
-            )
-            .into(),
-            Grant::Ended(reason) => Connection::<Unauthorized>::restore(
-                Some(self.id.clone()),
-                self.tenant.clone(),
-                Some(self.account.clone()),
-                reason.clone(),
-            )
-            .into(),
+    pub fn refreshed(
+        &self,
+        renewed: &Connection<Authorized>,
+        next_refresh_at: Timestamp,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            account: renewed.account().clone(),
+            grant: Grant::Active(renewed.tokens().clone()),
+            health: RefreshHealth {
+                consecutive_failures: 0,
+                cooldown_until: None,
+                early_retry_after: None,
+                last_error: None,
+                last_refresh_at: Some(now),
+            },
+            next_refresh_at: Some(next_refresh_at),
+            updated_at: now,
+            ..self.clone()
         }
     }
 
-    /// The connection, if its grant is active.
+    /// The row after the flow ended the grant (`revoke`, `reauth_required`): no tokens, no
+    /// refresh scheduled, `health` as the caller counted it.
+    #[must_use]
+    pub fn ended(
+        &self,
+        ended: &Connection<Unauthorized>,
+        health: RefreshHealth,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            grant: Grant::Ended(ended.reason().clone()),
+            next_refresh_at: None,
+            health,
+            updated_at: now,
+            ..self.clone()
+        }
+    }
+}
+
+/// What the flow made of a grant under the refresh lease, for
+/// [`ConnectionStore::commit_refresh`]: only a transition's result can be committed.
+#[derive(Debug)]
+pub enum Settled<'a> {
+    /// [`Connection::<Expired>::refreshed_with`] returned this: new tokens, the refresh health
+    /// reset to a success at `at`.
+    Refreshed {
+        /// The renewed connection.
+        connection: &'a Connection<Authorized>,
+        /// When the background refresher should renew it.
+        next_refresh_at: Timestamp,
+        /// Now.
+        at: Timestamp,
+    },
+    /// [`Connection::reauth_required`] returned this (Kit's `invalid_grant`, confirmed).
+    Ended {
+        /// The ended connection (read back from the store, so it has its id and account).
+        connection: &'a Connection<Unauthorized>,
+        /// The failure, counted.
+        health: RefreshHealth,
+        /// Now.
+        at: Timestamp,
+    },
+}
+
+impl Settled<'_> {
+    /// The connection id.
     ///
     /// # Errors
-    /// [`WrongState`] when the grant has ended.
-    pub fn authorized_connection(&self) -> Result<Connection<Authorized>, WrongState> {
-        match &self.grant {
-            Grant::Active(tokens) => Ok(Connection::<Authorized>::restore(
-                self.id.clone(),
-                self.tenant.clone(),
-                self.account.clone(),
-                tokens.clone(),
-            )),
-            Grant::Ended(_) => Err(WrongState {
-                expected: StateName::Authorized,
-                found: StateName::Unauthorized,
+    /// [`StoreError::Backend`] for an ended connection that was never stored (no id).
+    pub fn id(&self) -> Result<&ConnectionId, StoreError> {
+        match self {
+            Self::Refreshed { connection, .. } => Ok(connection.id()),
+            Self::Ended { connection, .. } => connection.id().ok_or_else(|| {
+                StoreError::Backend("an install that never completed has no row".into())
             }),
         }
     }
+
+    /// The row's data columns as the transition left them, over `id` and the stored account.
+    ///
+    /// # Errors
+    /// As [`Self::id`], and for an ended connection without its account.
+    pub fn row(&self) -> Result<SettledRow, StoreError> {
+        let id = self.id()?.clone();
+        Ok(match self {
+            Self::Refreshed {
+                connection,
+                next_refresh_at,
+                at,
+            } => SettledRow {
+                id,
+                account: connection.account().clone(),
+                grant: Grant::Active(connection.tokens().clone()),
+                health: RefreshHealth {
+                    last_refresh_at: Some(*at),
+                    ..RefreshHealth::default()
+                },
+                next_refresh_at: Some(*next_refresh_at),
+                updated_at: *at,
+            },
+            Self::Ended {
+                connection,
+                health,
+                at,
+            } => SettledRow {
+                id,
+                account: connection.account().cloned().ok_or_else(|| {
+                    StoreError::Backend("an ended connection read back has its account".into())
+                })?,
+                grant: Grant::Ended(connection.reason().clone()),
+                health: health.clone(),
+                next_refresh_at: None,
+                updated_at: *at,
+            },
+        })
+    }
+}
+
+/// The data columns a [`Settled`] transition writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettledRow {
+    /// The connection.
+    pub id: ConnectionId,
+    /// The Kit account (its name and email are refreshed on every write).
+    pub account: KitAccount,
+    /// The grant the transition left.
+    pub grant: Grant,
+    /// The refresh health after it.
+    pub health: RefreshHealth,
+    /// The next scheduled refresh (`None` once the grant ended).
+    pub next_refresh_at: Option<Timestamp>,
+    /// When it was written.
+    pub updated_at: Timestamp,
 }
 
 /// A pending install as stored: the `state` only as its hash.
@@ -207,21 +309,6 @@ impl PendingRecord {
             expires_at: pending.deadline(),
         }
     }
-
-    /// The pending install again, given the `state` the callback carried (whose hash found
-    /// this record).
-    #[must_use]
-    pub fn into_pending(self, state: CsrfState) -> Connection<Pending> {
-        Connection::<Pending>::restore(PendingParts {
-            reinstall_of: self.reinstall_of,
-            tenant: self.tenant,
-            state,
-            verifier: self.verifier,
-            kit_redirect: self.kit_redirect,
-            started_at: self.started_at,
-            deadline: self.expires_at,
-        })
-    }
 }
 
 /// Who holds a refresh lease: an instance id plus anything that tells its workers apart.
@@ -252,8 +339,8 @@ pub struct Lease {
     pub until: Timestamp,
 }
 
-/// The answer to [`ConnectionStore::acquire_lease`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The answer to [`ConnectionStore::acquire_lease_with`].
+#[derive(Debug, PartialEq, Eq)]
 pub enum LeaseOutcome {
     /// Ours, with the row as it was at acquisition (no second read needed) and the previous
     /// holder's unfinished refresh, if it died mid-flight.
@@ -262,6 +349,8 @@ pub enum LeaseOutcome {
         lease: Lease,
         /// The row at acquisition.
         record: Box<ConnectionRecord>,
+        /// The same row, typed (through [`Restore`]): what the lease holder may do with it.
+        connection: Box<StoredConnection>,
         /// A refresh the previous holder started and never committed.
         previous_in_flight: Option<InFlight>,
     },
@@ -345,12 +434,17 @@ pub trait ConnectionStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Removes and returns the pending install with this `state` hash — at most once, ever,
-    /// even under concurrent callers. Expired rows are returned too (and removed), so the
-    /// caller can say "expired" rather than "unknown".
-    fn consume_pending(
+    /// even under concurrent callers — in the same atomic step that checks it was started by
+    /// the browser whose binding hash is `browser_binding`. Another browser (or `None`) gets
+    /// [`PendingTake::OtherBrowser`] and the row stays for the right one. Expired rows are
+    /// returned too (and removed), so the caller can say "expired" rather than "unknown".
+    /// Callers use [`crate::restore::ConnectionStoreExt::consume_pending`]; `restore` makes the returned value.
+    fn consume_pending_with(
         &self,
         state_hash: &Sha256Hash,
-    ) -> impl Future<Output = Result<Option<PendingRecord>, StoreError>> + Send;
+        browser_binding: Option<&Sha256Hash>,
+        restore: Restore,
+    ) -> impl Future<Output = Result<PendingTake, StoreError>> + Send;
 
     /// Deletes pending installs that expired before `now`; returns how many.
     fn purge_expired_pending(
@@ -358,14 +452,24 @@ pub trait ConnectionStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Takes the refresh lease if nobody holds it or the holder's lease lapsed.
-    fn acquire_lease(
+    /// Takes the refresh lease if nobody holds it or the holder's lease lapsed; `restore`
+    /// types the row it returns. Callers use [`crate::restore::ConnectionStoreExt::acquire_lease`].
+    fn acquire_lease_with(
         &self,
         id: &ConnectionId,
         owner: &LeaseOwner,
         now: Timestamp,
         ttl: Duration,
+        restore: Restore,
     ) -> impl Future<Output = Result<LeaseOutcome, StoreError>> + Send;
+
+    /// One connection with its typed form (through `restore`). Callers use
+    /// [`crate::restore::ConnectionStoreExt::load`].
+    fn load_with(
+        &self,
+        id: &ConnectionId,
+        restore: Restore,
+    ) -> impl Future<Output = Result<Option<(ConnectionRecord, StoredConnection)>, StoreError>> + Send;
 
     /// Records, under the lease, the refresh token about to be sent.
     ///
@@ -376,14 +480,16 @@ pub trait ConnectionStore: Send + Sync {
         in_flight: &InFlight,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Writes the refreshed record and releases the lease in one atomic step, only if the lease
+    /// Writes what the flow made of the grant under the lease ([`Settled`]: the
+    /// `Connection<Authorized>` a refresh returned, or the `Connection<Unauthorized>` of a
+    /// confirmed `invalid_grant`) and releases the lease in one atomic step, only if the lease
     /// is still ours (owner and fence) and the row is still at `expected`.
     ///
     /// [`StoreError::LeaseLost`] or [`StoreError::Conflict`] otherwise.
     fn commit_refresh(
         &self,
         lease: &Lease,
-        record: &ConnectionRecord,
+        settled: &Settled<'_>,
         expected: Version,
     ) -> impl Future<Output = Result<Version, StoreError>> + Send;
 

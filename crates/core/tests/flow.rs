@@ -129,15 +129,23 @@ fn denial_and_provider_errors() {
 #[test]
 fn pending_expires_only_after_its_deadline() {
     let clock = clock();
-    let pending = Connection::<Unauthorized>::new(None).begin(start("s"), &clock);
-    let PendingCheck::StillPending(pending) = pending.expire(&clock) else {
-        panic!("not yet expired")
-    };
-    clock.advance(PENDING_TTL);
-    let PendingCheck::Expired(gone) = pending.expire(&clock) else {
-        panic!("expired")
-    };
-    assert_eq!(gone.reason(), &UnauthorizedReason::InstallExpired);
+    let in_time = Connection::<Unauthorized>::new(None).begin(start("s"), &clock);
+    let late = Connection::<Unauthorized>::new(None).begin(start("s"), &clock);
+    clock.advance(PENDING_TTL - Duration::from_millis(1));
+    assert!(
+        in_time
+            .callback(Callback::from_query("code=c&state=s").unwrap(), &clock)
+            .is_ok()
+    );
+    clock.advance(Duration::from_millis(1));
+    let gone = late
+        .callback(Callback::from_query("code=c&state=s").unwrap(), &clock)
+        .unwrap_err();
+    assert_eq!(gone.error, CallbackError::Expired);
+    assert_eq!(
+        gone.connection.reason(),
+        &UnauthorizedReason::InstallExpired
+    );
 }
 
 #[test]
@@ -166,7 +174,11 @@ fn authorized_hands_out_its_token_until_the_margin_then_becomes_expired() {
 #[test]
 fn dead_grants_and_revocation_keep_identity_for_reinstall() {
     let clock = clock();
-    let expired = authorized(&clock).expire_now();
+    let conn = authorized(&clock);
+    let refused = conn.tokens().access().fingerprint();
+    let Freshness::Due(expired) = conn.observe_for(Due::Replacing(refused), &clock) else {
+        panic!("Kit refused the token it holds: due")
+    };
     let dead = expired.reauth_required("invalid_grant".into());
     assert_eq!(dead.id().map(ConnectionId::as_str), Some("conn1"));
     assert_eq!(dead.account(), Some(&account()));
@@ -186,45 +198,106 @@ fn dead_grants_and_revocation_keep_identity_for_reinstall() {
 }
 
 #[test]
-fn any_connection_round_trips_every_state_through_json() {
+fn only_evidence_makes_a_fresh_grant_due() {
     let clock = clock();
-    let states: Vec<AnyConnection> = vec![
-        Connection::<Unauthorized>::new(Some(TenantName::parse("t").unwrap())).into(),
-        Connection::<Unauthorized>::new(None)
-            .begin(start("s"), &clock)
-            .into(),
-        authorized(&clock).into(),
-        authorized(&clock).expire_now().into(),
-        authorized(&clock).revoke().into(),
-    ];
-    for any in states {
-        let json = serde_json::to_string(&any).unwrap();
-        let back: AnyConnection = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, any);
-    }
+    // Replacing a token the connection no longer holds: still fresh.
+    let other = AccessToken::new("at-0").fingerprint();
+    let Freshness::Fresh(conn) = authorized(&clock).observe_for(Due::Replacing(other), &clock)
+    else {
+        panic!("another token was refused, not this one")
+    };
+    // The schedule: due once its instant has passed, even outside the margin.
+    let at = clock.now().saturating_add(Duration::from_secs(60));
+    let scheduled = Due::Scheduled {
+        next_refresh_at: Some(at),
+    };
+    let Freshness::Fresh(conn) = conn.observe_for(scheduled, &clock) else {
+        panic!("schedule not reached")
+    };
+    clock.advance(Duration::from_secs(60));
+    let Freshness::Due(expired) = conn.observe_for(scheduled, &clock) else {
+        panic!("schedule reached")
+    };
+    assert_eq!(expired.refresh_token().expose_secret(), "rt-1");
+    let Freshness::Fresh(_) = authorized(&clock).observe(&clock) else {
+        panic!("the margin alone does not make it due")
+    };
 }
 
 #[test]
-fn store_records_round_trip_pending_and_authorized() {
+fn a_refresh_answer_is_applied_by_the_flow() {
+    let clock = clock();
+    let conn = authorized(&clock);
+    clock.advance(Duration::from_secs(7200));
+    let Freshness::Due(expired) = conn.observe(&clock) else {
+        panic!("due")
+    };
+    // An unusable answer gives the connection back, its refresh token untouched.
+    let unusable = TokenResponse {
+        access_token: AccessToken::new("at-2"),
+        refresh_token: Some(RefreshToken::new("rt-2")),
+        expires_in: None,
+        created_at: None,
+        scope: None,
+    };
+    let UnusableAnswer {
+        error,
+        connection: expired,
+    } = *expired.refreshed_with(unusable, clock.now()).unwrap_err();
+    assert_eq!(error, TokenError::MissingExpiry);
+    assert_eq!(expired.refresh_token().expose_secret(), "rt-1");
+    // A server that does not rotate: the refresh token is kept.
+    let kept = TokenResponse {
+        access_token: AccessToken::new("at-2"),
+        refresh_token: None,
+        expires_in: Some(7200),
+        created_at: None,
+        scope: None,
+    };
+    let renewed = expired.refreshed_with(kept, clock.now()).unwrap();
+    assert_eq!(renewed.tokens().access().expose_secret(), "at-2");
+    assert_eq!(renewed.tokens().refresh().expose_secret(), "rt-1");
+}
+
+#[test]
+fn store_records_are_made_from_the_flow_s_values() {
     let clock = clock();
     let pending = Connection::<Unauthorized>::new(None).begin(start("s"), &clock);
     let record = PendingRecord::new(&pending, Sha256Hash::of(b"browser"));
     assert_eq!(record.state_hash, CsrfState::new("s").fingerprint());
-    let restored = record.into_pending(CsrfState::new("s"));
-    assert_eq!(restored, pending);
+    assert_eq!(&record.verifier, pending.verifier());
 
     let conn = authorized(&clock);
     let row = ConnectionRecord::authorized(&conn, conn.tokens().due_at(), clock.now());
     assert_eq!(row.state_name(), StateName::Authorized);
-    assert_eq!(row.authorized_connection().unwrap(), conn);
-    assert_eq!(row.to_connection(), AnyConnection::from(conn));
+    assert_eq!(row.grant, Grant::Active(conn.tokens().clone()));
+
+    clock.advance(Duration::from_secs(7200));
+    let Freshness::Due(expired) = conn.observe(&clock) else {
+        panic!("due")
+    };
+    let renewed = expired.refreshed(tokens(2, &clock, 7200));
+    let next = row.refreshed(&renewed, renewed.tokens().due_at(), clock.now());
+    assert_eq!(next.grant, Grant::Active(renewed.tokens().clone()));
+    assert_eq!(next.health.last_refresh_at, Some(clock.now()));
+    assert_eq!(next.id, row.id);
+
+    let ended = next.ended(&renewed.revoke(), RefreshHealth::default(), clock.now());
+    assert_eq!(ended.grant, Grant::Ended(UnauthorizedReason::Revoked));
+    assert_eq!(ended.state_name(), StateName::Unauthorized);
+    assert_eq!(ended.next_refresh_at, None);
 }
 
 #[test]
 fn debug_output_of_whole_connections_has_no_secrets() {
     let clock = clock();
     let conn = authorized(&clock);
-    let text = format!("{conn:?} {:?}", conn.clone().expire_now());
+    let before = format!("{conn:?}");
+    clock.advance(Duration::from_secs(7200));
+    let Freshness::Due(expired) = conn.observe(&clock) else {
+        panic!("due")
+    };
+    let text = format!("{before} {expired:?}");
     for secret in ["at-1", "rt-1"] {
         assert!(!text.contains(secret), "{secret} leaked into {text}");
     }

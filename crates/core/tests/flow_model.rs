@@ -4,8 +4,7 @@
 //! - the typed connection is in the state the model predicts;
 //! - every state change is one of DESIGN.md's legal transitions;
 //! - an access token handed out is never past its expiry at the clock's instant;
-//! - a spent refresh token is never presented again (the fake server counts it);
-//! - `AnyConnection` round-trips losslessly through JSON.
+//! - a spent refresh token is never presented again (the fake server counts it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{HashMap, HashSet};
@@ -118,6 +117,39 @@ impl FakeKit {
         self.spent_refresh.insert(token);
     }
 }
+
+/// The connection in whichever state it is: this suite's own erasure (the crate offers none —
+/// a stored connection is typed again only through the store's `Restore`).
+#[derive(Debug)]
+enum AnyConnection {
+    Unauthorized(Connection<Unauthorized>),
+    Pending(Connection<Pending>),
+    Authorized(Connection<Authorized>),
+    Expired(Connection<Expired>),
+}
+
+impl AnyConnection {
+    fn state_name(&self) -> StateName {
+        match self {
+            Self::Unauthorized(_) => StateName::Unauthorized,
+            Self::Pending(_) => StateName::Pending,
+            Self::Authorized(_) => StateName::Authorized,
+            Self::Expired(_) => StateName::Expired,
+        }
+    }
+}
+
+macro_rules! erase {
+    ($($state:ident),*) => {$(
+        impl From<Connection<$state>> for AnyConnection {
+            fn from(connection: Connection<$state>) -> Self {
+                Self::$state(connection)
+            }
+        }
+    )*};
+}
+
+erase!(Unauthorized, Pending, Authorized, Expired);
 
 struct World {
     clock: ManualClock,
@@ -307,9 +339,6 @@ proptest! {
             let after = world.connection.state_name();
             prop_assert!(legal(before, after), "illegal transition {before} -> {after} on {step:?}");
             prop_assert_eq!(after, world.model.name(), "after {:?}", step);
-            let json = serde_json::to_string(&world.connection).unwrap();
-            let back: AnyConnection = serde_json::from_str(&json).unwrap();
-            prop_assert_eq!(&back, &world.connection);
         }
         prop_assert_eq!(world.kit.reused_spent, 0, "a spent refresh token was sent again");
     }

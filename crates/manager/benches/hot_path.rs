@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kit_oauth::KitOAuth;
 use kit_oauth::core::{
-    AccessToken, Authorized, Connection, ConnectionId, ConnectionRecord, ConnectionStore as _,
-    KitAccount, KitAccountId, ManualClock, RefreshToken, Timestamp, TokenSet,
+    AccessToken, Callback, Connection, ConnectionId, ConnectionRecord, ConnectionStore as _,
+    CsrfState, InstallStart, KitAccount, KitAccountId, KitRedirect, ManualClock, PkceVerifier,
+    RedirectAllowlist, RefreshToken, Timestamp, TokenSet, Unauthorized,
 };
 use kit_oauth::http::KitEndpoints;
 use kit_oauth::store::{KeyRing, SeaOrmStore};
@@ -55,16 +56,27 @@ async fn fixture(connections: usize) -> Fixture {
             now,
             now.saturating_add(Duration::from_secs(172_800)),
         );
-        let connection = Connection::<Authorized>::restore(
-            id.clone(),
-            None,
-            KitAccount {
-                id: KitAccountId::from(i as u64),
-                name: format!("account {i}"),
-                primary_email: None,
-            },
-            tokens.clone(),
-        );
+        // Through the install flow (without Kit): the only way to an `Authorized` outside a
+        // store.
+        let start = InstallStart {
+            state: CsrfState::new("s"),
+            verifier: PkceVerifier::generate(&mut rng),
+            kit_redirect: KitRedirect::parse("https://app.kit.com/", &RedirectAllowlist::default())
+                .unwrap(),
+        };
+        let connection = Connection::<Unauthorized>::new(None)
+            .begin(start, &clock)
+            .callback(Callback::from_query("code=c&state=s").unwrap(), &clock)
+            .unwrap()
+            .authorize(
+                id.clone(),
+                KitAccount {
+                    id: KitAccountId::from(i as u64),
+                    name: format!("account {i}"),
+                    primary_email: None,
+                },
+                tokens.clone(),
+            );
         let record = ConnectionRecord::authorized(&connection, tokens.due_at(), now);
         store.upsert_installed(&record).await.unwrap();
         ids.push(id);

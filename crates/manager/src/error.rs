@@ -30,6 +30,21 @@ pub enum ManagerError {
         /// Not before this instant, when known.
         retry_at: Option<Timestamp>,
     },
+    /// Kit did not revoke the grant (it refused, e.g. `unauthorized_client` after a client
+    /// secret rotation, or could not be reached): the grant still lives at Kit, and the
+    /// connection was kept so it can still be revoked. `TokenManager::remove_forced` removes it
+    /// anyway.
+    #[error(
+        "Kit kept the grant of connection {id} (the revocation failed: {reason}); the connection was kept"
+    )]
+    KitKeptGrant {
+        /// The connection.
+        id: ConnectionId,
+        /// What Kit answered, without secrets.
+        reason: String,
+        /// Whether Kit was unreachable or failing (trying later may work), rather than refusing.
+        transient: bool,
+    },
     /// Kit refused the app's client credentials: a configuration error, not the creator's.
     #[error("Kit refused the client credentials: {0}")]
     InvalidClient(String),
@@ -53,7 +68,14 @@ impl ManagerError {
     /// Whether the same call may succeed later without anyone's intervention.
     #[must_use]
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
+        matches!(
+            self,
+            Self::Unavailable { .. }
+                | Self::KitKeptGrant {
+                    transient: true,
+                    ..
+                }
+        )
     }
 }
 

@@ -1,7 +1,9 @@
 //! `InstallFlow`: from Kit's App Store to a stored connection.
 //!
 //! The install `state` is 32 random bytes, stored only as a hash, bound to the browser by a
-//! cookie, consumed exactly once, and dead after ten minutes (DESIGN.md failure mode 6).
+//! cookie, consumed exactly once and only by that browser (a stranger's request to the callback
+//! URL is refused and leaves the install usable), and dead after ten minutes (DESIGN.md failure
+//! mode 6).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -10,9 +12,9 @@ use std::time::Duration;
 
 use kit_oauth_core::{
     AccountLookup, AuthorizeRequest, Callback, CallbackError, Connection, ConnectionId,
-    ConnectionRecord, ConnectionStore, CsrfState, EventKind, InstallStart, KitAccount, KitRedirect,
-    PendingRecord, PkceVerifier, RedirectAllowlist, RevocableToken, Sha256Hash, TenantName,
-    Timestamp, TokenEndpoint, TokenSet, Unauthorized, Url,
+    ConnectionRecord, ConnectionStore, ConnectionStoreExt as _, CsrfState, EventKind, InstallStart,
+    KitAccount, KitRedirect, PendingRecord, PendingTake, PkceVerifier, RedirectAllowlist,
+    RevocableToken, Sha256Hash, TenantName, Timestamp, TokenEndpoint, TokenSet, Unauthorized, Url,
 };
 
 use crate::error::InstallError;
@@ -164,8 +166,10 @@ where
 
     /// Completes an install from Kit's callback query string and the browser's binding cookie.
     ///
-    /// The state is consumed exactly once whatever happens; a double-submitted callback (the
-    /// same state, code and browser) returns the first answer and redeems the code once.
+    /// The state is consumed exactly once, by the browser that started the install, whatever
+    /// happens then; a request from another browser is refused without consuming it. A
+    /// double-submitted callback (the same state, code and browser) returns the first answer
+    /// and redeems the code once.
     ///
     /// # Errors
     /// [`InstallError::Callback`] for malformed, forged, replayed, expired, foreign-browser or
@@ -182,13 +186,15 @@ where
             Callback::Error {
                 error, description, ..
             } => {
-                // Consume the pending install (if the state is ours) so it cannot be reused,
-                // then report Kit's answer.
+                // Consume the pending install (if the state is ours and this is the browser that
+                // started it) so it cannot be reused, then report Kit's answer. A stranger's
+                // forged error leaves the person's install usable.
                 if let Some(state) = callback.state() {
+                    let binding = browser_binding.map(|b| Sha256Hash::of(b.as_bytes()));
                     self.manager
                         .inner
                         .store
-                        .consume_pending(&state.fingerprint())
+                        .consume_pending(&state.fingerprint(), binding.as_ref())
                         .await?;
                 }
                 return Err(InstallError::Callback(if error == "access_denied" {
@@ -233,18 +239,23 @@ where
             .state()
             .cloned()
             .ok_or(CallbackError::Malformed("state is missing"))?;
-        let record = inner
+        // Only the browser that started the install consumes it: another one is told so and
+        // leaves the row for the right browser (the store checks the binding in the same
+        // atomic step that removes the row).
+        let binding = browser_binding.map(|b| Sha256Hash::of(b.as_bytes()));
+        let consumed = match inner
             .store
-            .consume_pending(&state.fingerprint())
+            .consume_pending(&state.fingerprint(), binding.as_ref())
             .await?
-            .ok_or(CallbackError::UnknownState)?;
-        let same_browser = browser_binding
-            .is_some_and(|b| Sha256Hash::of(b.as_bytes()).ct_eq(&record.browser_binding));
-        if !same_browser {
-            return Err(CallbackError::ForeignBrowser.into());
-        }
-        let grant = record
+        {
+            PendingTake::Taken(consumed) => consumed,
+            PendingTake::OtherBrowser => return Err(CallbackError::ForeignBrowser.into()),
+            PendingTake::Unknown => return Err(CallbackError::UnknownState.into()),
+        };
+        let pending = consumed
             .into_pending(state)
+            .map_err(|_| CallbackError::UnknownState)?;
+        let grant = pending
             .callback(callback, &*inner.clock)
             .map_err(|rejected| rejected.error)?;
 

@@ -30,6 +30,7 @@ mod install;
 mod manager;
 mod refresh;
 mod refresher;
+mod removal;
 mod settings;
 mod settle;
 mod single_flight;
@@ -48,6 +49,7 @@ pub use facade::{
 pub use install::{InstallFlow, InstallStarted, Installed};
 pub use manager::{ConnectionStatus, IssuedToken, TokenManager};
 pub use refresher::{Refresher, RefresherConfig, RefresherHandle};
+pub use removal::Removal;
 pub use settings::{
     ConfigError, DEFAULT_BASE, DEFAULT_DATABASE_URL, EncryptionKeySetting, KitOAuthConfig,
     redact_url_password, vars,

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use kit_oauth_core::{
-    AccessToken, AccountLookup, Clock, ConnectionId, ConnectionRecord, ConnectionStore, Event,
-    EventId, EventKind, EventSink, Grant, KitAccount, LeaseOwner, ListQuery, RevocableToken,
-    StateName, TenantName, Timestamp, TokenEndpoint, UnauthorizedReason,
+    AccessToken, AccountLookup, Clock, ConnectionId, ConnectionRecord, ConnectionStore,
+    ConnectionStoreExt as _, Event, EventId, EventKind, EventSink, Grant, KitAccount, LeaseOwner,
+    ListQuery, RefreshHealth, StateName, StoredConnection, TenantName, Timestamp, TokenEndpoint,
+    UnauthorizedReason,
 };
 
 use crate::cache::{Lookup, TokenCache};
@@ -291,60 +292,6 @@ where
         }
     }
 
-    /// Revokes the grant at Kit, then marks the connection `Unauthorized` (revoked).
-    ///
-    /// # Errors
-    /// [`ManagerError::Unavailable`] when Kit could not be reached (nothing is changed then),
-    /// [`ManagerError::NotFound`].
-    pub async fn revoke(&self, id: &ConnectionId) -> Result<(), ManagerError> {
-        loop {
-            let record = self.read(id).await?;
-            let Grant::Active(tokens) = &record.grant else {
-                self.inner.cache.evict(id);
-                return Ok(());
-            };
-            self.inner
-                .endpoint
-                .revoke(RevocableToken::Refresh(tokens.refresh()))
-                .await
-                .map_err(|e| ManagerError::Unavailable {
-                    reason: format!("revoking at Kit failed: {e}"),
-                    retry_at: None,
-                })?;
-            let now = self.inner.clock.now();
-            let mut ended = record.clone();
-            ended.grant = Grant::Ended(UnauthorizedReason::Revoked);
-            ended.next_refresh_at = None;
-            ended.updated_at = now;
-            match self.inner.store.put(&ended, record.version).await {
-                Ok(_) => {
-                    self.inner.cache.evict(id);
-                    self.inner.emit(&record, EventKind::Revoked).await;
-                    return Ok(());
-                }
-                // A refresh or reinstall landed meanwhile: revoke what is there now.
-                Err(kit_oauth_core::StoreError::Conflict { .. }) => {}
-                Err(e) => return Err(ManagerError::from_store(e)),
-            }
-        }
-    }
-
-    /// Revokes the grant at Kit (best effort when it is already dead) and deletes the
-    /// connection.
-    ///
-    /// # Errors
-    /// As [`Self::revoke`].
-    pub async fn remove(&self, id: &ConnectionId) -> Result<(), ManagerError> {
-        self.revoke(id).await?;
-        self.inner
-            .store
-            .delete(id)
-            .await
-            .map_err(ManagerError::from_store)?;
-        self.inner.cache.evict(id);
-        Ok(())
-    }
-
     /// The connection's state, expiry and refresh health.
     ///
     /// # Errors
@@ -386,20 +333,19 @@ where
     ) -> Result<bool, ManagerError> {
         self.inner.cache.evict_if(id, rejected);
         loop {
-            let record = self.read(id).await?;
-            let Grant::Active(tokens) = &record.grant else {
+            let (record, connection) = self.load(id).await?;
+            let StoredConnection::Active(connection) = connection else {
                 return Ok(true);
             };
-            if tokens.access() != rejected {
+            if connection.tokens().access() != rejected {
                 return Ok(false);
             }
-            let mut dead = record.clone();
-            dead.grant = Grant::Ended(UnauthorizedReason::ReauthRequired {
-                detail: reason.to_owned(),
-            });
-            dead.next_refresh_at = None;
-            dead.health.last_error = Some(reason.to_owned());
-            dead.updated_at = self.inner.clock.now();
+            let ended = connection.reauth_required(reason.to_owned());
+            let health = RefreshHealth {
+                last_error: Some(reason.to_owned()),
+                ..record.health.clone()
+            };
+            let dead = record.ended(&ended, health, self.inner.clock.now());
             match self.inner.store.put(&dead, record.version).await {
                 Ok(_) => {
                     self.inner.cache.evict(id);
@@ -441,10 +387,23 @@ where
         &self.inner.owner
     }
 
-    async fn read(&self, id: &ConnectionId) -> Result<ConnectionRecord, ManagerError> {
+    pub(crate) async fn read(&self, id: &ConnectionId) -> Result<ConnectionRecord, ManagerError> {
         self.inner
             .store
             .get(id)
+            .await
+            .map_err(ManagerError::from_store)?
+            .ok_or_else(|| ManagerError::NotFound(id.clone()))
+    }
+
+    /// The row and its typed form (the store's sealed constructor made it).
+    pub(crate) async fn load(
+        &self,
+        id: &ConnectionId,
+    ) -> Result<(ConnectionRecord, StoredConnection), ManagerError> {
+        self.inner
+            .store
+            .load(id)
             .await
             .map_err(ManagerError::from_store)?
             .ok_or_else(|| ManagerError::NotFound(id.clone()))

@@ -15,9 +15,9 @@
 use std::time::Duration;
 
 use kit_oauth_core::{
-    AccessToken, AccountLookup, Authorized, Connection, ConnectionId, ConnectionRecord,
-    ConnectionStore, EndpointError, Freshness, Grant, InFlight, Lease, LeaseOutcome, Sha256Hash,
-    StoreError, Timestamp, TokenEndpoint, TokenSet,
+    AccessToken, AccountLookup, ConnectionId, ConnectionRecord, ConnectionStore,
+    ConnectionStoreExt as _, Due, EndpointError, Freshness, Grant, InFlight, Lease, LeaseOutcome,
+    Sha256Hash, StoreError, StoredConnection, Timestamp, TokenEndpoint, TokenSet,
 };
 
 use crate::early_retry::Cooldown;
@@ -37,14 +37,20 @@ pub(crate) enum Want {
 }
 
 impl Want {
-    fn needs_refresh(self, record: &ConnectionRecord, tokens: &TokenSet, now: Timestamp) -> bool {
+    /// What makes the grant due for this caller: the flow decides ([`Connection::observe_for`]).
+    fn due(self, record: &ConnectionRecord) -> Due {
         match self {
-            Self::Token => tokens.is_due(now),
-            Self::Scheduled => {
-                tokens.is_due(now) || record.next_refresh_at.is_some_and(|at| now >= at)
-            }
-            Self::Replace(stale) => tokens.access().fingerprint() == stale,
+            Self::Token => Due::Margin,
+            Self::Scheduled => Due::Scheduled {
+                next_refresh_at: record.next_refresh_at,
+            },
+            Self::Replace(stale) => Due::Replacing(stale),
         }
+    }
+
+    /// The same decision on a row read without its typed form (the unleased first look).
+    fn needs_refresh(self, record: &ConnectionRecord, tokens: &TokenSet, now: Timestamp) -> bool {
+        self.due(record).holds(tokens, now)
     }
 
     /// Whether the current token may be handed out while a refresh is impossible right now
@@ -107,10 +113,11 @@ where
                 LeaseOutcome::Acquired {
                     lease,
                     record,
+                    connection,
                     previous_in_flight,
                 } => {
                     match self
-                        .refresh_under_lease(&lease, *record, want, previous_in_flight)
+                        .refresh_under_lease(&lease, *record, *connection, want, previous_in_flight)
                         .await?
                     {
                         Some(token) => return Ok(token),
@@ -152,30 +159,34 @@ where
         &self,
         lease: &Lease,
         record: ConnectionRecord,
+        connection: StoredConnection,
         want: Want,
         previous_in_flight: Option<InFlight>,
     ) -> Result<Option<AccessToken>, ManagerError> {
         let id = &record.id;
-        let connection = match authorized(&record) {
-            Ok(connection) => connection,
-            Err(error) => {
+        let connection = match connection {
+            StoredConnection::Active(connection) => connection,
+            StoredConnection::Ended(ended) => {
                 self.release(lease, None).await;
-                return Err(error);
+                return Err(crate::manager::ended(id, ended.reason()));
             }
         };
         let now = self.clock.now();
-        // Someone refreshed between our read and our lease: use their tokens.
-        if !want.needs_refresh(&record, connection.tokens(), now) {
-            self.release(lease, None).await;
-            self.cache.put(
-                id,
-                connection.tokens(),
-                record.version,
-                record.next_refresh_at,
-                now,
-            );
-            return Ok(Some(connection.tokens().access().clone()));
-        }
+        let expired = match connection.observe_for(want.due(&record), &*self.clock) {
+            Freshness::Due(expired) => expired,
+            // Someone refreshed between our read and our lease: use their tokens.
+            Freshness::Fresh(fresh) => {
+                self.release(lease, None).await;
+                self.cache.put(
+                    id,
+                    fresh.tokens(),
+                    record.version,
+                    record.next_refresh_at,
+                    now,
+                );
+                return Ok(Some(fresh.tokens().access().clone()));
+            }
+        };
         // Another attempt failed between our read and our lease: its cooldown stands, unless
         // Kit has answered since (then this attempt ends it early, and says so if it fails).
         let early = match self.kit_answers.cooldown(&record.health, now) {
@@ -191,10 +202,6 @@ where
                 "Kit has answered since this connection's last failure; retrying before its \
                  cooldown ends");
         }
-        let expired = match connection.observe(&*self.clock) {
-            Freshness::Due(expired) => expired,
-            Freshness::Fresh(fresh) => fresh.expire_now(),
-        };
         let in_flight = InFlight {
             refresh_token: expired.refresh_token().fingerprint(),
             started_at: now,
@@ -217,23 +224,27 @@ where
         let started = std::time::Instant::now();
         let answer = self.endpoint.refresh(expired.refresh_token()).await;
         let received_at = self.clock.now();
-        let previous = expired.refresh_token().clone();
-        let result = answer.and_then(|response| {
-            TokenSet::from_response(response, received_at, Some(previous)).map_err(|e| {
-                EndpointError::Protocol {
-                    status: Some(200),
-                    excerpt: e.to_string(),
-                }
-            })
-        });
+        // Kit's answer is applied by the flow: a usable token response turns the expired
+        // connection into the authorized one to commit; anything else leaves it as it was.
+        let result = match answer {
+            Ok(response) => expired
+                .refreshed_with(response, received_at)
+                .map_err(|unusable| {
+                    let error = EndpointError::Protocol {
+                        status: Some(200),
+                        excerpt: unusable.error.to_string(),
+                    };
+                    (error, unusable.connection)
+                }),
+            Err(error) => Err((error, expired)),
+        };
         let mut still_valid = None;
         let settled = match result {
-            Ok(tokens) => {
+            Ok(renewed) => {
                 self.kit_answers.record(received_at);
-                let renewed = expired.refreshed(tokens);
                 self.commit(lease, record, renewed).await.map(Some)
             }
-            Err(EndpointError::InvalidGrant { description }) => {
+            Err((EndpointError::InvalidGrant { description }, expired)) => {
                 self.kit_answers.record(received_at);
                 let description = if resent {
                     format!(
@@ -244,16 +255,18 @@ where
                 } else {
                     description
                 };
-                self.on_invalid_grant(lease, record, &in_flight.refresh_token, description)
+                self.on_invalid_grant(lease, record, expired, description)
                     .await
             }
-            Err(error) => {
+            Err((error, expired)) => {
                 // Kit failed, but the grant is alive: a caller whose token is merely due (not
                 // expired) keeps using it rather than seeing the failure.
                 let current = expired.tokens();
                 still_valid = want
                     .accepts_current(current, self.clock.now())
                     .then(|| current.access().clone());
+                // The grant stays as it was: `expired` is dropped unspent, and the next attempt
+                // reads the row (and so the flow's state) again under a new lease.
                 Err(self.on_failure(lease, record, &error, early).await)
             }
         };
@@ -276,18 +289,6 @@ where
 pub(crate) fn active(record: &ConnectionRecord) -> Result<&TokenSet, ManagerError> {
     match &record.grant {
         Grant::Active(tokens) => Ok(tokens),
-        Grant::Ended(reason) => Err(ended(&record.id, reason)),
-    }
-}
-
-fn authorized(record: &ConnectionRecord) -> Result<Connection<Authorized>, ManagerError> {
-    match &record.grant {
-        Grant::Active(tokens) => Ok(Connection::<Authorized>::restore(
-            record.id.clone(),
-            record.tenant.clone(),
-            record.account.clone(),
-            tokens.clone(),
-        )),
         Grant::Ended(reason) => Err(ended(&record.id, reason)),
     }
 }

@@ -1,13 +1,14 @@
-//! Settling a refresh attempt: what Kit's answer does to the row. New tokens are committed
-//! (compare-and-swap, lease released in the same write); `invalid_grant` ends the grant only if
-//! nobody else rotated it; any other failure keeps the tokens and starts a cooldown.
+//! Settling a refresh attempt: what Kit's answer does to the row. New tokens — the
+//! `Connection<Authorized>` the flow's `refreshed` made — are committed (compare-and-swap, lease
+//! released in the same write); `invalid_grant` ends the grant (the flow's `reauth_required`)
+//! only if nobody else rotated it; any other failure keeps the tokens and starts a cooldown.
 
 use std::time::Duration;
 
 use kit_oauth_core::{
     AccessToken, AccountLookup, Authorized, Connection, ConnectionRecord, ConnectionStore,
-    EndpointError, EventKind, Grant, Lease, RefreshHealth, Sha256Hash, StoreError, TokenEndpoint,
-    UnauthorizedReason,
+    EndpointError, EventKind, Expired, Grant, Lease, RefreshHealth, Settled, StoreError,
+    TokenEndpoint,
 };
 use rand::Rng as _;
 
@@ -29,26 +30,20 @@ where
         renewed: Connection<Authorized>,
     ) -> Result<AccessToken, ManagerError> {
         let now = self.clock.now();
-        let tokens = renewed.tokens().clone();
         let mut rng = rand::rngs::OsRng;
-        let next = ConnectionRecord {
-            grant: Grant::Active(tokens.clone()),
-            health: RefreshHealth {
-                consecutive_failures: 0,
-                cooldown_until: None,
-                early_retry_after: None,
-                last_error: None,
-                last_refresh_at: Some(now),
-            },
-            next_refresh_at: Some(tokens.next_refresh_at(&mut rng)),
-            updated_at: now,
-            ..record.clone()
+        let next_refresh_at = renewed.tokens().next_refresh_at(&mut rng);
+        let next = record.refreshed(&renewed, next_refresh_at, now);
+        let settled = Settled::Refreshed {
+            connection: &renewed,
+            next_refresh_at,
+            at: now,
         };
+        let tokens = renewed.tokens();
         let mut attempt = 0;
         let version = loop {
             let written = match self
                 .store
-                .commit_refresh(lease, &next, record.version)
+                .commit_refresh(lease, &settled, record.version)
                 .await
             {
                 // Our lease lapsed and was taken, but Kit has already rotated: these tokens are
@@ -84,7 +79,7 @@ where
             }
         };
         self.cache
-            .put(&record.id, &tokens, version, next.next_refresh_at, now);
+            .put(&record.id, tokens, version, next.next_refresh_at, now);
         self.emit(
             &next,
             EventKind::Refreshed {
@@ -101,13 +96,14 @@ where
         &self,
         lease: &Lease,
         record: ConnectionRecord,
-        sent: &Sha256Hash,
+        expired: Connection<Expired>,
         description: String,
     ) -> Result<Option<AccessToken>, ManagerError> {
+        let sent = expired.refresh_token().fingerprint();
         let current = self.read(&record.id).await?;
         let rotated_elsewhere = match &current.grant {
             Grant::Active(tokens) => {
-                current.version != record.version || tokens.refresh().fingerprint() != *sent
+                current.version != record.version || tokens.refresh().fingerprint() != sent
             }
             Grant::Ended(_) => true,
         };
@@ -117,24 +113,23 @@ where
         }
         let detail = format!("Kit refused the refresh token (invalid_grant): {description}");
         let now = self.clock.now();
-        let dead = ConnectionRecord {
-            grant: Grant::Ended(UnauthorizedReason::ReauthRequired {
-                detail: detail.clone(),
-            }),
-            next_refresh_at: None,
-            health: RefreshHealth {
-                consecutive_failures: record.health.consecutive_failures + 1,
-                cooldown_until: None,
-                early_retry_after: None,
-                last_error: Some(detail.clone()),
-                last_refresh_at: record.health.last_refresh_at,
-            },
-            updated_at: now,
-            ..record.clone()
+        let ended = expired.reauth_required(detail.clone());
+        let health = RefreshHealth {
+            consecutive_failures: record.health.consecutive_failures + 1,
+            cooldown_until: None,
+            early_retry_after: None,
+            last_error: Some(detail.clone()),
+            last_refresh_at: record.health.last_refresh_at,
+        };
+        let dead = record.ended(&ended, health.clone(), now);
+        let settled = Settled::Ended {
+            connection: &ended,
+            health,
+            at: now,
         };
         match self
             .store
-            .commit_refresh(lease, &dead, record.version)
+            .commit_refresh(lease, &settled, record.version)
             .await
         {
             Ok(_) => {

@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kit_oauth::core::{
-    AccessToken, Authorized, Clock, Connection, ConnectionId, ConnectionRecord, ConnectionStore,
-    Event, InFlight, KitAccount, KitAccountId, Lease, LeaseOutcome, LeaseOwner, ListQuery,
-    ManualClock, PendingRecord, RefreshHealth, RefreshToken, Sha256Hash, StoreError, TenantName,
-    Timestamp, TokenSet, Version,
+    AccessToken, Callback, Clock, Connection, ConnectionId, ConnectionRecord, ConnectionStore,
+    CsrfState, Event, InFlight, InstallStart, KitAccount, KitAccountId, KitRedirect, Lease,
+    LeaseOutcome, LeaseOwner, ListQuery, ManualClock, PendingRecord, PendingTake, PkceVerifier,
+    RedirectAllowlist, RefreshHealth, RefreshToken, Restore, Settled, Sha256Hash, StoreError,
+    StoredConnection, TenantName, Timestamp, TokenSet, Unauthorized, Version,
 };
 use kit_oauth::http::{KitEndpoints, KitOAuthClient};
 use kit_oauth::store::{KeyRing, SeaOrmStore};
@@ -85,11 +86,14 @@ impl ConnectionStore for Counting {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.tick().insert_pending(pending)
     }
-    fn consume_pending(
+    fn consume_pending_with(
         &self,
         state_hash: &Sha256Hash,
-    ) -> impl Future<Output = Result<Option<PendingRecord>, StoreError>> + Send {
-        self.tick().consume_pending(state_hash)
+        browser_binding: Option<&Sha256Hash>,
+        restore: Restore,
+    ) -> impl Future<Output = Result<PendingTake, StoreError>> + Send {
+        self.tick()
+            .consume_pending_with(state_hash, browser_binding, restore)
     }
     fn purge_expired_pending(
         &self,
@@ -97,14 +101,23 @@ impl ConnectionStore for Counting {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send {
         self.tick().purge_expired_pending(now)
     }
-    fn acquire_lease(
+    fn acquire_lease_with(
         &self,
         id: &ConnectionId,
         owner: &LeaseOwner,
         now: Timestamp,
         ttl: Duration,
+        restore: Restore,
     ) -> impl Future<Output = Result<LeaseOutcome, StoreError>> + Send {
-        self.tick().acquire_lease(id, owner, now, ttl)
+        self.tick().acquire_lease_with(id, owner, now, ttl, restore)
+    }
+    fn load_with(
+        &self,
+        id: &ConnectionId,
+        restore: Restore,
+    ) -> impl Future<Output = Result<Option<(ConnectionRecord, StoredConnection)>, StoreError>> + Send
+    {
+        self.tick().load_with(id, restore)
     }
     fn mark_in_flight(
         &self,
@@ -116,10 +129,10 @@ impl ConnectionStore for Counting {
     fn commit_refresh(
         &self,
         lease: &Lease,
-        record: &ConnectionRecord,
+        settled: &Settled<'_>,
         expected: Version,
     ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        self.tick().commit_refresh(lease, record, expected)
+        self.tick().commit_refresh(lease, settled, expected)
     }
     fn release_lease(
         &self,
@@ -205,16 +218,26 @@ async fn install(f: &Fixture, tenant: Option<&str>, account: u64) -> (Connection
         now,
         now.saturating_add(LIFETIME),
     );
-    let connection = Connection::<Authorized>::restore(
-        id.clone(),
-        tenant.map(|t| TenantName::parse(t).unwrap()),
-        KitAccount {
-            id: KitAccountId::from(account),
-            name: format!("account {account}"),
-            primary_email: None,
-        },
-        tokens.clone(),
-    );
+    // Through the install flow (without Kit): the only way to an `Authorized` outside a store.
+    let start = InstallStart {
+        state: CsrfState::new("s"),
+        verifier: PkceVerifier::generate(&mut rand::rngs::OsRng),
+        kit_redirect: KitRedirect::parse("https://app.kit.com/", &RedirectAllowlist::default())
+            .unwrap(),
+    };
+    let connection = Connection::<Unauthorized>::new(tenant.map(|t| TenantName::parse(t).unwrap()))
+        .begin(start, &f.clock)
+        .callback(Callback::from_query("code=c&state=s").unwrap(), &f.clock)
+        .unwrap()
+        .authorize(
+            id.clone(),
+            KitAccount {
+                id: KitAccountId::from(account),
+                name: format!("account {account}"),
+                primary_email: None,
+            },
+            tokens.clone(),
+        );
     let record = ConnectionRecord::authorized(&connection, tokens.due_at(), now);
     let stored = f.store.inner.upsert_installed(&record).await.unwrap();
     (stored.id, tokens.expires_at())

@@ -148,6 +148,11 @@ pub(crate) fn manager_error(error: &ManagerError) -> ApiError {
             "unavailable",
             format!("temporarily unavailable, try again: {reason}"),
         ),
+        ManagerError::KitKeptGrant { reason, .. } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "kit_kept_grant",
+            format!("Kit did not revoke the grant, so the connection was kept: {reason}"),
+        ),
         ManagerError::InvalidClient(reason) => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "invalid_client",

@@ -152,7 +152,9 @@ impl EventSink for MetricsEvents {
             EventKind::Refreshed { .. } => Some("ok"),
             EventKind::RefreshFailed { .. } => Some("transient_failure"),
             EventKind::ReauthRequired { .. } => Some("reauth_required"),
-            EventKind::Authorized | EventKind::Revoked => None,
+            EventKind::Authorized | EventKind::Revoked | EventKind::RemovedWithoutRevoke { .. } => {
+                None
+            }
         };
         if let Some(outcome) = outcome {
             metrics::counter!("kit_oauth_refreshes_total", "outcome" => outcome).increment(1);

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kit_oauth_core::{
-    AccessToken, ConnectionId, ConnectionRecord, ConnectionStore, Grant, KitAccount, KitAccountId,
-    LeaseOutcome, LeaseOwner, RefreshHealth, RefreshToken, Timestamp, TokenSet, Url, Version,
+    AccessToken, ConnectionId, ConnectionRecord, ConnectionStore, ConnectionStoreExt as _, Grant,
+    KitAccount, KitAccountId, LeaseOutcome, LeaseOwner, RefreshHealth, RefreshToken, Timestamp,
+    TokenSet, Url, Version,
 };
 use kit_oauth_store::{KeyRing, SeaOrmStore};
 use sea_orm::{ConnectionTrait as _, Database};

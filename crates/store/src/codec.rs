@@ -5,7 +5,7 @@
 use kit_oauth_core::{AccessToken, StoreError as E};
 use kit_oauth_core::{
     ConnectionId, ConnectionRecord, Grant, KitAccount, KitAccountId, RefreshHealth, RefreshToken,
-    StateName, StoreError, Timestamp, TokenSet, UnauthorizedReason, Version,
+    SettledRow, StateName, StoreError, Timestamp, TokenSet, UnauthorizedReason, Version,
 };
 use sea_orm::QueryResult;
 
@@ -97,6 +97,25 @@ impl SeaOrmStore {
     pub(crate) fn data_assignments(
         &self,
         record: &ConnectionRecord,
+        new_version: u64,
+        p: &mut Params,
+    ) -> Result<String, StoreError> {
+        let row = SettledRow {
+            id: record.id.clone(),
+            account: record.account.clone(),
+            grant: record.grant.clone(),
+            health: record.health.clone(),
+            next_refresh_at: record.next_refresh_at,
+            updated_at: record.updated_at,
+        };
+        self.row_assignments(&row, new_version, p)
+    }
+
+    /// `SET` assignments for the data columns of `row` (sealed for `new_version`): the one list
+    /// of them, for a compare-and-swap write and a committed refresh alike.
+    pub(crate) fn row_assignments(
+        &self,
+        record: &SettledRow,
         new_version: u64,
         p: &mut Params,
     ) -> Result<String, StoreError> {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use kit_oauth_core::StoreError as E;
 use kit_oauth_core::{
     ConnectionId, ConnectionRecord, ConnectionStore, Event, InFlight, KitAccountId, Lease,
-    LeaseOutcome, LeaseOwner, ListQuery, PendingRecord, RefreshHealth, Sha256Hash, StateName,
-    StoreError, TenantName, Timestamp, Version,
+    LeaseOutcome, LeaseOwner, ListQuery, PendingRecord, PendingTake, RefreshHealth, Restore,
+    Settled, Sha256Hash, StateName, StoreError, StoredConnection, TenantName, Timestamp, Version,
 };
 use sea_orm::DbBackend;
 
@@ -142,25 +142,40 @@ impl ConnectionStore for SeaOrmStore {
         self.pending_insert(pending).await
     }
 
-    async fn consume_pending(
+    async fn consume_pending_with(
         &self,
         state_hash: &Sha256Hash,
-    ) -> Result<Option<PendingRecord>, StoreError> {
-        self.pending_consume(state_hash).await
+        browser_binding: Option<&Sha256Hash>,
+        restore: Restore,
+    ) -> Result<PendingTake, StoreError> {
+        self.pending_consume(state_hash, browser_binding, restore)
+            .await
     }
 
     async fn purge_expired_pending(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.pending_purge_expired(now).await
     }
 
-    async fn acquire_lease(
+    async fn acquire_lease_with(
         &self,
         id: &ConnectionId,
         owner: &LeaseOwner,
         now: Timestamp,
         ttl: Duration,
+        restore: Restore,
     ) -> Result<LeaseOutcome, StoreError> {
-        self.lease_acquire(id, owner, now, ttl).await
+        self.lease_acquire(id, owner, now, ttl, restore).await
+    }
+
+    async fn load_with(
+        &self,
+        id: &ConnectionId,
+        restore: Restore,
+    ) -> Result<Option<(ConnectionRecord, StoredConnection)>, StoreError> {
+        Ok(self.get(id).await?.map(|record| {
+            let connection = restore.connection(&record);
+            (record, connection)
+        }))
     }
 
     async fn mark_in_flight(&self, lease: &Lease, in_flight: &InFlight) -> Result<(), StoreError> {
@@ -170,10 +185,10 @@ impl ConnectionStore for SeaOrmStore {
     async fn commit_refresh(
         &self,
         lease: &Lease,
-        record: &ConnectionRecord,
+        settled: &Settled<'_>,
         expected: Version,
     ) -> Result<Version, StoreError> {
-        self.lease_commit_refresh(lease, record, expected).await
+        self.lease_commit_refresh(lease, settled, expected).await
     }
 
     async fn release_lease(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kit_oauth_core::StoreError as E;
 use kit_oauth_core::{
-    ConnectionId, ConnectionRecord, InFlight, Lease, LeaseOutcome, LeaseOwner, RefreshHealth,
+    ConnectionId, InFlight, Lease, LeaseOutcome, LeaseOwner, RefreshHealth, Restore, Settled,
     Sha256Hash, StoreError, Timestamp, Version,
 };
 #[cfg(feature = "postgres")]
@@ -33,6 +33,7 @@ impl SeaOrmStore {
         owner: &LeaseOwner,
         now: Timestamp,
         ttl: Duration,
+        restore: Restore,
     ) -> Result<LeaseOutcome, StoreError> {
         let until = ttl_until(now, ttl);
         // A lease released between our refused UPDATE and the read that says who holds it is
@@ -77,6 +78,7 @@ impl SeaOrmStore {
                         fence: to_u64(fence, "lease_fence")?,
                         until,
                     },
+                    connection: Box::new(restore.connection(&record)),
                     record: Box::new(record),
                     previous_in_flight,
                 });
@@ -132,15 +134,16 @@ impl SeaOrmStore {
     pub(crate) async fn lease_commit_refresh(
         &self,
         lease: &Lease,
-        record: &ConnectionRecord,
+        settled: &Settled<'_>,
         expected: Version,
     ) -> Result<Version, StoreError> {
+        let record = settled.row()?;
         if record.id != lease.connection {
             return Err(E::LeaseLost(record.id.clone()));
         }
         let new_version = expected.next();
         let mut p = Params::new();
-        let set = self.data_assignments(record, new_version.0, &mut p)?;
+        let set = self.row_assignments(&record, new_version.0, &mut p)?;
         let sql = format!(
             "UPDATE connections SET {set}, lease_owner = NULL, lease_until = NULL, \
              in_flight_hash = NULL, in_flight_started_at = NULL \

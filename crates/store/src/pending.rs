@@ -1,10 +1,11 @@
 //! Pending authorizations: an install between its start and Kit's callback, keyed by the hash
 //! of its `state`, its PKCE verifier sealed under the key ring. Consumed once, by
-//! `DELETE … RETURNING`.
+//! `DELETE … RETURNING`, and only by the browser that started it.
 
 use kit_oauth_core::StoreError as E;
 use kit_oauth_core::{
-    ConnectionId, KitRedirect, PendingRecord, PkceVerifier, Sha256Hash, StoreError, Timestamp,
+    ConnectionId, KitRedirect, PendingRecord, PendingTake, PkceVerifier, Restore, Sha256Hash,
+    StoreError, Timestamp,
 };
 use sea_orm::QueryResult;
 
@@ -43,20 +44,39 @@ impl SeaOrmStore {
         self.exec(sql, p).await.map(|_| ())
     }
 
-    /// Backs `ConnectionStore::consume_pending`.
+    /// Backs `ConnectionStore::consume_pending_with`. The binding is part of the `DELETE`'s
+    /// condition, so a stranger's request cannot remove the row between the right browser's
+    /// check and its consumption; the follow-up read only tells "another browser" from
+    /// "unknown" for the message.
     pub(crate) async fn pending_consume(
         &self,
         state_hash: &Sha256Hash,
-    ) -> Result<Option<PendingRecord>, StoreError> {
+        browser_binding: Option<&Sha256Hash>,
+        restore: Restore,
+    ) -> Result<PendingTake, StoreError> {
+        if let Some(binding) = browser_binding {
+            let mut p = Params::new();
+            let sql = format!(
+                "DELETE FROM pending_authorizations WHERE state_hash = {} AND browser_binding = {} \
+                 RETURNING {PENDING_COLUMNS}",
+                p.push(state_hash.to_string()),
+                p.push(binding.to_string())
+            );
+            if let Some(row) = self.query_one(sql, p).await? {
+                return Ok(PendingTake::Taken(
+                    restore.consumed(self.decode_pending(&row)?),
+                ));
+            }
+        }
         let mut p = Params::new();
         let sql = format!(
-            "DELETE FROM pending_authorizations WHERE state_hash = {} RETURNING {PENDING_COLUMNS}",
+            "SELECT state_hash FROM pending_authorizations WHERE state_hash = {}",
             p.push(state_hash.to_string())
         );
-        match self.query_one(sql, p).await? {
-            Some(row) => self.decode_pending(&row).map(Some),
-            None => Ok(None),
-        }
+        Ok(match self.query_one(sql, p).await? {
+            Some(_) => PendingTake::OtherBrowser,
+            None => PendingTake::Unknown,
+        })
     }
 
     /// Backs `ConnectionStore::purge_expired_pending`.

@@ -40,6 +40,7 @@ conformance!(
     concurrent_puts_one_winner,
     delete_removes_the_row,
     pending_is_consumed_exactly_once,
+    pending_is_consumed_only_by_its_browser,
     pending_purge_removes_only_expired,
     lease_has_one_holder_across_pools,
     lease_expires_and_fences_the_old_holder,

@@ -4,10 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kit_oauth_core::{
-    AccessToken, ConnectionId, ConnectionRecord, ConnectionStore, CsrfState, Event, EventId,
-    EventKind, Grant, InFlight, KitAccount, KitAccountId, KitRedirect, LeaseOutcome, LeaseOwner,
-    ListQuery, PendingRecord, PkceVerifier, RefreshHealth, RefreshToken, Sha256Hash, StateName,
-    StoreError, TenantName, Timestamp, TokenSet, UnauthorizedReason, Version,
+    AccessToken, Authorized, Connection, ConnectionId, ConnectionRecord, ConnectionStore,
+    ConnectionStoreExt as _, CsrfState, Due, Event, EventId, EventKind, Freshness, Grant, InFlight,
+    KitAccount, KitAccountId, KitRedirect, LeaseOutcome, LeaseOwner, ListQuery, ManualClock,
+    PendingRecord, PendingTake, PkceVerifier, RefreshHealth, RefreshToken, Settled, Sha256Hash,
+    StateName, StoreError, StoredConnection, TenantName, Timestamp, TokenSet, UnauthorizedReason,
+    Version,
 };
 use kit_oauth_store::{CreateTables, KeyRing, Migrator, MigratorTrait as _, SeaOrmStore};
 use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
@@ -91,6 +93,28 @@ async fn insert(store: &SeaOrmStore, tenant: Option<&str>, account: &str) -> Con
         .upsert_installed(&record(tenant, account, account))
         .await
         .unwrap()
+}
+
+/// What the flow makes of a leased row: its `Authorized`, made due by Kit's refusal of its
+/// access token, refreshed with `tag`'s tokens.
+fn renewed(connection: StoredConnection, tag: &str) -> Connection<Authorized> {
+    let StoredConnection::Active(connection) = connection else {
+        panic!("an active row is typed `Authorized`")
+    };
+    let refused = connection.tokens().access().fingerprint();
+    let clock = ManualClock::new(NOW);
+    let Freshness::Due(expired) = connection.observe_for(Due::Replacing(refused), &clock) else {
+        panic!("the token Kit refused is due")
+    };
+    expired.refreshed(tokens(tag))
+}
+
+fn settled<'a>(connection: &'a Connection<Authorized>, row: &ConnectionRecord) -> Settled<'a> {
+    Settled::Refreshed {
+        connection,
+        next_refresh_at: NOW.saturating_add(Duration::from_secs(6000)),
+        at: row.updated_at,
+    }
 }
 
 // ----- round trips -----
@@ -333,7 +357,11 @@ pub(crate) async fn pending_is_consumed_exactly_once(f: &Fixture) {
         let barrier = Arc::clone(&barrier);
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            store.consume_pending(&hash).await.unwrap()
+            store
+                .consume_pending(&hash, Some(&Sha256Hash::of(b"cookie")))
+                .await
+                .unwrap()
+                .taken()
         }));
     }
     let mut winners = Vec::new();
@@ -344,15 +372,61 @@ pub(crate) async fn pending_is_consumed_exactly_once(f: &Fixture) {
     }
     assert_eq!(winners.len(), 1, "exactly one consumer gets the install");
     let won = winners.pop().unwrap();
-    assert_eq!(won, stored);
-    let restored = won.into_pending(state);
+    assert_eq!(won.record(), &stored);
+    let restored = won.into_pending(state).unwrap();
     assert_eq!(restored.verifier(), &stored.verifier);
     assert!(
         stores[0]
-            .consume_pending(&stored.state_hash)
+            .consume_pending(&stored.state_hash, Some(&Sha256Hash::of(b"cookie")))
             .await
             .unwrap()
+            .taken()
             .is_none()
+    );
+}
+
+pub(crate) async fn pending_is_consumed_only_by_its_browser(f: &Fixture) {
+    let store = f.store().await;
+    let (state, stored) = pending(6);
+    store.insert_pending(&stored).await.unwrap();
+    // A stranger (another cookie, or none) is told it is another browser's, and takes nothing.
+    for stranger in [Some(Sha256Hash::of(b"stranger")), None] {
+        assert_eq!(
+            store
+                .consume_pending(&stored.state_hash, stranger.as_ref())
+                .await
+                .unwrap(),
+            PendingTake::OtherBrowser
+        );
+    }
+    assert_eq!(
+        scalar_i64(&store, "SELECT COUNT(*) FROM pending_authorizations").await,
+        1,
+        "the pending row is still there for the right browser"
+    );
+    // The right browser then takes it, once.
+    let taken = store
+        .consume_pending(&stored.state_hash, Some(&Sha256Hash::of(b"cookie")))
+        .await
+        .unwrap()
+        .taken()
+        .unwrap();
+    assert_eq!(taken.record(), &stored);
+    // The wrong `state` does not resume it; the right one does.
+    let taken = taken
+        .into_pending(CsrfState::generate(&mut rng()))
+        .unwrap_err();
+    assert!(taken.into_pending(state).is_ok());
+    assert_eq!(
+        store
+            .consume_pending(&stored.state_hash, Some(&Sha256Hash::of(b"cookie")))
+            .await
+            .unwrap(),
+        PendingTake::Unknown
+    );
+    assert_eq!(
+        scalar_i64(&store, "SELECT COUNT(*) FROM pending_authorizations").await,
+        0
     );
 }
 
@@ -366,13 +440,19 @@ pub(crate) async fn pending_purge_removes_only_expired(f: &Fixture) {
     assert_eq!(store.purge_expired_pending(NOW).await.unwrap(), 1);
     assert!(
         store
-            .consume_pending(&dead.state_hash)
+            .consume_pending(&dead.state_hash, Some(&dead.browser_binding))
             .await
             .unwrap()
+            .taken()
             .is_none()
     );
     assert_eq!(
-        store.consume_pending(&live.state_hash).await.unwrap(),
+        store
+            .consume_pending(&live.state_hash, Some(&live.browser_binding))
+            .await
+            .unwrap()
+            .taken()
+            .map(|taken| taken.record().clone()),
         Some(live)
     );
 }
@@ -432,7 +512,11 @@ pub(crate) async fn lease_expires_and_fences_the_old_holder(f: &Fixture) {
     let row = insert(&a, None, "12").await;
     let owner_a = LeaseOwner("a".into());
     let owner_b = LeaseOwner("b".into());
-    let LeaseOutcome::Acquired { lease: lease_a, .. } = a
+    let LeaseOutcome::Acquired {
+        lease: lease_a,
+        connection: connection_a,
+        ..
+    } = a
         .acquire_lease(&row.id, &owner_a, NOW, MINUTE)
         .await
         .unwrap()
@@ -457,6 +541,7 @@ pub(crate) async fn lease_expires_and_fences_the_old_holder(f: &Fixture) {
         lease: lease_b,
         previous_in_flight,
         record,
+        connection,
     } = b
         .acquire_lease(&row.id, &owner_b, later, MINUTE)
         .await
@@ -467,11 +552,15 @@ pub(crate) async fn lease_expires_and_fences_the_old_holder(f: &Fixture) {
     assert_eq!(lease_b.fence, lease_a.fence + 1);
     assert_eq!(previous_in_flight, Some(in_flight.clone()));
     assert_eq!(record.version, row.version);
-    // A wakes up: every write under its old lease is refused.
-    let refreshed = ConnectionRecord {
-        grant: Grant::Active(tokens("by-a")),
-        ..row.clone()
+    // The typed form is the same row, made by the store's sealed constructor.
+    let StoredConnection::Active(typed) = &*connection else {
+        panic!("an active row is typed `Authorized`")
     };
+    assert_eq!(typed.id(), &row.id);
+    assert_eq!(Grant::Active(typed.tokens().clone()), row.grant);
+    // A wakes up: every write under its old lease is refused.
+    let by_a = renewed(*connection_a, "by-a");
+    let refreshed = settled(&by_a, &row);
     assert_eq!(
         a.commit_refresh(&lease_a, &refreshed, row.version).await,
         Err(StoreError::LeaseLost(row.id.clone()))
@@ -489,10 +578,8 @@ pub(crate) async fn lease_expires_and_fences_the_old_holder(f: &Fixture) {
         Err(StoreError::LeaseLost(row.id.clone()))
     );
     // B commits; the lease and the in-flight mark are cleared in the same step.
-    let by_b = ConnectionRecord {
-        grant: Grant::Active(tokens("by-b")),
-        ..row.clone()
-    };
+    let renewed_b = renewed(*connection, "by-b");
+    let by_b = settled(&renewed_b, &row);
     let v2 = b
         .commit_refresh(&lease_b, &by_b, row.version)
         .await
@@ -524,7 +611,9 @@ pub(crate) async fn lease_expires_and_fences_the_old_holder(f: &Fixture) {
 pub(crate) async fn commit_refresh_refuses_a_stale_version(f: &Fixture) {
     let store = f.store().await;
     let row = insert(&store, None, "13").await;
-    let LeaseOutcome::Acquired { lease, .. } = store
+    let LeaseOutcome::Acquired {
+        lease, connection, ..
+    } = store
         .acquire_lease(&row.id, &LeaseOwner("w".into()), NOW, MINUTE)
         .await
         .unwrap()
@@ -537,10 +626,8 @@ pub(crate) async fn commit_refresh_refuses_a_stale_version(f: &Fixture) {
         .await
         .unwrap();
     assert_eq!(reinstalled.id, row.id);
-    let refreshed = ConnectionRecord {
-        grant: Grant::Active(tokens("refreshed")),
-        ..row.clone()
-    };
+    let renewed = renewed(*connection, "refreshed");
+    let refreshed = settled(&renewed, &row);
     assert_eq!(
         store.commit_refresh(&lease, &refreshed, row.version).await,
         Err(StoreError::Conflict {
@@ -622,7 +709,9 @@ pub(crate) async fn wait_for_change_wakes_on_commit(f: &Fixture) {
     let a = f.store().await;
     let b = f.store().await;
     let row = insert(&a, None, "15").await;
-    let LeaseOutcome::Acquired { lease, .. } = a
+    let LeaseOutcome::Acquired {
+        lease, connection, ..
+    } = a
         .acquire_lease(&row.id, &LeaseOwner("holder".into()), NOW, MINUTE)
         .await
         .unwrap()
@@ -644,11 +733,10 @@ pub(crate) async fn wait_for_change_wakes_on_commit(f: &Fixture) {
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let next = ConnectionRecord {
-        grant: Grant::Active(tokens("woken")),
-        ..row.clone()
-    };
-    a.commit_refresh(&lease, &next, row.version).await.unwrap();
+    let woken = renewed(*connection, "woken");
+    a.commit_refresh(&lease, &settled(&woken, &row), row.version)
+        .await
+        .unwrap();
     // Woken by the change, long before the waiter's own two-minute timeout.
     let seen = tokio::time::timeout(Duration::from_secs(30), waiter)
         .await
@@ -973,7 +1061,7 @@ pub(crate) async fn wrong_key_is_unknown_key(f: &Fixture) {
         })
     );
     assert!(matches!(
-        other.consume_pending(&p.state_hash).await,
+        other.consume_pending(&p.state_hash, Some(&p.browser_binding)).await,
         Err(StoreError::UnknownKey { key_id }) if key_id == "k1"
     ));
     // Same id, other material: the tag does not verify.
@@ -1266,7 +1354,15 @@ pub(crate) async fn migrations_from_previous_version(f: &Fixture) {
         row.health.early_retry_after, None,
         "an old cooldown runs its course"
     );
-    assert_eq!(store.consume_pending(&p.state_hash).await.unwrap(), Some(p));
+    assert_eq!(
+        store
+            .consume_pending(&p.state_hash, Some(&p.browser_binding))
+            .await
+            .unwrap()
+            .taken()
+            .map(|taken| taken.record().clone()),
+        Some(p)
+    );
     // And the upgraded schema takes new rows.
     let fresh = insert(&store, Some("new"), "78").await;
     assert_eq!(store.get(&fresh.id).await.unwrap().unwrap(), fresh);

@@ -1,0 +1,121 @@
+//! Revocation and removal: the flow's `revoke` at Kit's word, and a removal that never leaves
+//! an unrevocable grant behind without saying so (issue 13.9).
+
+use kit_oauth_core::{
+    AccountLookup, ConnectionId, ConnectionStore, EventKind, RevocableToken, StoredConnection,
+    TokenEndpoint,
+};
+
+use crate::error::ManagerError;
+use crate::manager::TokenManager;
+
+/// What [`TokenManager::remove_forced`] did at Kit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// Kit revoked the grant, then the connection was deleted.
+    Revoked,
+    /// Kit refused or could not be reached: the connection was deleted anyway and an
+    /// [`EventKind::RemovedWithoutRevoke`] event records that the grant may still live at Kit.
+    KitNotTold {
+        /// Why Kit did not revoke, without secrets.
+        reason: String,
+    },
+}
+
+impl<E, S> TokenManager<E, S>
+where
+    E: TokenEndpoint + AccountLookup + 'static,
+    S: ConnectionStore + 'static,
+{
+    /// Revokes the grant at Kit, then stores what the flow's `revoke` made of the connection:
+    /// `Unauthorized` (revoked).
+    ///
+    /// # Errors
+    /// [`ManagerError::KitKeptGrant`] when Kit refused the revocation or could not be reached
+    /// (nothing is changed then), [`ManagerError::NotFound`].
+    pub async fn revoke(&self, id: &ConnectionId) -> Result<(), ManagerError> {
+        loop {
+            let (record, connection) = self.load(id).await?;
+            let StoredConnection::Active(connection) = connection else {
+                self.inner.cache.evict(id);
+                return Ok(());
+            };
+            self.inner
+                .endpoint
+                .revoke(RevocableToken::Refresh(connection.tokens().refresh()))
+                .await
+                .map_err(|error| ManagerError::KitKeptGrant {
+                    id: id.clone(),
+                    reason: error.to_string(),
+                    transient: error.is_transient(),
+                })?;
+            let ended = connection.revoke();
+            let next = record.ended(&ended, record.health.clone(), self.inner.clock.now());
+            match self.inner.store.put(&next, record.version).await {
+                Ok(_) => {
+                    self.inner.cache.evict(id);
+                    self.inner.emit(&record, EventKind::Revoked).await;
+                    return Ok(());
+                }
+                // A refresh or reinstall landed meanwhile: revoke what is there now.
+                Err(kit_oauth_core::StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(ManagerError::from_store(e)),
+            }
+        }
+    }
+
+    /// Revokes the grant at Kit (nothing to revoke when it already ended) and deletes the
+    /// connection. When Kit does not confirm the revocation, the row is kept: deleting it would
+    /// leave a live grant at Kit that nothing can revoke any more.
+    ///
+    /// # Errors
+    /// [`ManagerError::KitKeptGrant`] when Kit refused the revocation or could not be reached
+    /// (the connection is kept; [`Self::remove_forced`] removes it anyway),
+    /// [`ManagerError::NotFound`], or a storage error.
+    pub async fn remove(&self, id: &ConnectionId) -> Result<(), ManagerError> {
+        self.revoke(id).await?;
+        self.delete(id).await
+    }
+
+    /// Removes the connection even when Kit will not revoke its grant (a client secret that
+    /// was rotated, Kit down for good): revokes at Kit when Kit accepts, otherwise deletes the
+    /// row anyway and records an [`EventKind::RemovedWithoutRevoke`] event saying Kit was not
+    /// told — the grant then lives at Kit until the creator uninstalls the app there.
+    ///
+    /// # Errors
+    /// [`ManagerError::NotFound`], or a storage error.
+    pub async fn remove_forced(&self, id: &ConnectionId) -> Result<Removal, ManagerError> {
+        match self.revoke(id).await {
+            Ok(()) => {
+                self.delete(id).await?;
+                Ok(Removal::Revoked)
+            }
+            Err(ManagerError::KitKeptGrant { reason, .. }) => {
+                let record = self.read(id).await?;
+                self.delete(id).await?;
+                self.inner
+                    .emit(
+                        &record,
+                        EventKind::RemovedWithoutRevoke {
+                            reason: reason.clone(),
+                        },
+                    )
+                    .await;
+                tracing::warn!(connection = %id, %reason,
+                    "connection removed without Kit revoking its grant");
+                Ok(Removal::KitNotTold { reason })
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn delete(&self, id: &ConnectionId) -> Result<(), ManagerError> {
+        self.inner
+            .store
+            .delete(id)
+            .await
+            .map_err(ManagerError::from_store)?;
+        self.inner.cache.evict(id);
+        Ok(())
+    }
+}

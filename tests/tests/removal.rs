@@ -1,0 +1,141 @@
+//! Issue 13.9 — a connection can always be removed. When Kit refuses the revocation (a 4xx such
+//! as `unauthorized_client` after a client-secret rotation) or fails (5xx), `remove` says Kit
+//! kept the grant and keeps the row; `remove_forced` deletes it anyway and records, once, that
+//! Kit was not told. Counted at the sandbox (revoke requests) and in the audit trail.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use kit_oauth::core::{ConnectionId, ListQuery};
+use kit_oauth::store::SeaOrmStore;
+use kit_oauth::{KitOAuth, ManagerError, Removal};
+use kit_oauth_tests::{Db, World};
+use kit_sandbox::{Fault, FaultEndpoint, FaultKind};
+
+fn refuse_revokes(world: &World, status: u16, body: &str) {
+    world
+        .sandbox
+        .add_fault(Fault::new(
+            FaultEndpoint::Revoke,
+            FaultKind::Status {
+                status,
+                body: Some(body.to_owned()),
+                retry_after: None,
+            },
+        ))
+        .unwrap();
+}
+
+fn revokes(world: &World) -> u64 {
+    world.stats().requests.get("revoke").copied().unwrap_or(0)
+}
+
+async fn event_kinds(store: &SeaOrmStore, id: &ConnectionId) -> Vec<String> {
+    store
+        .events(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(kind, _, _)| kind)
+        .collect()
+}
+
+async fn connections(kit: &KitOAuth) -> usize {
+    kit.manager()
+        .list(&ListQuery::default())
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn a_refused_revoke_keeps_the_row_and_a_forced_removal_records_it() {
+    let world = World::new(|b| b).await;
+    let db = Db::sqlite();
+    let kit = world.instance(&db).await;
+    let store = db.store().await;
+    let id = world.install(&kit, "person", None).await;
+    let manager = kit.manager();
+
+    // Kit refuses (the client secret was rotated): the grant lives on at Kit, so the row stays.
+    refuse_revokes(
+        &world,
+        401,
+        r#"{"error":"unauthorized_client","error_description":"not authorized"}"#,
+    );
+    let refused = manager.remove(&id).await.unwrap_err();
+    assert!(
+        matches!(&refused, ManagerError::KitKeptGrant { id: kept, transient: false, .. } if *kept == id),
+        "{refused:?}"
+    );
+    assert!(!refused.is_transient());
+    // Kit fails: the same, and worth retrying.
+    refuse_revokes(&world, 503, "");
+    let failed = manager.remove(&id).await.unwrap_err();
+    assert!(
+        matches!(
+            failed,
+            ManagerError::KitKeptGrant {
+                transient: true,
+                ..
+            }
+        ),
+        "{failed:?}"
+    );
+    assert_eq!(revokes(&world), 2);
+    assert_eq!(connections(&kit).await, 1, "the row is kept");
+    assert!(manager.access_token(&id).await.is_ok(), "and still works");
+
+    // Forced: Kit refuses once more, the row goes anyway, and the trail says Kit was not told.
+    refuse_revokes(
+        &world,
+        401,
+        r#"{"error":"unauthorized_client","error_description":"not authorized"}"#,
+    );
+    let removal = manager.remove_forced(&id).await.unwrap();
+    assert!(
+        matches!(&removal, Removal::KitNotTold { reason } if !reason.is_empty()),
+        "{removal:?}"
+    );
+    assert_eq!(revokes(&world), 3);
+    assert_eq!(connections(&kit).await, 0);
+    assert!(matches!(
+        manager.status(&id).await,
+        Err(ManagerError::NotFound(_))
+    ));
+    let kinds = event_kinds(&store, &id).await;
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "removed_without_revoke")
+            .count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(!kinds.iter().any(|k| k == "revoked"), "{kinds:?}");
+    assert!(matches!(
+        manager.remove_forced(&id).await,
+        Err(ManagerError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_forced_removal_still_revokes_when_kit_accepts() {
+    let world = World::new(|b| b).await;
+    let db = Db::sqlite();
+    let kit = world.instance(&db).await;
+    let store = db.store().await;
+    let id = world.install(&kit, "person", None).await;
+
+    assert_eq!(
+        kit.manager().remove_forced(&id).await.unwrap(),
+        Removal::Revoked
+    );
+    assert_eq!(revokes(&world), 1);
+    assert_eq!(connections(&kit).await, 0);
+    let kinds = event_kinds(&store, &id).await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "revoked").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(!kinds.iter().any(|k| k == "removed_without_revoke"));
+}
