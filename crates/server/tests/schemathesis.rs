@@ -60,6 +60,8 @@ fn fuzz_the_broker_api() -> Result<Completion, Failed> {
                 .arg("--generation-deterministic")
                 .args(["--report-dir", &report.path().display().to_string()])
                 .env("NO_COLOR", "1")
+                // Its cache (`.schemathesis/`) goes beside the report, not into the source tree.
+                .current_dir(report.path())
                 .output()
                 .unwrap()
         })
