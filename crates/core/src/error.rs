@@ -112,7 +112,7 @@ pub enum CallbackError {
 
 /// The classification every adapter maps a token-endpoint failure into.
 ///
-/// This is the distinction DESIGN.md's failure modes turn on: only [`EndpointError::InvalidGrant`]
+/// This is the distinction docs/design.md's failure modes turn on: only [`EndpointError::InvalidGrant`]
 /// and [`EndpointError::InvalidClient`] say anything about the credentials; everything else is
 /// the network or the server having a bad moment and must never cost a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -9,7 +9,7 @@ use crate::error::TokenError;
 use crate::secret::{AccessToken, RefreshToken};
 
 /// What a token endpoint answered, already parsed leniently by the HTTP adapter
-/// (kit-protocol.md §4: `token_type` in any case or absent, `scope` absent, `created_at` absent
+/// (docs/kit-protocol.md §4: `token_type` in any case or absent, `scope` absent, `created_at` absent
 /// on other RFC 6749 servers, extra fields ignored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenResponse {

@@ -2,7 +2,7 @@
 //!
 //! Invariants checked after every step:
 //! - the typed connection is in the state the model predicts;
-//! - every state change is one of DESIGN.md's legal transitions;
+//! - every state change is one of docs/design.md's legal transitions;
 //! - an access token handed out is never past its expiry at the clock's instant;
 //! - a spent refresh token is never presented again (the fake server counts it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -58,7 +58,7 @@ impl FromStr for TokenBody {
     }
 }
 
-/// Which path family the default endpoint URLs use (kit-protocol.md: both are served by Kit).
+/// Which path family the default endpoint URLs use (docs/kit-protocol.md: both are served by Kit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PathFamily {
     /// `/v4/oauth/authorize`, `/v4/oauth/token`, `/v4/oauth/revoke` (documented; the default).

@@ -1,5 +1,5 @@
 //! [`KitClient`]: how apps call Kit's API v4 — bearer injection and the 401/429/5xx retry
-//! rules of kit-protocol.md §6.
+//! rules of docs/kit-protocol.md §6.
 
 use std::time::Duration;
 

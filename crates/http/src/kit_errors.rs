@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use crate::redact::excerpt;
 
-/// Kit's message for an access token past its lifetime (kit-protocol.md §6).
+/// Kit's message for an access token past its lifetime (docs/kit-protocol.md §6).
 pub(crate) const EXPIRED: &str = "The access token expired";
 /// Kit's message for a token whose grant was revoked.
 pub(crate) const REVOKED: &str = "The access token was revoked";

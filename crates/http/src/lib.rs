@@ -11,7 +11,7 @@
 //!   async HTTP client (JSON bodies, capped responses, 429/5xx as transient) — and
 //!   [`kit_oauth_core::AccountLookup`] (`GET /v4/account`);
 //! - [`KitClient`]: the way apps call Kit's API v4, with tokens from a [`TokenSource`] and the
-//!   retry rules of `kit-protocol.md` §6, plus cursor pagination.
+//!   retry rules of `docs/kit-protocol.md` §6, plus cursor pagination.
 //!
 //! Every failure maps into the core's classification ([`kit_oauth_core::EndpointError`],
 //! [`kit_oauth_core::LookupError`]) or [`ApiError`]; none of them, and no log line, carries a

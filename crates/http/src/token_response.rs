@@ -12,7 +12,7 @@ use crate::redact::excerpt;
 
 /// Kit's token response, as an `oauth2` token response type.
 ///
-/// Lenient where Kit and other servers vary (kit-protocol.md §4): `token_type` in any case or
+/// Lenient where Kit and other servers vary (docs/kit-protocol.md §4): `token_type` in any case or
 /// absent (then `Bearer`), `scope` absent, `expires_in`/`created_at` as numbers or numeric
 /// strings, unknown fields (`id_token`, …) ignored. Strict about the shape: the body must be a
 /// JSON object (RFC 6749 §5.1); a derived `Deserialize` would also take an array of the fields

@@ -2,7 +2,7 @@
 //!
 //! The install `state` is 32 random bytes, stored only as a hash, bound to the browser by a
 //! cookie, consumed exactly once and only by that browser (a stranger's request to the callback
-//! URL is refused and leaves the install usable), and dead after ten minutes (DESIGN.md failure
+//! URL is refused and leaves the install usable), and dead after ten minutes (docs/design.md failure
 //! mode 6).
 
 use std::collections::HashMap;

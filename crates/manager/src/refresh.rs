@@ -1,4 +1,4 @@
-//! The refresh protocol, across processes: DESIGN.md "Tokens always fresh", steps 2–4.
+//! The refresh protocol, across processes: docs/design.md "Tokens always fresh", steps 2–4.
 //!
 //! 1. Read the row. A token that does not need refreshing is returned as it is.
 //! 2. Take the row's lease (one owner across every process, fenced). If someone else holds it,

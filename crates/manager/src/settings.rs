@@ -1,4 +1,4 @@
-//! Configuration from the environment (DESIGN.md "Configuration"): one place that every binary
+//! Configuration from the environment (docs/design.md "Configuration"): one place that every binary
 //! reads, so the server and the CLI accept exactly the same variables and refuse bad values
 //! with the same one-line message naming the variable.
 

@@ -1,4 +1,4 @@
-//! Configuration of the binaries: every variable of DESIGN.md's table is also a flag, and
+//! Configuration of the binaries: every variable of docs/design.md's table is also a flag, and
 //! every problem is one line naming the variable.
 
 use std::net::SocketAddr;
