@@ -62,7 +62,7 @@ impl Fixture {
                     Ok(Err(e)) => e.to_string(),
                     _ => "timed out".to_owned(),
                 };
-                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
                     panic!(
                         "PostgreSQL is required under CI=true but {admin} is unreachable: {why}"
                     );
