@@ -50,6 +50,7 @@ mod config;
 mod error;
 mod faults;
 mod html;
+mod kit_api;
 mod model;
 mod params;
 mod routes;

@@ -43,6 +43,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/oauth/revoke", post(revoke))
         .route("/v4/account", get(account))
         .route("/v4/{*rest}", any(api_other))
+        .merge(crate::kit_api::router(shared.clone()))
         .route("/apps/{id}/install", get(app_install))
         .route("/apps/{id}", get(app_page))
         .route("/_sandbox/stats", get(stats))
