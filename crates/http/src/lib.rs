@@ -30,6 +30,7 @@
 mod api;
 mod config;
 pub mod fuzz_entry;
+pub mod kit_api;
 mod kit_errors;
 mod oauth;
 mod redact;
