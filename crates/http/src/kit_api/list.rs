@@ -6,6 +6,8 @@ use futures_util::stream::{self, Stream, StreamExt as _, TryStreamExt as _};
 use kit_oauth_core::ConnectionId;
 use serde::de::DeserializeOwned;
 
+use super::RateBudget;
+use super::budget::send_within;
 use crate::api::{ApiError, KitClient, KitRequest, Pagination, TokenSource};
 
 /// One page of a list.
@@ -25,6 +27,7 @@ pub struct ListPage<T> {
 pub struct KitList<'a, S, T> {
     client: &'a KitClient<S>,
     connection: ConnectionId,
+    budget: Option<RateBudget>,
     request: KitRequest,
     items_key: &'static str,
     per_page: Option<u32>,
@@ -36,6 +39,7 @@ pub struct KitList<'a, S, T> {
 struct Cursor<'a, S> {
     client: &'a KitClient<S>,
     connection: ConnectionId,
+    budget: Option<RateBudget>,
     request: KitRequest,
     items_key: &'static str,
     after: Option<String>,
@@ -46,12 +50,14 @@ impl<'a, S: TokenSource + Sync, T: DeserializeOwned + Send + 'a> KitList<'a, S, 
     pub(crate) fn new(
         client: &'a KitClient<S>,
         connection: ConnectionId,
+        budget: Option<RateBudget>,
         request: KitRequest,
         items_key: &'static str,
     ) -> Self {
         Self {
             client,
             connection,
+            budget,
             request,
             items_key,
             per_page: None,
@@ -91,6 +97,7 @@ impl<'a, S: TokenSource + Sync, T: DeserializeOwned + Send + 'a> KitList<'a, S, 
         let cursor = Cursor {
             client: self.client,
             connection: self.connection,
+            budget: self.budget,
             request,
             items_key: self.items_key,
             after: self.after,
@@ -135,7 +142,13 @@ impl<S: TokenSource + Sync> Cursor<'_, S> {
         if let Some(after) = &self.after {
             request = request.query("after", after.clone());
         }
-        let response = self.client.send(&self.connection, &request).await;
+        let response = send_within(
+            self.client,
+            &self.connection,
+            self.budget.as_ref(),
+            &request,
+        )
+        .await;
         let response = response.inspect_err(|_| self.done = true)?;
         let protocol = |what: String| ApiError::Protocol {
             status: response.status.as_u16(),

@@ -45,6 +45,7 @@ use serde::de::DeserializeOwned;
 use crate::api::{ApiError, KitClient, KitRequest, KitResponse, TokenSource};
 
 mod broadcasts;
+mod budget;
 mod bulk;
 mod catalog;
 mod error;
@@ -59,6 +60,7 @@ mod webhooks;
 pub use broadcasts::{
     Broadcast, BroadcastFilter, BroadcastInput, BroadcastStats, EmailTemplateRef,
 };
+pub use budget::{KIT_LIMIT, KIT_WINDOW, RateBudget};
 pub use bulk::{
     BulkCustomFieldValue, BulkFailure, BulkFormAddition, BulkOutcome, BulkResult, BulkSubscriber,
     BulkTagging, CustomFieldValue,
@@ -123,6 +125,7 @@ impl<T> Saved<T> {
 pub struct KitApi<'a, S> {
     client: &'a KitClient<S>,
     connection: ConnectionId,
+    budget: Option<RateBudget>,
 }
 
 impl<S: TokenSource> KitClient<S> {
@@ -131,6 +134,7 @@ impl<S: TokenSource> KitClient<S> {
         KitApi {
             client: self,
             connection,
+            budget: None,
         }
     }
 }
@@ -141,8 +145,22 @@ impl<'a, S: TokenSource + Sync> KitApi<'a, S> {
         &self.connection
     }
 
+    /// Every call (pages included) first takes one request from `budget`, shared with every
+    /// other holder of a clone of it; a 429 backs off with jitter and retries within it.
+    #[must_use]
+    pub fn with_budget(mut self, budget: RateBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
     async fn send(&self, request: KitRequest) -> Result<KitResponse, ApiError> {
-        self.client.send(&self.connection, &request).await
+        budget::send_within(
+            self.client,
+            &self.connection,
+            self.budget.as_ref(),
+            &request,
+        )
+        .await
     }
 
     /// Sends and reads the JSON body, unwrapping `{"<key>": T}` when a key is given.
@@ -176,7 +194,13 @@ impl<'a, S: TokenSource + Sync> KitApi<'a, S> {
         request: KitRequest,
         items_key: &'static str,
     ) -> KitList<'a, S, T> {
-        KitList::new(self.client, self.connection.clone(), request, items_key)
+        KitList::new(
+            self.client,
+            self.connection.clone(),
+            self.budget.clone(),
+            request,
+            items_key,
+        )
     }
 }
 
