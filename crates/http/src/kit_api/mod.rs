@@ -47,6 +47,7 @@ use crate::api::{ApiError, KitClient, KitRequest, KitResponse, TokenSource};
 mod broadcasts;
 mod budget;
 mod bulk;
+mod bulk_async;
 mod catalog;
 mod error;
 mod fields;
@@ -65,6 +66,7 @@ pub use bulk::{
     BulkCustomFieldValue, BulkFailure, BulkFormAddition, BulkOutcome, BulkResult, BulkSubscriber,
     BulkTagging, CustomFieldValue,
 };
+pub use bulk_async::{BulkCallbacks, BulkWaitError, PendingBulk};
 pub use catalog::{EmailTemplate, NewPurchase, Product, Purchase, Segment};
 pub use error::KitErrorExt;
 pub use fields::CustomField;
