@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use serde_json::Value;
 
@@ -168,5 +169,11 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> R
             "/_sandbox/kit_api",
             get(control::status).put(control::configure),
         )
+        // Bulk bodies of thousands of items exceed axum's 2 MiB default; Kit's own per-request
+        // cap is undocumented (only the 300 MB queue is).
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(api)
 }
+
+/// Largest API request body.
+const BODY_LIMIT: usize = 32 * 1024 * 1024;
