@@ -53,49 +53,81 @@ fn per_page(q: &Query) -> Result<usize, Fail> {
     }
 }
 
-/// Sorts `items` (descending unless `ascending`), cuts the page the query asks for and answers
-/// `{"<list_key>":[…],"pagination":{…}}`.
-pub(crate) fn page(mut items: Vec<Item>, ascending: bool, q: &Query, list_key: &str) -> Reply {
+/// The page a query asks for, chosen from sort keys alone so that only that page's items
+/// need rendering.
+#[derive(Debug)]
+pub(crate) struct Window {
+    /// Indices into the keys given to [`window`], in the page's order.
+    pub(crate) picked: Vec<usize>,
+    pagination: Value,
+    total: Option<usize>,
+}
+
+/// Sorts `keys` (descending unless `ascending`) and cuts the page the query asks for.
+pub(crate) fn window(keys: &[Vec<i64>], ascending: bool, q: &Query) -> Result<Window, Fail> {
     let per_page = per_page(q)?;
     let include_total = q.flag("include_total_count")?;
     let after = q.get("after").map(decode).transpose()?;
     let before = q.get("before").map(decode).transpose()?;
-    items.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
     if !ascending {
-        items.reverse();
+        order.reverse();
     }
     // "Comes later in this order than the cursor".
     let later = |k: &Vec<i64>, c: &Vec<i64>| if ascending { k > c } else { k < c };
     let (start, end) = match (&after, &before) {
         (Some(c), _) => {
-            let start = items.partition_point(|i| !later(&i.key, c));
-            (start, items.len().min(start + per_page))
+            let start = order.partition_point(|&i| !later(&keys[i], c));
+            (start, order.len().min(start + per_page))
         }
         (None, Some(c)) => {
-            let end = items.partition_point(|i| later(c, &i.key));
+            let end = order.partition_point(|&i| later(c, &keys[i]));
             (end.saturating_sub(per_page), end)
         }
-        (None, None) => (0, items.len().min(per_page)),
+        (None, None) => (0, order.len().min(per_page)),
     };
-    let total = items.len();
-    let slice = items.get(start..end).unwrap_or_default();
+    let total = order.len();
+    let picked: Vec<usize> = order.get(start..end).unwrap_or_default().to_vec();
     let pagination = json!({
         "has_previous_page": start > 0,
         "has_next_page": end < total,
-        "start_cursor": slice.first().map(|i| encode(&i.key)),
-        "end_cursor": slice.last().map(|i| encode(&i.key)),
+        "start_cursor": picked.first().map(|&i| encode(&keys[i])),
+        "end_cursor": picked.last().map(|&i| encode(&keys[i])),
         "per_page": per_page,
     });
-    let mut body = Map::new();
-    body.insert(
-        list_key.to_owned(),
-        Value::Array(slice.iter().map(|i| i.value.clone()).collect()),
-    );
-    body.insert("pagination".to_owned(), pagination);
-    if include_total {
-        body.insert("total_count".to_owned(), json!(total));
+    Ok(Window {
+        picked,
+        pagination,
+        total: include_total.then_some(total),
+    })
+}
+
+impl Window {
+    /// `{"<list_key>":[…],"pagination":{…}}` with the page's rendered items.
+    pub(crate) fn reply(self, items: Vec<Value>, list_key: &str) -> Reply {
+        let mut body = Map::new();
+        body.insert(list_key.to_owned(), Value::Array(items));
+        body.insert("pagination".to_owned(), self.pagination);
+        if let Some(total) = self.total {
+            body.insert("total_count".to_owned(), json!(total));
+        }
+        reply(StatusCode::OK, Value::Object(body))
     }
-    reply(StatusCode::OK, Value::Object(body))
+}
+
+/// Sorts `items` (descending unless `ascending`), cuts the page the query asks for and answers
+/// `{"<list_key>":[…],"pagination":{…}}`.
+pub(crate) fn page(items: Vec<Item>, ascending: bool, q: &Query, list_key: &str) -> Reply {
+    let (keys, mut values): (Vec<Vec<i64>>, Vec<Value>) =
+        items.into_iter().map(|i| (i.key, i.value)).unzip();
+    let w = window(&keys, ascending, q)?;
+    let page = w
+        .picked
+        .iter()
+        .map(|&i| std::mem::take(&mut values[i]))
+        .collect();
+    w.reply(page, list_key)
 }
 
 #[cfg(test)]
