@@ -112,6 +112,23 @@ async fn control(sb: &SandboxHandle, body: Option<Value>) -> Value {
 }
 
 #[tokio::test]
+async fn account_is_typed_whole() {
+    let Env {
+        sb: _sb,
+        client,
+        conn,
+    } = env().await;
+    let account = client.api(conn).account().await.unwrap();
+    assert_eq!(account.account.name, ACCOUNT);
+    assert_eq!(account.account.plan_type.as_deref(), Some("creator"));
+    assert_eq!(
+        account.account.timezone.map(|t| t.utc_offset),
+        Some(Some("-05:00".to_owned()))
+    );
+    assert!(account.user.email.ends_with("@example.com"));
+}
+
+#[tokio::test]
 async fn subscribers_upsert_get_update_unsubscribe_and_list_filters() {
     let Env {
         sb: _sb,

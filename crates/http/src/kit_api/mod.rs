@@ -44,6 +44,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{ApiError, KitClient, KitRequest, KitResponse, TokenSource};
 
+mod account;
 mod broadcasts;
 mod budget;
 mod bulk;
@@ -58,6 +59,7 @@ mod subscribers;
 mod tags;
 mod webhooks;
 
+pub use account::{Account, AccountDetails, AccountTimezone, AccountUser};
 pub use broadcasts::{
     Broadcast, BroadcastFilter, BroadcastInput, BroadcastStats, EmailTemplateRef,
 };
