@@ -25,7 +25,7 @@
 //! let api = client.api(connection);
 //! let saved = api.upsert_subscriber(&NewSubscriber::email("ada@example.com")).await?;
 //! let tag = api.create_tag("customers").await?.into_inner();
-//! api.tag_subscriber(tag.id, saved.value().id).await?;
+//! api.tag_subscriber(tag.id, saved.value().subscriber.id).await?;
 //! let everyone: Vec<_> = api
 //!     .list_subscribers(&SubscriberFilter::default())
 //!     .per_page(1000)
