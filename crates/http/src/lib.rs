@@ -31,6 +31,7 @@ mod account;
 mod api_error;
 mod config;
 pub mod fuzz_entry;
+pub mod kit_api;
 mod kit_client;
 mod kit_errors;
 mod oauth;

@@ -270,7 +270,7 @@ async fn ambiguous_failures_retry_only_idempotent_or_opted_in_requests() {
     // POST + dropped connection: not retried.
     sb.add_fault(Fault::new(FaultEndpoint::Api, FaultKind::Drop))
         .unwrap();
-    let post = KitRequest::post("/v4/tags").json(&body).unwrap();
+    let post = KitRequest::post("/v4/not_an_endpoint").json(&body).unwrap();
     let err = client.send(&conn, &post).await.unwrap_err();
     assert!(
         matches!(err, ApiError::Transport(TransportError::Network(_))),

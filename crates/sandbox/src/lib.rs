@@ -54,6 +54,7 @@ mod config;
 mod error;
 mod faults;
 mod html;
+mod kit_api;
 mod model;
 mod params;
 mod routes;

@@ -29,9 +29,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(oauth_routes())
         .merge(api_routes())
-        // Kit API v4 resources (crates/sandbox/src/kit_api) are merged here, e.g.
-        // `.merge(crate::kit_api::router())` with a `Router<Arc<Shared>>`: their static paths
-        // take precedence over the `/v4/{*rest}` catch-all below.
+        // Kit API v4 resources, with state per account: their static paths take precedence
+        // over the `/v4/{*rest}` catch-all of `api_routes`.
+        .merge(crate::kit_api::router(shared.clone()))
         .merge(app_store_routes())
         .merge(control_routes())
         .fallback(support::not_found)

@@ -1,0 +1,159 @@
+//! Kit's rate limit as a budget, not only a reaction (docs/kit-api-v4.md §0): at most 600
+//! requests per rolling 60 s per OAuth token, and Kit's 429 is plain text `Retry later`
+//! without `Retry-After`. One [`RateBudget`] per process, shared (it is cheap to clone) by every
+//! task, keeps each connection under its limit before Kit has to refuse anything.
+//!
+//! The limiter is `governor`'s GCRA, keyed by connection. A GCRA with burst `B` and one cell
+//! per `T` admits at most `B + W/T` calls in any window `W`, so the quota is split: a sixth of
+//! the limit as burst, the rest spread over the window (600/60 s → 100 at once, then one per
+//! 120 ms). Each process has its own budget: instances sharing a connection must divide the
+//! limit between them ([`RateBudget::new`] with a share of it).
+//!
+//! Hook: every attempt [`crate::KitClient::send`] makes — the first and each retry — should
+//! `acquire` first, and a 429 should wait [`RateBudget::backoff_after_429`]. Until that hook is in
+//! `send`, [`super::KitApi::with_budget`] applies both around each typed call.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::HashMapStateStore;
+use governor::{Quota, RateLimiter};
+use kit_oauth_core::ConnectionId;
+use rand::Rng as _;
+
+use crate::{ApiError, KitClient, KitRequest, KitResponse, TokenSource};
+
+/// Kit's limit for OAuth tokens.
+pub const KIT_LIMIT: u32 = 600;
+/// Kit's window.
+pub const KIT_WINDOW: Duration = Duration::from_secs(60);
+
+type Limiter<C> = RateLimiter<
+    ConnectionId,
+    HashMapStateStore<ConnectionId>,
+    C,
+    NoOpMiddleware<<C as Clock>::Instant>,
+>;
+
+/// A per-connection request budget shared by every task of the process.
+#[derive(Debug)]
+pub struct RateBudget<C: Clock = DefaultClock> {
+    limiter: Arc<Limiter<C>>,
+    clock: C,
+}
+
+impl<C: Clock + Clone> Clone for RateBudget<C> {
+    fn clone(&self) -> Self {
+        Self {
+            limiter: self.limiter.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+impl RateBudget {
+    /// Kit's budget: 600 requests per 60 s per connection.
+    #[must_use]
+    pub fn kit() -> Self {
+        Self::new(KIT_LIMIT, KIT_WINDOW)
+    }
+
+    /// `limit` requests per rolling `window` per connection (`limit` at least 1).
+    #[must_use]
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Self::with_clock(limit, window, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> RateBudget<C> {
+    /// As [`RateBudget::new`] on another clock (tests use `governor`'s fake clock).
+    #[must_use]
+    pub fn with_clock(limit: u32, window: Duration, clock: C) -> Self {
+        let limit = limit.max(1);
+        let burst = (limit / 6).max(1);
+        let spread = limit.saturating_sub(burst).max(1);
+        let period = window / spread;
+        let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+        Self {
+            limiter: Arc::new(RateLimiter::hashmap_with_clock(quota, clock.clone())),
+            clock,
+        }
+    }
+
+    /// Takes one request from the connection's budget now, or says how long until one is free.
+    ///
+    /// # Errors
+    /// The wait until the budget has room again.
+    pub fn try_acquire(&self, connection: &ConnectionId) -> Result<(), Duration> {
+        self.limiter
+            .check_key(connection)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// Waits until the connection's budget has room and takes one request from it. Waiters
+    /// add up to 10 ms of jitter so they do not all wake at the same instant.
+    pub async fn acquire(&self, connection: &ConnectionId) {
+        while let Err(wait) = self.try_acquire(connection) {
+            let jitter = Duration::from_micros(rand::thread_rng().gen_range(0..10_000));
+            tokio::time::sleep(wait + jitter).await;
+        }
+    }
+
+    /// How long to wait after the `attempt`-th 429 in a row (0-based): Kit's window resets
+    /// within 60 s and it sends no `Retry-After`, so 2 s (as Kit's WordPress library waits),
+    /// doubling, capped at 60 s, drawn uniformly from the upper half of the step.
+    #[must_use]
+    pub fn backoff_after_429(attempt: u32) -> Duration {
+        let step = Duration::from_secs(2)
+            .saturating_mul(1u32.checked_shl(attempt.min(5)).unwrap_or(32))
+            .min(KIT_WINDOW);
+        let hi = u64::try_from(step.as_millis()).unwrap_or(60_000);
+        Duration::from_millis(rand::thread_rng().gen_range(hi / 2..=hi))
+    }
+}
+
+/// 429s in a row after which a budgeted call gives up with [`ApiError::RateLimited`].
+const MAX_429_RETRIES: u32 = 3;
+
+/// Sends `request` for `connection`, first taking one request from `budget` (when given) and,
+/// on a 429, backing off with jitter and trying again within the budget.
+pub(crate) async fn send_within<S: TokenSource>(
+    client: &KitClient<S>,
+    connection: &ConnectionId,
+    budget: Option<&RateBudget>,
+    request: &KitRequest,
+) -> Result<KitResponse, ApiError> {
+    let Some(budget) = budget else {
+        return client.send(connection, request).await;
+    };
+    let mut attempt = 0;
+    loop {
+        budget.acquire(connection).await;
+        match client.send(connection, request).await {
+            Err(ApiError::RateLimited { .. }) if attempt < MAX_429_RETRIES => {
+                tokio::time::sleep(RateBudget::<DefaultClock>::backoff_after_429(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_after_429_stays_in_its_step() {
+        for attempt in 0..10 {
+            let step = Duration::from_secs(2u64 << attempt.min(5)).min(KIT_WINDOW);
+            let d = RateBudget::<DefaultClock>::backoff_after_429(attempt);
+            assert!(d >= step / 2 && d <= step, "{attempt}: {d:?}");
+        }
+    }
+}
