@@ -12,6 +12,7 @@ use crate::api_error::ApiError;
 use crate::config::{
     ConfigError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, KitEndpoints, join_path,
 };
+use crate::kit_api::RateBudget;
 use crate::kit_errors::{TokenRejection, classify_401, messages};
 use crate::request::{KitRequest, KitResponse};
 use crate::retry::RetryPolicy;
@@ -42,6 +43,8 @@ pub struct KitClient<S> {
     policy: RetryPolicy,
     timeout: Duration,
     max_body: usize,
+    /// Kit's rate limit as a budget: taken before every attempt, shared by every clone.
+    budget: Option<RateBudget>,
 }
 
 /// Why [`KitClient::run`] gave up, and Kit's last answer when there was one (the proxy
@@ -80,6 +83,7 @@ impl<S> KitClient<S> {
             policy: RetryPolicy::default(),
             timeout: DEFAULT_REQUEST_TIMEOUT,
             max_body: DEFAULT_MAX_API_RESPONSE_BYTES,
+            budget: None,
         })
     }
 
@@ -94,7 +98,25 @@ impl<S> KitClient<S> {
             policy: self.policy,
             timeout: self.timeout,
             max_body: self.max_body,
+            budget: self.budget.clone(),
         }
+    }
+
+    /// Takes one request from `budget` before every attempt (retries included), so this
+    /// client and every clone of it — every task of the process, and a proxy given the same
+    /// budget — stay within Kit's limit per connection instead of learning it from 429s. A 429
+    /// without `Retry-After` (Kit sends none) then backs off as
+    /// [`RateBudget::backoff_after_429`] says, within the retry policy.
+    #[must_use]
+    pub fn with_rate_budget(mut self, budget: RateBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// The rate budget, to share with another client of the same process.
+    #[must_use]
+    pub fn rate_budget(&self) -> Option<&RateBudget> {
+        self.budget.as_ref()
     }
 
     /// Replaces the retry policy.
@@ -151,6 +173,7 @@ impl<S: TokenSource> KitClient<S> {
             policy: RetryPolicy::default(),
             timeout: endpoints.request_timeout(),
             max_body: DEFAULT_MAX_API_RESPONSE_BYTES,
+            budget: None,
         }
     }
 
@@ -242,8 +265,12 @@ impl<S: TokenSource> KitClient<S> {
         let mut refreshed = false;
         let mut verified = false;
         let mut retries = 0u32;
+        let mut throttled = 0u32;
         let mut waited = Duration::ZERO;
         loop {
+            if let Some(budget) = &self.budget {
+                budget.acquire(connection).await;
+            }
             let outcome = self.attempt(&url, request, &token).await;
             // Each arm returns, continues, or yields (error if we give up, server's wait hint,
             // Kit's answer).
@@ -301,11 +328,14 @@ impl<S: TokenSource> KitClient<S> {
                 Ok(raw) if raw.status == StatusCode::TOO_MANY_REQUESTS => {
                     // Refused before processing: safe to repeat whatever the method.
                     let retry_after = raw.retry_after();
-                    (
-                        ApiError::RateLimited { retry_after },
-                        retry_after,
-                        Some(raw),
-                    )
+                    // Kit sends no `Retry-After`: with a budget, wait as Kit's window asks.
+                    let wait = retry_after.or_else(|| {
+                        self.budget
+                            .as_ref()
+                            .map(|_| RateBudget::backoff_after_429(throttled))
+                    });
+                    throttled += 1;
+                    (ApiError::RateLimited { retry_after }, wait, Some(raw))
                 }
                 Ok(raw) => {
                     let status = raw.status.as_u16();

@@ -91,16 +91,14 @@ async fn client_for(
 }
 
 /// 32 tasks × 4 calls of one connection; how many were refused with 429.
-async fn hammer(client: &Arc<KitClient<Arc<SimpleSource>>>, budget: Option<RateBudget>) -> usize {
+async fn hammer(client: KitClient<Arc<SimpleSource>>) -> usize {
+    let client = Arc::new(client);
     let conn = connection_id();
     let mut tasks = Vec::new();
     for _ in 0..TASKS {
-        let (client, conn, budget) = (client.clone(), conn.clone(), budget.clone());
+        let (client, conn) = (client.clone(), conn.clone());
         tasks.push(tokio::spawn(async move {
-            let mut api = client.api(conn);
-            if let Some(b) = budget {
-                api = api.with_budget(b);
-            }
+            let api = client.api(conn);
             let mut refused = 0;
             for _ in 0..4 {
                 match api.list_segments().first_page().await {
@@ -123,7 +121,7 @@ async fn hammer(client: &Arc<KitClient<Arc<SimpleSource>>>, budget: Option<RateB
 async fn without_a_budget_kit_refuses_with_one_the_app_stays_under_the_limit() {
     // Without a budget, a limit of 100 refuses exactly the 28 calls above it.
     let (sb, client) = client_for(confidential().rate_limit(100)).await;
-    let refused = hammer(&Arc::new(client), None).await;
+    let refused = hammer(client).await;
     assert_eq!(refused, 28);
     assert_eq!(sb.stats().rate_limited_429, 28);
     assert_eq!(sb.stats().api_ok, 100);
@@ -131,7 +129,7 @@ async fn without_a_budget_kit_refuses_with_one_the_app_stays_under_the_limit() {
     // With Kit's budget shared by the 32 tasks (Kit's limit on the sandbox, too): the 28
     // calls past the burst wait for the budget instead, and Kit never says 429.
     let (sb, client) = client_for(confidential()).await;
-    let refused = hammer(&Arc::new(client), Some(RateBudget::kit())).await;
+    let refused = hammer(client.with_rate_budget(RateBudget::kit())).await;
     assert_eq!(refused, 0);
     assert_eq!(sb.stats().rate_limited_429, 0);
     assert_eq!(sb.stats().api_ok, 128);

@@ -16,9 +16,7 @@ use futures_util::TryStreamExt as _;
 use kit_oauth::KitOAuth;
 use kit_oauth::core::{ConnectionId, ListQuery, RedirectAllowlist};
 use kit_oauth::http::KitEndpoints;
-use kit_oauth::http::kit_api::{
-    BulkOutcome, BulkSubscriber, RateBudget, Subscriber, SubscriberFilter,
-};
+use kit_oauth::http::kit_api::{BulkOutcome, BulkSubscriber, Subscriber, SubscriberFilter};
 use kit_oauth::store::{KeyRing, SeaOrmStore};
 
 const CALLBACK: &str = "http://127.0.0.1:8080/kit/oauth/callback";
@@ -56,7 +54,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
         println!("installed {account:?} as connection {id}");
     }
 
-    let budget = RateBudget::kit();
     for round in 1..=2 {
         println!("-- sync round {round}");
         let connections = kit
@@ -67,7 +64,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             })
             .await?;
         for connection in connections {
-            sync(&kit, &budget, &connection.id, &connection.account.name).await?;
+            sync(&kit, &connection.id, &connection.account.name).await?;
         }
     }
     println!(
@@ -80,13 +77,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
 }
 
 /// One connection's sync: bulk-import the leads, then tag every subscriber not yet tagged.
-async fn sync(
-    kit: &KitOAuth,
-    budget: &RateBudget,
-    id: &ConnectionId,
-    account: &str,
-) -> Result<(), Box<dyn Error>> {
-    let api = kit.client().api(id.clone()).with_budget(budget.clone());
+async fn sync(kit: &KitOAuth, id: &ConnectionId, account: &str) -> Result<(), Box<dyn Error>> {
+    // The facade's client keeps Kit's rate budget, shared by every task of the process.
+    let api = kit.client().api(id.clone());
     let leads: Vec<BulkSubscriber> = (0..60)
         .map(|i| BulkSubscriber {
             email_address: format!(

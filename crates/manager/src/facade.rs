@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use kit_oauth_core::{Clock, EventSink, RedirectAllowlist, SystemClock};
+use kit_oauth_http::kit_api::RateBudget;
 use kit_oauth_http::{KitClient, KitEndpoints, KitOAuthClient};
 use kit_oauth_store::{KeyRing, SeaOrmStore, StoreOptions};
 use secrecy::ExposeSecret as _;
@@ -238,11 +239,14 @@ impl KitOAuthBuilder {
         let manager =
             TokenManager::new(endpoint, store, clock, Arc::new(sink), self.manager_config);
         let install = InstallFlow::new(manager.clone(), redirect_allow, self.scope);
+        // Kit's rate limit as a budget every task of this process shares (the broker's proxy
+        // takes the same one: `KitClient::rate_budget`).
         let client = KitClient::with_http_client(
             &endpoints,
             manager.endpoint().http_client().clone(),
             manager.clone(),
-        );
+        )
+        .with_rate_budget(RateBudget::kit());
         Ok(KitOAuth {
             manager,
             install,

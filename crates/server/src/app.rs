@@ -201,10 +201,15 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
         api_keys: config.api_keys,
         dashboard: config.dashboard,
         cookies: CookiePolicy { secure: !loopback },
-        kit_api: Some(
-            KitApi::new(config.library.base.clone())
-                .map_err(|e| StartError::Failed(format!("Kit API client: {e}")))?,
-        ),
+        kit_api: Some({
+            let api = KitApi::new(config.library.base.clone())
+                .map_err(|e| StartError::Failed(format!("Kit API client: {e}")))?;
+            // One budget per connection for the whole process: the proxy and the library.
+            match kit.client().rate_budget() {
+                Some(budget) => api.with_rate_budget(budget.clone()),
+                None => api,
+            }
+        }),
         start_again_url,
         ready: Some(ready),
         demo: config.demo,

@@ -17,6 +17,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kit_oauth::core::{AccessToken, ConnectionId, Url};
+use kit_oauth::http::kit_api::RateBudget;
 use kit_oauth::http::{
     ApiError as KitError, ConfigError, KitClient, KitRequest, ReauthReason, RetryPolicy,
     TokenSource, TokenSourceError,
@@ -59,6 +60,14 @@ impl KitApi {
             .with_retry_policy(PROXY_RETRIES)
             .with_timeout(ATTEMPT_TIMEOUT);
         Ok(Self { client })
+    }
+
+    /// Takes Kit's rate budget from `budget` before every call, so the proxy and the library's
+    /// client of one process share each connection's 600 requests a minute.
+    #[must_use]
+    pub fn with_rate_budget(mut self, budget: RateBudget) -> Self {
+        self.client = self.client.with_rate_budget(budget);
+        self
     }
 
     /// The API path for the caller's `path`: under `/v4/`, no empty, `.` or `..` segment, and

@@ -9,9 +9,11 @@
 //! 120 ms). Each process has its own budget: instances sharing a connection must divide the
 //! limit between them ([`RateBudget::new`] with a share of it).
 //!
-//! Hook: every attempt [`crate::KitClient::send`] makes — the first and each retry — should
-//! `acquire` first, and a 429 should wait [`RateBudget::backoff_after_429`]. Until that hook is in
-//! `send`, [`super::KitApi::with_budget`] applies both around each typed call.
+//! A [`crate::KitClient`] given a budget ([`crate::KitClient::with_rate_budget`]) takes one
+//! request from it before every attempt — the first and each retry — and waits
+//! [`RateBudget::backoff_after_429`] after a 429 without `Retry-After`, within its retry policy:
+//! the one retry loop there is. The facade's client has `RateBudget::kit()`, and the broker's
+//! proxy shares that same budget.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -23,8 +25,6 @@ use governor::state::keyed::HashMapStateStore;
 use governor::{Quota, RateLimiter};
 use kit_oauth_core::ConnectionId;
 use rand::Rng as _;
-
-use crate::{ApiError, KitClient, KitRequest, KitResponse, TokenSource};
 
 /// Kit's limit for OAuth tokens.
 pub const KIT_LIMIT: u32 = 600;
@@ -55,6 +55,18 @@ impl<C: Clock + Clone> Clone for RateBudget<C> {
 }
 
 impl RateBudget {
+    /// How long to wait after the `attempt`-th 429 in a row (0-based): Kit's window resets
+    /// within 60 s and it sends no `Retry-After`, so 2 s (as Kit's WordPress library waits),
+    /// doubling, capped at 60 s, drawn uniformly from the upper half of the step.
+    #[must_use]
+    pub fn backoff_after_429(attempt: u32) -> Duration {
+        let step = Duration::from_secs(2)
+            .saturating_mul(1u32.checked_shl(attempt.min(5)).unwrap_or(32))
+            .min(KIT_WINDOW);
+        let hi = u64::try_from(step.as_millis()).unwrap_or(60_000);
+        Duration::from_millis(rand::thread_rng().gen_range(hi / 2..=hi))
+    }
+
     /// Kit's budget: 600 requests per 60 s per connection.
     #[must_use]
     pub fn kit() -> Self {
@@ -103,45 +115,6 @@ impl<C: Clock + Clone> RateBudget<C> {
             tokio::time::sleep(wait + jitter).await;
         }
     }
-
-    /// How long to wait after the `attempt`-th 429 in a row (0-based): Kit's window resets
-    /// within 60 s and it sends no `Retry-After`, so 2 s (as Kit's WordPress library waits),
-    /// doubling, capped at 60 s, drawn uniformly from the upper half of the step.
-    #[must_use]
-    pub fn backoff_after_429(attempt: u32) -> Duration {
-        let step = Duration::from_secs(2)
-            .saturating_mul(1u32.checked_shl(attempt.min(5)).unwrap_or(32))
-            .min(KIT_WINDOW);
-        let hi = u64::try_from(step.as_millis()).unwrap_or(60_000);
-        Duration::from_millis(rand::thread_rng().gen_range(hi / 2..=hi))
-    }
-}
-
-/// 429s in a row after which a budgeted call gives up with [`ApiError::RateLimited`].
-const MAX_429_RETRIES: u32 = 3;
-
-/// Sends `request` for `connection`, first taking one request from `budget` (when given) and,
-/// on a 429, backing off with jitter and trying again within the budget.
-pub(crate) async fn send_within<S: TokenSource>(
-    client: &KitClient<S>,
-    connection: &ConnectionId,
-    budget: Option<&RateBudget>,
-    request: &KitRequest,
-) -> Result<KitResponse, ApiError> {
-    let Some(budget) = budget else {
-        return client.send(connection, request).await;
-    };
-    let mut attempt = 0;
-    loop {
-        budget.acquire(connection).await;
-        match client.send(connection, request).await {
-            Err(ApiError::RateLimited { .. }) if attempt < MAX_429_RETRIES => {
-                tokio::time::sleep(RateBudget::<DefaultClock>::backoff_after_429(attempt)).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -152,7 +125,7 @@ mod tests {
     fn backoff_after_429_stays_in_its_step() {
         for attempt in 0..10 {
             let step = Duration::from_secs(2u64 << attempt.min(5)).min(KIT_WINDOW);
-            let d = RateBudget::<DefaultClock>::backoff_after_429(attempt);
+            let d = RateBudget::backoff_after_429(attempt);
             assert!(d >= step / 2 && d <= step, "{attempt}: {d:?}");
         }
     }

@@ -6,8 +6,6 @@ use futures_util::stream::{self, Stream, StreamExt as _, TryStreamExt as _};
 use kit_oauth_core::ConnectionId;
 use serde::de::DeserializeOwned;
 
-use super::RateBudget;
-use super::budget::send_within;
 use crate::{ApiError, KitClient, KitRequest, Pagination, TokenSource};
 
 /// One page of a list.
@@ -27,7 +25,6 @@ pub struct ListPage<T> {
 pub struct KitList<'a, S, T> {
     client: &'a KitClient<S>,
     connection: ConnectionId,
-    budget: Option<RateBudget>,
     request: KitRequest,
     items_key: &'static str,
     per_page: Option<u32>,
@@ -39,7 +36,6 @@ pub struct KitList<'a, S, T> {
 struct Cursor<'a, S> {
     client: &'a KitClient<S>,
     connection: ConnectionId,
-    budget: Option<RateBudget>,
     request: KitRequest,
     items_key: &'static str,
     after: Option<String>,
@@ -50,14 +46,12 @@ impl<'a, S: TokenSource + Sync, T: DeserializeOwned + Send + 'a> KitList<'a, S, 
     pub(crate) fn new(
         client: &'a KitClient<S>,
         connection: ConnectionId,
-        budget: Option<RateBudget>,
         request: KitRequest,
         items_key: &'static str,
     ) -> Self {
         Self {
             client,
             connection,
-            budget,
             request,
             items_key,
             per_page: None,
@@ -97,7 +91,6 @@ impl<'a, S: TokenSource + Sync, T: DeserializeOwned + Send + 'a> KitList<'a, S, 
         let cursor = Cursor {
             client: self.client,
             connection: self.connection,
-            budget: self.budget,
             request,
             items_key: self.items_key,
             after: self.after,
@@ -142,13 +135,7 @@ impl<S: TokenSource + Sync> Cursor<'_, S> {
         if let Some(after) = &self.after {
             request = request.query("after", after.clone());
         }
-        let response = send_within(
-            self.client,
-            &self.connection,
-            self.budget.as_ref(),
-            &request,
-        )
-        .await;
+        let response = self.client.send(&self.connection, &request).await;
         let response = response.inspect_err(|_| self.done = true)?;
         let protocol = |what: String| ApiError::Protocol {
             status: response.status.as_u16(),

@@ -129,7 +129,6 @@ impl<T> Saved<T> {
 pub struct KitApi<'a, S> {
     client: &'a KitClient<S>,
     connection: ConnectionId,
-    budget: Option<RateBudget>,
 }
 
 impl<S: TokenSource> KitClient<S> {
@@ -138,7 +137,6 @@ impl<S: TokenSource> KitClient<S> {
         KitApi {
             client: self,
             connection,
-            budget: None,
         }
     }
 }
@@ -149,22 +147,10 @@ impl<'a, S: TokenSource + Sync> KitApi<'a, S> {
         &self.connection
     }
 
-    /// Every call (pages included) first takes one request from `budget`, shared with every
-    /// other holder of a clone of it; a 429 backs off with jitter and retries within it.
-    #[must_use]
-    pub fn with_budget(mut self, budget: RateBudget) -> Self {
-        self.budget = Some(budget);
-        self
-    }
-
+    /// Through the client's one retry loop, within its rate budget when it has one
+    /// ([`KitClient::with_rate_budget`]).
     async fn send(&self, request: KitRequest) -> Result<KitResponse, ApiError> {
-        budget::send_within(
-            self.client,
-            &self.connection,
-            self.budget.as_ref(),
-            &request,
-        )
-        .await
+        self.client.send(&self.connection, &request).await
     }
 
     /// Sends and reads the JSON body, unwrapping `{"<key>": T}` when a key is given.
@@ -198,13 +184,7 @@ impl<'a, S: TokenSource + Sync> KitApi<'a, S> {
         request: KitRequest,
         items_key: &'static str,
     ) -> KitList<'a, S, T> {
-        KitList::new(
-            self.client,
-            self.connection.clone(),
-            self.budget.clone(),
-            request,
-            items_key,
-        )
+        KitList::new(self.client, self.connection.clone(), request, items_key)
     }
 }
 
