@@ -37,7 +37,16 @@ impl TokenSource for Fixed {
     ) -> Result<AccessToken, TokenSourceError> {
         Ok(stale.clone())
     }
-    async fn reauth_required(&self, _: &ConnectionId, _: &ReauthReason) {}
+    async fn token_refused(
+        &self,
+        _: &ConnectionId,
+        _: &AccessToken,
+        reason: &ReauthReason,
+    ) -> Result<AccessToken, TokenSourceError> {
+        Err(TokenSourceError::ReauthRequired {
+            reason: reason.message.clone(),
+        })
+    }
 }
 
 async fn setup() -> (SandboxHandle, KitClient<Arc<Fixed>>) {
