@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::header::AUTHORIZATION;
 use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
@@ -93,21 +93,8 @@ pub(crate) struct Refused(ApiRefusal);
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
-        let msg = match self.0 {
-            // Documented body: plain text, and no Retry-After (docs/kit-api-v4.md §0).
-            ApiRefusal::RateLimited => {
-                return (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    [(CONTENT_TYPE, "text/plain; charset=utf-8")],
-                    "Retry later",
-                )
-                    .into_response();
-            }
-            ApiRefusal::Expired => "The access token expired",
-            ApiRefusal::Revoked => "The access token was revoked",
-            ApiRefusal::Invalid => "The access token is invalid",
-        };
-        Fail::new(StatusCode::UNAUTHORIZED, msg).into_response()
+        // One copy of Kit's refusal bodies, shared with `/v4/account`.
+        crate::routes::api::refusal_response(self.0)
     }
 }
 

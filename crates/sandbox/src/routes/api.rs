@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
@@ -47,8 +47,15 @@ pub(crate) fn api_auth(
 /// The exact response Kit gives for a refused API call.
 pub(crate) fn refusal_response(refusal: ApiRefusal) -> Response {
     let msg = match refusal {
-        // Kit's 429 may come without a body and without Retry-After: the hardest case.
-        ApiRefusal::RateLimited => return StatusCode::TOO_MANY_REQUESTS.into_response(),
+        // Kit's documented 429: plain text, and no Retry-After (docs/kit-api-v4.md §0).
+        ApiRefusal::RateLimited => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "Retry later",
+            )
+                .into_response();
+        }
         ApiRefusal::Expired => "The access token expired",
         ApiRefusal::Revoked => "The access token was revoked",
         ApiRefusal::Invalid => "The access token is invalid",
