@@ -1,6 +1,6 @@
 """Runs kit-oauth's `storm` and `fleet` shapes against the Authlib baseline (app.py).
 
-Each run starts its own kit-sandbox (confidential client, --auto-approve, --reuse-detection
+Each run starts its own kit-sandbox (confidential client, --auto-approve, --rotation reuse-detection
 unless --no-reuse-detection, a short --access-ttl), installs the connections through the real authorization-code flow, waits
 until every access token is expired at the sandbox *and* at the client (Authlib computes
 ``expires_at`` from its own clock plus ``expires_in``), resets the sandbox's counters, starts the
@@ -374,7 +374,7 @@ def main() -> None:
     print(f"Baseline: Authlib {authlib.__version__} (OAuth2Session, requests {requests.__version__}), "
           f"Python {platform.python_version()}; {args.processes} OS processes sharing one SQLite "
           f"token store, no cross-process lock; {os.cpu_count()} CPUs. Sandbox: "
-          f"{'' if args.no_reuse_detection else '--reuse-detection '}"
+          f"{'' if args.no_reuse_detection else '--rotation reuse-detection '}"
           f"--auto-approve --access-ttl {args.access_ttl}.")
     print(f"storm: {args.callers} callers ({args.callers // args.processes} threads per process) "
           f"on one expired connection; fleet: {args.connections:,} expired connections, each "

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The baseline comparison of docs/benchmarks.md: kit-oauth's `storm` and `fleet` shapes run
 # against a typical app built on Authlib's auto-refresh (app.py), two OS processes sharing one
-# SQLite token store, against kit-sandbox with --reuse-detection.
+# SQLite token store, against kit-sandbox with --rotation reuse-detection.
 #
 # Usage: benches/baselines/authlib/run.sh [storm] [fleet] [--callers K] [--connections M]
 #          [--processes P] [--threads T] [--runs R] [--access-ttl S] [--no-reuse-detection]
