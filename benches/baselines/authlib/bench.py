@@ -374,7 +374,7 @@ def main() -> None:
     print(f"Baseline: Authlib {authlib.__version__} (OAuth2Session, requests {requests.__version__}), "
           f"Python {platform.python_version()}; {args.processes} OS processes sharing one SQLite "
           f"token store, no cross-process lock; {os.cpu_count()} CPUs. Sandbox: "
-          f"{'' if args.no_reuse_detection else '--rotation reuse-detection '}"
+          f"--rotation {'strict' if args.no_reuse_detection else 'reuse-detection'} "
           f"--auto-approve --access-ttl {args.access_ttl}.")
     print(f"storm: {args.callers} callers ({args.callers // args.processes} threads per process) "
           f"on one expired connection; fleet: {args.connections:,} expired connections, each "
