@@ -26,6 +26,7 @@ mod early_retry;
 mod error;
 mod events;
 mod facade;
+mod fleet;
 mod install;
 mod manager;
 mod refresh;
@@ -48,7 +49,9 @@ pub use facade::{
 };
 pub use install::{InstallFlow, InstallStarted, Installed};
 pub use manager::{ConnectionStatus, IssuedToken, TokenManager};
-pub use refresher::{Refresher, RefresherConfig, RefresherHandle};
+pub use refresher::{
+    DEFAULT_EVENT_RETENTION, MIN_EVENT_RETENTION, Refresher, RefresherConfig, RefresherHandle,
+};
 pub use removal::Removal;
 pub use settings::{
     ConfigError, DEFAULT_BASE, DEFAULT_DATABASE_URL, EncryptionKeySetting, KitOAuthConfig,

@@ -24,6 +24,7 @@ pub mod config;
 pub mod dashboard;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod events;
 pub mod extract;
 pub mod install;
 pub mod install_link;
@@ -190,6 +191,7 @@ pub fn router(engine: Engine, options: BrokerOptions) -> Router {
         .route("/v1/connections/{id}", get(api::show).delete(api::delete))
         .route("/v1/connections/{id}/token", post(api::token))
         .route("/v1/connections/{id}/refresh", post(api::refresh))
+        .route("/v1/connections/{id}/events", get(events::list))
         .route("/v1/connections/{id}/kit/{*path}", any(proxy::handle))
         .route("/", get(dashboard::page))
         .route("/login", post(dashboard::login))
