@@ -22,6 +22,7 @@ pub use kit_oauth_store as store;
 
 mod cache;
 mod config;
+mod declined;
 mod early_retry;
 mod error;
 mod events;
@@ -38,6 +39,7 @@ mod single_flight;
 mod source;
 
 pub use config::ManagerConfig;
+pub use declined::Declined;
 pub use error::{InstallError, ManagerError};
 pub use events::{
     BroadcastEvents, FanOut, LeaseWaitOutcome, ObserverAlreadySet, RefreshObserver, RefreshOutcome,
