@@ -32,6 +32,7 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod overview;
 pub mod ops;
 pub mod ops_routes;
 pub mod pages;
@@ -40,6 +41,7 @@ pub mod sessions;
 pub mod sign_in;
 pub mod telemetry;
 pub mod throttle;
+pub mod timeline;
 pub mod web;
 pub mod webhook;
 
@@ -194,6 +196,8 @@ pub fn router(engine: Engine, options: BrokerOptions) -> Router {
         .route("/v1/connections/{id}/events", get(events::list))
         .route("/v1/connections/{id}/kit/{*path}", any(proxy::handle))
         .route("/", get(dashboard::page))
+        .route("/overview", get(overview::page_of))
+        .route("/connections/{id}", get(timeline::page_of))
         .route("/login", post(dashboard::login))
         .route("/logout", post(dashboard::logout))
         .route("/connections/{id}/refresh", post(dashboard::refresh))

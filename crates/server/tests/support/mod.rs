@@ -11,6 +11,7 @@
 )]
 
 mod broker_api;
+pub mod fleet;
 
 pub use broker_api::BrokerApi;
 
