@@ -46,7 +46,7 @@ async fn fleet_on(database_url: &str, backend: &str) {
     let seeding = Instant::now();
     let seeded = fleet::seed(database_url, n, 10, 3_000).await;
     let seed_time = seeding.elapsed();
-    let timeline_of = seeded.active[3].clone();
+    let timeline_of = seeded.ended[3].clone();
     fleet::history(database_url, &timeline_of).await;
 
     let (listener, base) = support::listener().await;

@@ -38,6 +38,8 @@ pub fn name(i: usize) -> String {
 pub struct Seeded {
     /// The active connections' ids, in seeding order.
     pub active: Vec<ConnectionId>,
+    /// The first few ended (needs reinstall) connections' ids.
+    pub ended: Vec<ConnectionId>,
     /// How many of each: active (of which failing), needing a reinstall, revoked.
     pub counts: [usize; 4],
 }
@@ -91,6 +93,7 @@ pub async fn seed(url: &str, n: usize, active_every: usize, refreshes: usize) ->
     let now = store_clock_now().unix_millis();
     let mut seeded = Seeded {
         active: Vec::new(),
+        ended: Vec::new(),
         counts: [0; 4],
     };
     let mut rows = Vec::new();
@@ -108,9 +111,13 @@ pub async fn seed(url: &str, n: usize, active_every: usize, refreshes: usize) ->
                 .to_owned()
         };
         seeded.counts[if revoked { 3 } else { 2 }] += 1;
+        let id = ConnectionId::generate(&mut rand::rngs::OsRng);
+        if !revoked && seeded.ended.len() < 10 {
+            seeded.ended.push(id.clone());
+        }
         rows.push(format!(
             "('{}', 'tenant-{}', '{}', '{}', 'unauthorized', '{}', 1, {}, {})",
-            ConnectionId::generate(&mut rand::rngs::OsRng).as_str(),
+            id.as_str(),
             i % 200,
             100_000 + i,
             name(i),
@@ -149,32 +156,43 @@ pub async fn seed(url: &str, n: usize, active_every: usize, refreshes: usize) ->
         .unwrap();
         seeded.counts[1] += 1;
     }
-    // Refreshes over the last day, busier in the afternoon (UTC), one failure per 40.
+    // Refreshes over the last day, following the creators' day (busier in the UTC afternoon),
+    // with an outage three hours ago whose failures were retried.
+    const DAY: [usize; 24] = [
+        50, 40, 34, 30, 30, 34, 44, 58, 74, 90, 104, 114, 120, 124, 126, 124, 118, 110, 100, 90,
+        80, 72, 64, 56,
+    ];
+    let total: usize = DAY.iter().sum();
+    let current_hour = now.div_euclid(3_600_000);
     let mut events = Vec::new();
-    for k in 0..refreshes {
-        let id = &seeded.active[k % seeded.active.len()];
-        let hour = (k * 7 + k / 3) % 24;
-        let at = now - (hour as i64) * 3_600_000 - ((k * 37) % 3_600_000) as i64;
-        let kind = if k % 40 == 0 {
-            "refresh_failed"
-        } else {
-            "refreshed"
+    let mut k = 0;
+    for ago in 0..24_i64 {
+        let hour = current_hour - ago;
+        let share = DAY[usize::try_from(hour.rem_euclid(24)).unwrap()] * refreshes / total;
+        let failures = match ago {
+            3 => share / 4,
+            2 => share / 10,
+            _ => share / 100,
         };
-        events.push(format!(
-            "('seed_{k}', '{}', 'tenant-0', NULL, '{kind}', '{{}}', {at})",
-            id.as_str()
-        ));
-        if events.len() == 500 || k + 1 == refreshes {
-            db.execute_unprepared(&format!(
-                "INSERT INTO connection_events (id, connection_id, tenant_name, kit_account_id, \
-                 kind, detail, at) VALUES {}",
-                events.join(", ")
-            ))
-            .await
-            .unwrap();
-            events.clear();
+        for j in 0..share + failures {
+            let id = &seeded.active[k % seeded.active.len()];
+            let at = (hour * 3_600_000 + ((j * 7_919) % 3_600_000) as i64).min(now - 1);
+            let kind = if j < failures {
+                "refresh_failed"
+            } else {
+                "refreshed"
+            };
+            events.push(format!(
+                "('seed_{k}', '{}', 'tenant-0', NULL, '{kind}', '{{}}', {at})",
+                id.as_str()
+            ));
+            k += 1;
+            if events.len() == 500 {
+                flush_events(&db, &mut events).await;
+            }
         }
     }
+    flush_events(&db, &mut events).await;
     seeded
 }
 
@@ -226,4 +244,18 @@ pub async fn history(url: &str, id: &ConnectionId) {
             .await
             .unwrap();
     }
+}
+
+async fn flush_events(db: &sea_orm::DatabaseConnection, events: &mut Vec<String>) {
+    if events.is_empty() {
+        return;
+    }
+    db.execute_unprepared(&format!(
+        "INSERT INTO connection_events (id, connection_id, tenant_name, kit_account_id, kind, \
+         detail, at) VALUES {}",
+        events.join(", ")
+    ))
+    .await
+    .unwrap();
+    events.clear();
 }
