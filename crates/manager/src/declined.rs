@@ -6,7 +6,9 @@
 //! install from, with `success=true` removed, so Kit shows the app as not installed rather
 //! than the broker showing a dead end.
 
-use kit_oauth_core::{ConnectionStore, ConnectionStoreExt as _, CsrfState, PendingTake, Sha256Hash};
+use kit_oauth_core::{
+    ConnectionStore, ConnectionStoreExt as _, CsrfState, PendingTake, Sha256Hash,
+};
 
 use crate::error::InstallError;
 use crate::install::InstallFlow;

@@ -3,9 +3,7 @@
 //! not part of the `ConnectionStore` port every store must implement.
 
 use kit_oauth_core::{ConnectionId, ConnectionStore, Timestamp};
-use kit_oauth_store::{
-    EventCursor, FleetCounts, FleetQuery, HourCounts, SeaOrmStore, StoredEvent,
-};
+use kit_oauth_store::{EventCursor, FleetCounts, FleetQuery, HourCounts, SeaOrmStore, StoredEvent};
 
 use crate::error::ManagerError;
 use crate::manager::{ConnectionStatus, TokenManager};
@@ -55,7 +53,10 @@ impl<E> TokenManager<E, SeaOrmStore> {
         since: Timestamp,
     ) -> Result<(FleetCounts, Vec<HourCounts>), ManagerError> {
         let store = &self.inner.store;
-        let counts = store.fleet_counts().await.map_err(ManagerError::from_store)?;
+        let counts = store
+            .fleet_counts()
+            .await
+            .map_err(ManagerError::from_store)?;
         let hours = store
             .refreshes_per_hour(since)
             .await

@@ -12,7 +12,7 @@ use kit_oauth::core::{
 use kit_oauth::http::{KitEndpoints, KitOAuthClient};
 use kit_oauth::store::{KeyRing, SeaOrmStore};
 use kit_oauth::{
-    ManagerConfig, MIN_EVENT_RETENTION, Refresher, RefresherConfig, TokenManager, TracingEvents,
+    MIN_EVENT_RETENTION, ManagerConfig, Refresher, RefresherConfig, TokenManager, TracingEvents,
 };
 use sea_orm::{ConnectionTrait as _, Database};
 
@@ -144,7 +144,10 @@ async fn the_refresher_deletes_old_events_in_batches_on_postgres() {
         tokio::time::timeout(Duration::from_secs(10), Database::connect(admin.as_str())).await
     else {
         let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(!ci, "PostgreSQL is required under CI but {admin} is unreachable");
+        assert!(
+            !ci,
+            "PostgreSQL is required under CI but {admin} is unreachable"
+        );
         eprintln!("\n!!!!! SKIPPED: PostgreSQL at {admin} is unreachable !!!!!\n");
         return;
     };

@@ -177,7 +177,10 @@ async fn render(
         paged: after.is_some(),
     };
     list.next = more
-        .then(|| rows.last().map(|r| pages::list_href(&list, Some(r.id.as_str()))))
+        .then(|| {
+            rows.last()
+                .map(|r| pages::list_href(&list, Some(r.id.as_str())))
+        })
         .flatten();
     let rows: Vec<_> = rows
         .into_iter()

@@ -110,7 +110,10 @@ pub async fn list(
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = more
-        .then(|| rows.last().map(|e| format!("{}.{}", e.at.unix_millis(), e.id)))
+        .then(|| {
+            rows.last()
+                .map(|e| format!("{}.{}", e.at.unix_millis(), e.id))
+        })
         .flatten();
     let events = rows
         .into_iter()

@@ -297,7 +297,10 @@ async fn denied(state: &AppState, query: &str, binding: Option<&str>) -> Option<
             )
         }
     };
-    tracing::warn!(status = status.as_u16(), "denied install answered with a page");
+    tracing::warn!(
+        status = status.as_u16(),
+        "denied install answered with a page"
+    );
     Some(page(state, status, title, message))
 }
 

@@ -187,9 +187,21 @@ mod tests {
         let now = 100 * HOUR_MS + 5;
         let day = last_day(
             &[
-                HourCounts { hour: 100, refreshed: 10, failed: 2 },
-                HourCounts { hour: 77, refreshed: 5, failed: 0 },
-                HourCounts { hour: 50, refreshed: 99, failed: 0 },
+                HourCounts {
+                    hour: 100,
+                    refreshed: 10,
+                    failed: 2,
+                },
+                HourCounts {
+                    hour: 77,
+                    refreshed: 5,
+                    failed: 0,
+                },
+                HourCounts {
+                    hour: 50,
+                    refreshed: 99,
+                    failed: 0,
+                },
             ],
             now,
         );
@@ -202,6 +214,9 @@ mod tests {
         // The busiest bar fills the plot; an hour of 5 is half of it.
         let full = HEIGHT - BOTTOM - 10;
         assert!(svg.contains(&format!("height=\"{full}\"")), "{svg}");
-        assert!(svg.contains(&format!("height=\"{}\"", 5 * full / 10)), "{svg}");
+        assert!(
+            svg.contains(&format!("height=\"{}\"", 5 * full / 10)),
+            "{svg}"
+        );
     }
 }

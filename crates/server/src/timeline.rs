@@ -35,10 +35,7 @@ fn describe(event: &StoredEvent) -> (String, &'static str) {
         "authorized" => ("Installed (the creator allowed access)".to_owned(), "good"),
         "refreshed" => ("Token refreshed".to_owned(), "good"),
         "refresh_failed" => (format!("Refresh failed: {}", text("reason")), "bad"),
-        "reauth_required" => (
-            format!("Reinstall required: {}", text("reason")),
-            "bad",
-        ),
+        "reauth_required" => (format!("Reinstall required: {}", text("reason")), "bad"),
         "revoked" => ("Revoked by the app".to_owned(), "bad"),
         "removed_without_revoke" => (
             format!("Removed without revoking at Kit: {}", text("reason")),
@@ -69,8 +66,7 @@ fn timeline(events: &[StoredEvent], now: Timestamp) -> Markup {
 
 fn parse_before(raw: &str) -> Option<EventCursor> {
     let (at, id) = raw.split_once('.')?;
-    if id.is_empty() || id.len() > 64 || at.len() > 18 || !at.bytes().all(|b| b.is_ascii_digit())
-    {
+    if id.is_empty() || id.len() > 64 || at.len() > 18 || !at.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     Some(EventCursor {

@@ -96,7 +96,10 @@ async fn events_page_newest_first_only_for_the_connections_tenant() {
         assert_eq!(error["error"], "bad_request", "{query}: {error}");
     }
     let path = format!("/v1/connections/{ann}/events");
-    let other = api.with_key(GLOBEX_KEY).call(Method::GET, &path, None).await;
+    let other = api
+        .with_key(GLOBEX_KEY)
+        .call(Method::GET, &path, None)
+        .await;
     assert_eq!(other.status, StatusCode::NOT_FOUND, "{other:?}");
     let anonymous = BrokerApi::anonymous(&base)
         .call(Method::GET, &path, None)
@@ -181,7 +184,10 @@ async fn after_deny_the_creator_is_back_on_kits_page_which_says_not_installed() 
     assert_eq!(stranger.status(), StatusCode::FORBIDDEN);
     let back = owner.get(&callback).send().await.unwrap();
     assert_eq!(back.status(), StatusCode::FOUND);
-    assert_eq!(location(&back), format!("{}/apps/{APP}", sandbox.base_url()));
+    assert_eq!(
+        location(&back),
+        format!("{}/apps/{APP}", sandbox.base_url())
+    );
 
     // Nothing was stored for either denial.
     let list = BrokerApi::new(&base, API_KEY).list("").await.body;

@@ -119,11 +119,17 @@ async fn fleet_on(database_url: &str, backend: &str) {
     // Filters: every card of a filtered page is in that state.
     let (_, revoked, filter_time) = get(&browser, &format!("{base}/?state=revoked")).await;
     assert_eq!(cards(&revoked).len(), 50.min(seeded.counts[3]));
-    assert_eq!(revoked.matches(">Revoked</span>").count(), cards(&revoked).len());
+    assert_eq!(
+        revoked.matches(">Revoked</span>").count(),
+        cards(&revoked).len()
+    );
     let (_, failing, _) = get(&browser, &format!("{base}/?state=failing")).await;
     assert_eq!(cards(&failing).len(), 50.min(seeded.counts[1]));
     let (_, reauth, _) = get(&browser, &format!("{base}/?state=reauth")).await;
-    assert_eq!(reauth.matches("class=\"button primary reconnect\"").count(), 50);
+    assert_eq!(
+        reauth.matches("class=\"button primary reconnect\"").count(),
+        50
+    );
     for bad in ["/?state=sleepy", "/?after=not%20an%20id"] {
         let (status, _, _) = get(&browser, &format!("{base}{bad}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");

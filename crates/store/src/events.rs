@@ -157,7 +157,10 @@ impl SeaOrmStore {
     ///
     /// # Errors
     /// A database error.
-    pub async fn refreshes_per_hour(&self, since: Timestamp) -> Result<Vec<HourCounts>, StoreError> {
+    pub async fn refreshes_per_hour(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<HourCounts>, StoreError> {
         let mut p = Params::new();
         let sql = format!(
             "SELECT at / {HOUR_MS} AS hour, kind, COUNT(*) AS n FROM connection_events \

@@ -40,9 +40,14 @@ impl FleetFilter {
     /// The filter named `name` in a URL.
     #[must_use]
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Active, Self::Failing, Self::NeedsReauth, Self::Revoked]
-            .into_iter()
-            .find(|f| f.as_str() == name)
+        [
+            Self::Active,
+            Self::Failing,
+            Self::NeedsReauth,
+            Self::Revoked,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == name)
     }
 }
 
@@ -98,7 +103,12 @@ impl SeaOrmStore {
     ) -> Result<Vec<ConnectionRecord>, StoreError> {
         let mut p = Params::new();
         let mut sql = format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE 1 = 1");
-        if let Some(text) = query.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        if let Some(text) = query
+            .text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
             sql.push_str(&format!(
                 " AND (id = {} OR tenant_name = {} OR kit_account_id = {} \
                  OR LOWER(account_name) LIKE {} ESCAPE '\\')",

@@ -40,9 +40,9 @@ mod sql;
 mod store;
 
 pub use connections::{DEFAULT_PAGE, MAX_PAGE};
+pub use crypto::{DEFAULT_KEY_ID, ENCRYPTION_KEY_ENV, KEY_LEN, KeyRing, KeyRingError};
 pub use events::{EventCursor, HourCounts, StoredEvent};
 pub use fleet::{FleetCounts, FleetFilter, FleetQuery};
-pub use crypto::{DEFAULT_KEY_ID, ENCRYPTION_KEY_ENV, KEY_LEN, KeyRing, KeyRingError};
 pub use migration::{
     CHANGE_CHANNEL, CreateTables, EarlyRetry, FleetIndexes, IndexesAndEvents, Migrator,
 };

@@ -2,6 +2,7 @@
 //! scale tests and screenshots: active grants through the store's own install upsert (their
 //! tokens sealed with the broker's key), ended ones (no tokens) by multi-row INSERTs, plus an
 //! audit trail for the overview's 24 hours and one connection's timeline.
+#![allow(clippy::cast_possible_wrap, clippy::cast_possible_truncation)]
 
 use std::time::Duration;
 
@@ -17,12 +18,18 @@ use sea_orm::{ConnectionTrait as _, Database};
 use super::ENCRYPTION_KEY;
 
 const FIRST: [&str; 16] = [
-    "Ada", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "June", "Kai", "Lena",
-    "Milo", "Nora", "Omar", "Pia",
+    "Ada", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "June", "Kai", "Lena", "Milo",
+    "Nora", "Omar", "Pia",
 ];
 const TRADE: [&str; 12] = [
     "Bakery", "Studio", "Press", "Garden", "Cycles", "Letters", "Kitchen", "Podcast", "Pottery",
     "Yoga", "Books", "Audio",
+];
+
+/// Refreshes per hour of the day (UTC), in proportion: the creators' day.
+const DAY: [usize; 24] = [
+    50, 40, 34, 30, 30, 34, 44, 58, 74, 90, 104, 114, 120, 124, 126, 124, 118, 110, 100, 90, 80,
+    72, 64, 56,
 ];
 
 /// The account name of the `i`-th seeded connection.
@@ -158,10 +165,6 @@ pub async fn seed(url: &str, n: usize, active_every: usize, refreshes: usize) ->
     }
     // Refreshes over the last day, following the creators' day (busier in the UTC afternoon),
     // with an outage three hours ago whose failures were retried.
-    const DAY: [usize; 24] = [
-        50, 40, 34, 30, 30, 34, 44, 58, 74, 90, 104, 114, 120, 124, 126, 124, 118, 110, 100, 90,
-        80, 72, 64, 56,
-    ];
     let total: usize = DAY.iter().sum();
     let current_hour = now.div_euclid(3_600_000);
     let mut events = Vec::new();
