@@ -28,12 +28,14 @@ ol.timeline{list-style:none;padding:0}ol.timeline li{border-left:3px solid #8888
 ol.timeline li.bad{border-color:#a00000}ol.timeline li.good{border-color:#1f6f43}";
 
 /// Updates every `[data-expires]` countdown once a second and reloads the page every 15 s, so
-/// a person watching sees the refresher at work.
+/// a person watching sees the refresher at work — unless they have started typing in a form
+/// (the search), whose text a reload would throw away.
 const SCRIPT: &str = "\
 function tick(){var now=Date.now()/1000;document.querySelectorAll('[data-expires]').forEach(function(e){\
 var d=Math.round(e.dataset.expires-now),a=Math.abs(d),s=a<60?a+' s':Math.floor(a/60)+' min '+(a%60)+' s';\
 if(a>=3600){s=Math.floor(a/3600)+' h '+Math.floor((a%3600)/60)+' min'}e.textContent=d>=0?'in '+s:s+' ago';});}\
-setInterval(tick,1000);tick();setTimeout(function(){location.reload()},15000);";
+var typed=false;document.addEventListener('input',function(){typed=true});\
+setInterval(tick,1000);tick();setTimeout(function(){if(!typed)location.reload()},15000);";
 
 pub(crate) fn layout(title: &str, body: &Markup, script: bool) -> Markup {
     html! {

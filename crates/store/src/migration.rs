@@ -214,8 +214,9 @@ impl MigrationTrait for EarlyRetry {
 }
 
 /// `m20261130_000004_fleet_indexes`: the audit trail by time alone (retention's bounded DELETE
-/// and the overview's refreshes per hour read a range of it), and connections by state (the
-/// dashboard's filters walk it in id order).
+/// and the overview's refreshes per hour read a range of it). No index on `connections.state`:
+/// the dashboard's filters walk the primary key in id order, and such an index would tempt
+/// SQLite's planner away from `next_refresh_at` in the refresher's due query.
 #[derive(Debug, Clone, Copy)]
 pub struct FleetIndexes;
 
@@ -232,8 +233,6 @@ impl MigrationTrait for FleetIndexes {
             manager,
             &[
                 "CREATE INDEX IF NOT EXISTS connection_events_at_idx ON connection_events (at)"
-                    .to_owned(),
-                "CREATE INDEX IF NOT EXISTS connections_state_id_idx ON connections (state, id)"
                     .to_owned(),
             ],
         )
