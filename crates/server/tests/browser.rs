@@ -18,6 +18,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
+// Not in `support/mod.rs`: the CLI's tests include that module, without this one's crates.
+#[path = "support/fleet.rs"]
+mod fleet;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener as StdListener;
@@ -312,9 +315,9 @@ async fn a_person_installs_from_the_sandbox_app_store_and_sees_authorized() {
 async fn the_fleet_dashboard_is_accessible_and_photographed() {
     let dir = tempfile::tempdir().unwrap();
     let url = support::sqlite_url(dir.path());
-    let seeded = support::fleet::seed(&url, 10_000, 10, 3_000).await;
+    let seeded = fleet::seed(&url, 10_000, 10, 3_000).await;
     let connection = seeded.ended[3].clone();
-    support::fleet::history(&url, &connection).await;
+    fleet::history(&url, &connection).await;
     let (listener, base) = support::listener().await;
     let sandbox = support::sandbox(&base).await;
     let running = support::start(
@@ -348,7 +351,7 @@ async fn the_fleet_dashboard_is_accessible_and_photographed() {
 
     // Keyboard: the search field takes focus and a search shows one connection.
     let search = browser.find(Locator::Css("input#q")).await.unwrap();
-    let wanted = support::fleet::name(479);
+    let wanted = fleet::name(479);
     search.send_keys(&wanted.to_lowercase()).await.unwrap();
     browser
         .find(Locator::Css("form.search button"))

@@ -5,6 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
+// Not in `support/mod.rs`: the CLI's tests include that module, without this one's crates.
+#[path = "support/fleet.rs"]
+mod fleet;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 use kit_oauth_server::DashboardAccess;
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait as _, Database};
-use support::{Extra, fleet};
+use support::Extra;
 
 fn size() -> usize {
     std::env::var("KIT_OAUTH_FLEET_SIZE")

@@ -2,7 +2,11 @@
 //! scale tests and screenshots: active grants through the store's own install upsert (their
 //! tokens sealed with the broker's key), ended ones (no tokens) by multi-row INSERTs, plus an
 //! audit trail for the overview's 24 hours and one connection's timeline.
-#![allow(clippy::cast_possible_wrap, clippy::cast_possible_truncation)]
+#![allow(
+    unreachable_pub,
+    clippy::cast_possible_wrap,
+    clippy::cast_possible_truncation
+)]
 
 use std::time::Duration;
 
@@ -15,7 +19,7 @@ use kit_oauth::core::{
 use kit_oauth::store::{KeyRing, SeaOrmStore};
 use sea_orm::{ConnectionTrait as _, Database};
 
-use super::ENCRYPTION_KEY;
+use crate::support::ENCRYPTION_KEY;
 
 const FIRST: [&str; 16] = [
     "Ada", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "June", "Kai", "Lena", "Milo",

@@ -11,7 +11,6 @@
 )]
 
 mod broker_api;
-pub mod fleet;
 
 pub use broker_api::BrokerApi;
 
