@@ -106,6 +106,7 @@ async fn fleet(db: &Db, connections: usize) {
                 batch: 100,
                 concurrency: 8,
                 rate_per_second: 10_000,
+                ..RefresherConfig::default()
             })
             .spawn()
         })
@@ -274,6 +275,7 @@ async fn worker_process_entry() {
             batch: 50,
             concurrency: 4,
             rate_per_second: 10_000,
+            ..RefresherConfig::default()
         })
         .spawn();
     let ids: Vec<ConnectionId> = kit

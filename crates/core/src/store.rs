@@ -515,4 +515,12 @@ pub trait ConnectionStore: Send + Sync {
 
     /// Appends an event to the audit trail.
     fn append_event(&self, event: &Event) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes at most `limit` audit-trail events older than `before`, oldest first; returns
+    /// how many. Bounded so that retention never holds a long lock on a busy table.
+    fn purge_events_before(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }

@@ -63,7 +63,7 @@ struct CallbackKey {
 
 /// The install half of the library.
 pub struct InstallFlow<E, S> {
-    manager: TokenManager<E, S>,
+    pub(crate) manager: TokenManager<E, S>,
     allow: RedirectAllowlist,
     scope: Option<String>,
     /// Completed installs by callback, so that a double-submitted callback gets the same answer

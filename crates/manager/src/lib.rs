@@ -22,10 +22,12 @@ pub use kit_oauth_store as store;
 
 mod cache;
 mod config;
+mod declined;
 mod early_retry;
 mod error;
 mod events;
 mod facade;
+mod fleet;
 mod install;
 mod manager;
 mod refresh;
@@ -37,6 +39,7 @@ mod single_flight;
 mod source;
 
 pub use config::ManagerConfig;
+pub use declined::Declined;
 pub use error::{InstallError, ManagerError};
 pub use events::{
     BroadcastEvents, FanOut, LeaseWaitOutcome, ObserverAlreadySet, RefreshObserver, RefreshOutcome,
@@ -48,7 +51,9 @@ pub use facade::{
 };
 pub use install::{InstallFlow, InstallStarted, Installed};
 pub use manager::{ConnectionStatus, IssuedToken, TokenManager};
-pub use refresher::{Refresher, RefresherConfig, RefresherHandle};
+pub use refresher::{
+    DEFAULT_EVENT_RETENTION, MIN_EVENT_RETENTION, Refresher, RefresherConfig, RefresherHandle,
+};
 pub use removal::Removal;
 pub use settings::{
     ConfigError, DEFAULT_BASE, DEFAULT_DATABASE_URL, EncryptionKeySetting, KitOAuthConfig,

@@ -4,6 +4,8 @@
 //! refreshes at once and starts at most `rate_per_second` of them, and on shutdown finishes the
 //! refreshes in flight (each commits or releases its lease) before returning. Every active
 //! grant has a `next_refresh_at`, so grants nobody uses are renewed too and never lapse.
+//! Each scan also deletes one bounded batch of audit-trail events past their retention: a
+//! refresh adds a row, so without it the table grows forever.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +28,17 @@ pub struct RefresherConfig {
     pub concurrency: usize,
     /// Refreshes started per second, at most (a token bucket of one second's worth).
     pub rate_per_second: u32,
+    /// How long audit-trail events are kept; never less than [`MIN_EVENT_RETENTION`].
+    pub event_retention: Duration,
+    /// Events deleted at most per scan, so retention never holds a long lock.
+    pub event_purge_batch: u32,
 }
+
+/// The default audit-trail retention: 30 days.
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The shortest retention honoured. The dashboard keeps its sign-out instant as an event, and
+/// that instant must outlive every session it ended (12 h), so a day is the floor.
+pub const MIN_EVENT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for RefresherConfig {
     fn default() -> Self {
@@ -35,6 +47,8 @@ impl Default for RefresherConfig {
             batch: 200,
             concurrency: 16,
             rate_per_second: 50,
+            event_retention: DEFAULT_EVENT_RETENTION,
+            event_purge_batch: 1_000,
         }
     }
 }
@@ -99,6 +113,31 @@ where
         started
     }
 
+    /// Deletes one batch of audit-trail events older than the retention; returns how many.
+    pub async fn purge_events_once(&self) -> u64 {
+        let inner = &self.manager.inner;
+        let retention = self.config.event_retention.max(MIN_EVENT_RETENTION);
+        let age = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let now = inner.clock.now().unix_millis();
+        let before = kit_oauth_core::Timestamp::from_unix_millis(now.saturating_sub(age));
+        match inner
+            .store
+            .purge_events_before(before, self.config.event_purge_batch)
+            .await
+        {
+            Ok(removed) => {
+                if removed > 0 {
+                    tracing::debug!(removed, "old audit-trail events deleted");
+                }
+                removed
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not delete old audit-trail events");
+                0
+            }
+        }
+    }
+
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let mut running = JoinSet::new();
@@ -107,6 +146,7 @@ where
                 break;
             }
             self.scan(&mut running, &stopped, &permits).await;
+            self.purge_events_once().await;
             while running.try_join_next().is_some() {}
             let pause = self
                 .config

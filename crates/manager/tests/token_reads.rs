@@ -154,6 +154,13 @@ impl ConnectionStore for Counting {
     fn append_event(&self, event: &Event) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.tick().append_event(event)
     }
+    fn purge_events_before(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        self.tick().purge_events_before(before, limit)
+    }
 }
 
 const LIFETIME: Duration = Duration::from_secs(172_800);

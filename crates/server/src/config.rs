@@ -29,6 +29,10 @@ pub const LOG_FORMAT_VAR: &str = "KIT_OAUTH_LOG_FORMAT";
 pub const REFRESH_INTERVAL_VAR: &str = "KIT_OAUTH_REFRESH_INTERVAL";
 /// The background refresher's most refreshes started per second.
 pub const REFRESH_RATE_VAR: &str = "KIT_OAUTH_REFRESH_RATE";
+/// How long audit-trail events are kept.
+pub const EVENT_RETENTION_VAR: &str = "KIT_OAUTH_EVENT_RETENTION";
+/// The longest retention accepted, in days (ten years).
+pub const MAX_EVENT_RETENTION_DAYS: u64 = 3_650;
 /// The shortest scan interval accepted (each scan is a query on the connections table).
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(100);
 /// The longest scan interval accepted: well inside the 15-minute refresh margin of Kit's
@@ -154,6 +158,9 @@ pub struct ServerArgs {
     /// Most refreshes the background refresher starts per second, 1 to 1000 [default: 50].
     #[arg(long, env = "KIT_OAUTH_REFRESH_RATE")]
     pub refresh_rate: Option<String>,
+    /// Days audit-trail events are kept (`30`, `30d`), 1 to 3650 [default: 30].
+    #[arg(long, env = "KIT_OAUTH_EVENT_RETENTION")]
+    pub event_retention: Option<String>,
 }
 
 /// The server's settings, validated.
@@ -222,6 +229,9 @@ impl ServerArgs {
         }
         if let Some(raw) = non_empty(self.refresh_rate.as_ref()) {
             config.rate_per_second = parse_refresh_rate(raw)?;
+        }
+        if let Some(raw) = non_empty(self.event_retention.as_ref()) {
+            config.event_retention = parse_event_retention(raw)?;
         }
         Ok(config)
     }
@@ -360,6 +370,27 @@ fn parse_refresh_rate(raw: &str) -> Result<u32, ConfigError> {
         })
 }
 
+/// Whole days (`30` or `30d`): retention is about weeks, and a day is the floor anyway
+/// (`kit_oauth::MIN_EVENT_RETENTION`).
+fn parse_event_retention(raw: &str) -> Result<Duration, ConfigError> {
+    raw.strip_suffix('d')
+        .unwrap_or(raw)
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|days| (1..=MAX_EVENT_RETENTION_DAYS).contains(days))
+        .map(|days| Duration::from_secs(days * 24 * 3600))
+        .ok_or_else(|| {
+            ConfigError::new(
+                EVENT_RETENTION_VAR,
+                format!(
+                    "must be a whole number of days from 1 to {MAX_EVENT_RETENTION_DAYS} \
+                     (`30` or `30d`), not {raw:?}"
+                ),
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,6 +401,30 @@ mod tests {
             refresh_rate: rate.map(str::to_owned),
             ..ServerArgs::default()
         }
+    }
+
+    #[test]
+    fn event_retention_is_whole_days_from_one_to_ten_years() {
+        let with = |raw: &str| ServerArgs {
+            event_retention: Some(raw.to_owned()),
+            ..ServerArgs::default()
+        };
+        let days = |n: u64| Duration::from_secs(n * 24 * 3600);
+        for (raw, expected) in [("30", days(30)), ("1d", days(1)), ("3650", days(3650))] {
+            let config = with(raw).refresher(RefresherConfig::default()).unwrap();
+            assert_eq!(config.event_retention, expected, "{raw}");
+        }
+        for raw in ["0", "3651", "12h", "-1", "1.5", "d"] {
+            let error = with(raw)
+                .refresher(RefresherConfig::default())
+                .err()
+                .unwrap();
+            assert_eq!(error.variable, EVENT_RETENTION_VAR, "{raw}");
+        }
+        let default = ServerArgs::default()
+            .refresher(RefresherConfig::default())
+            .unwrap();
+        assert_eq!(default.event_retention, days(30));
     }
 
     #[test]

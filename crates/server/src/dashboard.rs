@@ -1,10 +1,13 @@
-//! `GET /`: the operator dashboard, with CSRF-protected Refresh and Revoke buttons.
+//! `GET /`: the operator dashboard, with CSRF-protected Refresh and Revoke buttons, a search
+//! and state filter over the whole fleet, and keyset pages (`after` = the last id shown).
 
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use kit_oauth::core::{ConnectionId, ListQuery, constant_time_eq};
+use kit_oauth::ConnectionStatus;
+use kit_oauth::core::{ConnectionId, StateName, UnauthorizedReason, constant_time_eq};
+use kit_oauth::store::{FleetFilter, FleetQuery};
 use serde::Deserialize;
 
 use std::time::Duration;
@@ -15,8 +18,24 @@ use crate::sessions::{SESSION_COOKIE, SESSION_TTL, SessionView};
 use crate::web::{cookie, see_other};
 use crate::{AppState, DashboardAccess};
 
-/// Connections shown at most.
-const SHOWN: u32 = 500;
+/// Connections per page.
+const SHOWN: u32 = 50;
+/// How long a reconnect link's signed tenant stays valid.
+const RECONNECT_LINK_SECS: i64 = 7 * 24 * 3600;
+
+/// The list page's search (all optional; unknown values are a 400 page).
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    /// Account name (part of it), connection id, Kit account id or tenant.
+    #[serde(default)]
+    q: Option<String>,
+    /// A [`FleetFilter`] name, or empty for any.
+    #[serde(default)]
+    state: Option<String>,
+    /// The last connection id of the previous page.
+    #[serde(default)]
+    after: Option<String>,
+}
 
 /// A dashboard form: every POST carries the session's CSRF token.
 #[derive(Debug, Deserialize)]
@@ -32,7 +51,7 @@ pub struct LoginForm {
     key: String,
 }
 
-fn html(status: StatusCode, markup: &maud::Markup) -> Response {
+pub(crate) fn html(status: StatusCode, markup: &maud::Markup) -> Response {
     (
         status,
         [(header::CACHE_CONTROL, "no-store")],
@@ -41,7 +60,7 @@ fn html(status: StatusCode, markup: &maud::Markup) -> Response {
         .into_response()
 }
 
-fn disabled() -> Response {
+pub(crate) fn disabled() -> Response {
     (
         StatusCode::NOT_FOUND,
         "The dashboard is off: set KIT_OAUTH_ADMIN_KEY (or an unscoped key in KIT_OAUTH_API_KEYS) to sign in.\n",
@@ -50,7 +69,7 @@ fn disabled() -> Response {
 }
 
 /// The visitor's session, if it may see the dashboard.
-async fn session(state: &AppState, headers: &HeaderMap) -> Option<SessionView> {
+pub(crate) async fn session(state: &AppState, headers: &HeaderMap) -> Option<SessionView> {
     let value = cookie(headers, SESSION_COOKIE)?;
     let view = state
         .sessions
@@ -65,11 +84,41 @@ async fn session(state: &AppState, headers: &HeaderMap) -> Option<SessionView> {
 }
 
 /// The dashboard (or the sign-in form).
-pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    render(&state, &headers, None).await
+pub async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<ListParams>,
+) -> Response {
+    render(&state, &headers, &params, None).await
 }
 
-async fn render(state: &AppState, headers: &HeaderMap, notice: Option<&str>) -> Response {
+/// The reconnect link of a connection whose grant ended (not revoked by the app): the broker's
+/// install start, with Kit's page to come back to and, for a tenant, the tenant signed as the
+/// app's own install links are.
+pub(crate) fn reconnect_href(state: &AppState, row: &ConnectionStatus) -> Option<String> {
+    if row.state != StateName::Unauthorized || row.ended == Some(UnauthorizedReason::Revoked) {
+        return None;
+    }
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("redirect", &state.options.start_again_url);
+    if let Some(tenant) = &row.tenant {
+        let links = state.options.install_links.as_ref()?;
+        let expires = time::OffsetDateTime::now_utc().unix_timestamp() + RECONNECT_LINK_SECS;
+        query.append_pair("tenant", &links.sign(tenant.as_str(), expires));
+    }
+    Some(format!("/kit/oauth?{}", query.finish()))
+}
+
+fn bad_search(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response()
+}
+
+async fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &ListParams,
+    notice: Option<&str>,
+) -> Response {
     let (set_cookie, view) = match (&state.options.dashboard, session(state, headers).await) {
         (DashboardAccess::Disabled, _) => return disabled(),
         (_, Some(view)) => (None, view),
@@ -81,15 +130,31 @@ async fn render(state: &AppState, headers: &HeaderMap, notice: Option<&str>) -> 
             return html(StatusCode::OK, &pages::login_page(None));
         }
     };
-    let rows = match state
-        .engine
-        .manager
-        .list(&ListQuery {
-            limit: SHOWN,
-            ..ListQuery::default()
-        })
-        .await
-    {
+    let filter = match params.state.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(name) => match FleetFilter::parse(name) {
+            Some(filter) => Some(filter),
+            None => return bad_search("Unknown state filter."),
+        },
+    };
+    let after = match params.after.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => match ConnectionId::parse(raw) {
+            Ok(id) => Some(id),
+            Err(_) => return bad_search("That page link is not valid."),
+        },
+    };
+    let q = params.q.as_deref().map(str::trim).unwrap_or_default();
+    if q.len() > 255 {
+        return bad_search("The search is longer than 255 bytes.");
+    }
+    let query = FleetQuery {
+        text: (!q.is_empty()).then(|| q.to_owned()),
+        filter,
+        after: after.clone(),
+        limit: SHOWN + 1,
+    };
+    let mut rows = match state.engine.manager.search(&query).await {
         Ok(rows) => rows,
         Err(error) => {
             tracing::error!(%error, "dashboard could not list connections");
@@ -103,8 +168,30 @@ async fn render(state: &AppState, headers: &HeaderMap, notice: Option<&str>) -> 
     let now = kit_oauth::core::Timestamp::from_unix_millis(
         time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
     );
+    let more = rows.len() > SHOWN as usize;
+    rows.truncate(SHOWN as usize);
+    let mut list = pages::ListView {
+        q: q.to_owned(),
+        filter,
+        next: None,
+        paged: after.is_some(),
+    };
+    list.next = more
+        .then(|| {
+            rows.last()
+                .map(|r| pages::list_href(&list, Some(r.id.as_str())))
+        })
+        .flatten();
+    let rows: Vec<_> = rows
+        .into_iter()
+        .map(|row| {
+            let reconnect = reconnect_href(state, &row);
+            (row, reconnect)
+        })
+        .collect();
     let markup = pages::dashboard(
         &rows,
+        &list,
         now,
         &view.csrf,
         view.signed_in,
@@ -249,7 +336,8 @@ pub async fn refresh(
         }
         Err(error) => {
             tracing::warn!(connection = %id, %error, "dashboard refresh failed");
-            render(&state, &headers, Some(&format!("Refresh failed: {error}"))).await
+            let notice = format!("Refresh failed: {error}");
+            render(&state, &headers, &ListParams::default(), Some(&notice)).await
         }
     }
 }
@@ -274,7 +362,8 @@ pub async fn revoke(
         }
         Err(error) => {
             tracing::warn!(connection = %id, %error, "dashboard revoke failed");
-            render(&state, &headers, Some(&format!("Revoke failed: {error}"))).await
+            let notice = format!("Revoke failed: {error}");
+            render(&state, &headers, &ListParams::default(), Some(&notice)).await
         }
     }
 }

@@ -4,8 +4,8 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
-use kit_oauth::InstallError;
-use kit_oauth::core::CallbackError;
+use kit_oauth::core::{Callback, CallbackError};
+use kit_oauth::{Declined, InstallError};
 
 use crate::AppState;
 use crate::install_link::{TenantRefused, tenant_of};
@@ -214,6 +214,9 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, uri: Ur
             }
         }
     };
+    if let Some(response) = denied(&state, query, binding).await {
+        return response;
+    }
     match state.engine.install.complete(query, binding).await {
         Ok(installed) => {
             metrics::counter!("kit_oauth_installs_total", "outcome" => "ok").increment(1);
@@ -246,6 +249,59 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, uri: Ur
             page(&state, status, title, message)
         }
     }
+}
+
+/// Deny on Kit's consent page: the person goes back to the Kit page the install started from,
+/// without `success=true`, so Kit shows the app as not installed (see the README's "After
+/// Deny"). Only the browser that started the install is sent there; any other denial (a
+/// stranger's, a replay) gets the explained page. `None` when the callback is not a denial.
+async fn denied(state: &AppState, query: &str, binding: Option<&str>) -> Option<Response> {
+    let Ok(Callback::Error {
+        error,
+        state: Some(csrf),
+        ..
+    }) = Callback::from_query(query)
+    else {
+        return None;
+    };
+    if error != "access_denied" {
+        return None;
+    }
+    metrics::counter!("kit_oauth_installs_total", "outcome" => "denied").increment(1);
+    let (status, title, message) = match state.engine.install.declined(&csrf, binding).await {
+        Ok(Declined::BackToKit(to)) => {
+            tracing::info!("install denied by the creator; back to Kit");
+            let mut response = found(&to);
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
+            return Some(response);
+        }
+        Ok(Declined::OtherBrowser) => (
+            StatusCode::FORBIDDEN,
+            "Finish the install in the same browser",
+            "The app was not given access to your Kit account, and this install was started in another browser.",
+        ),
+        Ok(Declined::Unknown) => (
+            StatusCode::BAD_REQUEST,
+            "Access was not granted",
+            "The app was not given access to your Kit account. Nothing was saved.",
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "a denied install could not be cleared");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The install could not be cancelled",
+                "The app was not given access, but a temporary problem stopped the broker from clearing the install. It expires by itself within 10 minutes.",
+            )
+        }
+    };
+    tracing::warn!(
+        status = status.as_u16(),
+        "denied install answered with a page"
+    );
+    Some(page(state, status, title, message))
 }
 
 /// The page for a tenant that does not come from the app (400; nothing is stored).

@@ -24,6 +24,7 @@ pub mod config;
 pub mod dashboard;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod events;
 pub mod extract;
 pub mod install;
 pub mod install_link;
@@ -33,12 +34,14 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod ops_routes;
+pub mod overview;
 pub mod pages;
 pub mod proxy;
 pub mod sessions;
 pub mod sign_in;
 pub mod telemetry;
 pub mod throttle;
+pub mod timeline;
 pub mod web;
 pub mod webhook;
 
@@ -190,8 +193,11 @@ pub fn router(engine: Engine, options: BrokerOptions) -> Router {
         .route("/v1/connections/{id}", get(api::show).delete(api::delete))
         .route("/v1/connections/{id}/token", post(api::token))
         .route("/v1/connections/{id}/refresh", post(api::refresh))
+        .route("/v1/connections/{id}/events", get(events::list))
         .route("/v1/connections/{id}/kit/{*path}", any(proxy::handle))
         .route("/", get(dashboard::page))
+        .route("/overview", get(overview::page_of))
+        .route("/connections/{id}", get(timeline::page_of))
         .route("/login", post(dashboard::login))
         .route("/logout", post(dashboard::logout))
         .route("/connections/{id}/refresh", post(dashboard::refresh))

@@ -59,12 +59,22 @@ fn kit_proxy() {}
         title = "kit-oauth broker API",
         description = "Fresh Kit access tokens, connection management and a proxy to Kit's API v4 for apps in any language. `ANY /v1/connections/{id}/kit/{path}` forwards to Kit's `/v4/{path}` with the connection's token."
     ),
-    paths(api::list, api::show, api::token, api::refresh, api::delete, kit_proxy),
+    paths(
+        api::list,
+        api::show,
+        api::token,
+        api::refresh,
+        api::delete,
+        kit_proxy,
+        crate::events::list
+    ),
     components(schemas(
         api::ConnectionView,
         api::ConnectionPage,
         api::TokenView,
         api::StateFilter,
+        crate::events::EventView,
+        crate::events::EventPage,
         ApiError
     )),
     modifiers(&BearerKey),

@@ -2,6 +2,7 @@
 
 use kit_oauth::ConnectionStatus;
 use kit_oauth::core::{StateName, Timestamp, UnauthorizedReason};
+use kit_oauth::store::FleetFilter;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::DemoInfo;
@@ -18,17 +19,25 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;margin:.5r
 form.inline{display:inline}button,.button{font-size:1rem;padding:.45rem 1rem;border-radius:6px;border:1px solid #555;cursor:pointer;text-decoration:none;display:inline-block;margin:.2rem .3rem .2rem 0}\
 .primary{background:#1f6f43;color:#fff}.danger{background:#a00000;color:#fff}\
 .error{color:#c00000}code{overflow-wrap:anywhere}pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#8881;padding:.5rem;border-radius:6px}\
-input[type=password]{font-size:1rem;padding:.4rem;width:100%;max-width:24rem;box-sizing:border-box}";
+input[type=password]{font-size:1rem;padding:.4rem;width:100%;max-width:24rem;box-sizing:border-box}\
+a{color:#0b57b0}a:focus-visible,button:focus-visible,input:focus-visible,select:focus-visible,summary:focus-visible{outline:3px solid #0b57b0;outline-offset:2px}\
+nav a{margin-right:1rem}form.search{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end;margin:.75rem 0}\
+form.search label{display:flex;flex-direction:column;font-size:.9rem}form.search input,form.search select{font-size:1rem;padding:.35rem}\
+.pager{display:flex;gap:1rem;margin:1rem 0}table{border-collapse:collapse}th,td{text-align:left;padding:.2rem .6rem;border-bottom:1px solid #8884}\
+ol.timeline{list-style:none;padding:0}ol.timeline li{border-left:3px solid #8888;padding:.2rem .8rem;margin:.4rem 0}\
+ol.timeline li.bad{border-color:#a00000}ol.timeline li.good{border-color:#1f6f43}";
 
 /// Updates every `[data-expires]` countdown once a second and reloads the page every 15 s, so
-/// a person watching sees the refresher at work.
+/// a person watching sees the refresher at work — unless they have started typing in a form
+/// (the search), whose text a reload would throw away.
 const SCRIPT: &str = "\
 function tick(){var now=Date.now()/1000;document.querySelectorAll('[data-expires]').forEach(function(e){\
 var d=Math.round(e.dataset.expires-now),a=Math.abs(d),s=a<60?a+' s':Math.floor(a/60)+' min '+(a%60)+' s';\
 if(a>=3600){s=Math.floor(a/3600)+' h '+Math.floor((a%3600)/60)+' min'}e.textContent=d>=0?'in '+s:s+' ago';});}\
-setInterval(tick,1000);tick();setTimeout(function(){location.reload()},15000);";
+var typed=false;document.addEventListener('input',function(){typed=true});\
+setInterval(tick,1000);tick();setTimeout(function(){if(!typed)location.reload()},15000);";
 
-fn layout(title: &str, body: &Markup, script: bool) -> Markup {
+pub(crate) fn layout(title: &str, body: &Markup, script: bool) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -39,6 +48,10 @@ fn layout(title: &str, body: &Markup, script: bool) -> Markup {
                 style { (PreEscaped(STYLE)) }
             }
             body {
+                nav aria-label="Dashboard" {
+                    a href="/" { "Connections" }
+                    a href="/overview" { "Overview" }
+                }
                 main { (body) }
                 @if script { script { (PreEscaped(SCRIPT)) } }
             }
@@ -79,16 +92,37 @@ pub fn login_page(error: Option<&str>) -> Markup {
     )
 }
 
-/// The dashboard page.
+/// What the list page shows besides the connections: the search, and the pager.
+#[derive(Debug, Default)]
+pub struct ListView {
+    /// The search text.
+    pub q: String,
+    /// The state filter.
+    pub filter: Option<FleetFilter>,
+    /// The next page's address, when there is one.
+    pub next: Option<String>,
+    /// Whether this is a later page (a link back to the first is shown).
+    pub paged: bool,
+}
+
+/// The dashboard page: the search form, one page of connections (each with its reconnect link
+/// when it needs one) and the pager.
 #[must_use]
 pub fn dashboard(
-    rows: &[ConnectionStatus],
+    rows: &[(ConnectionStatus, Option<String>)],
+    view: &ListView,
     now: Timestamp,
     csrf: &str,
     signed_in: bool,
     demo: Option<&DemoInfo>,
     notice: Option<&str>,
 ) -> Markup {
+    let filters = [
+        FleetFilter::Active,
+        FleetFilter::Failing,
+        FleetFilter::NeedsReauth,
+        FleetFilter::Revoked,
+    ];
     layout(
         "Connections",
         &html! {
@@ -105,11 +139,34 @@ pub fn dashboard(
                     }
                 }
             }
-            @if rows.is_empty() {
-                p id="empty" { "No connections yet." }
+            form.search method="get" action="/" role="search" {
+                label for="q" {
+                    "Account name, connection id, Kit account id or tenant"
+                    input type="search" id="q" name="q" value=(view.q) size="40";
+                }
+                label for="state" {
+                    "State"
+                    select id="state" name="state" {
+                        option value="" selected[view.filter.is_none()] { "Any" }
+                        @for f in filters {
+                            option value=(f.as_str()) selected[view.filter == Some(f)] { (filter_label(f)) }
+                        }
+                    }
+                }
+                button type="submit" { "Search" }
             }
-            @for row in rows {
-                (connection_card(row, now, csrf))
+            @if rows.is_empty() {
+                p id="empty" {
+                    @if view.q.is_empty() && view.filter.is_none() && !view.paged { "No connections yet." }
+                    @else { "No connection matches." }
+                }
+            }
+            @for (row, reconnect) in rows {
+                (connection_card(row, reconnect.as_deref(), now, csrf))
+            }
+            nav.pager aria-label="Pages" {
+                @if view.paged { a href=(list_href(view, None)) { "First page" } }
+                @if let Some(next) = &view.next { a id="next-page" href=(next) rel="next" { "Next page" } }
             }
             @if signed_in {
                 form.inline method="post" action="/logout" {
@@ -122,6 +179,37 @@ pub fn dashboard(
     )
 }
 
+/// A filter as the state menu names it.
+fn filter_label(filter: FleetFilter) -> &'static str {
+    match filter {
+        FleetFilter::Active => "Active",
+        FleetFilter::Failing => "Active, last refresh failed",
+        FleetFilter::NeedsReauth => "Needs reinstall",
+        FleetFilter::Revoked => "Revoked",
+    }
+}
+
+/// The list's address with the same search, starting after `after`.
+#[must_use]
+pub fn list_href(view: &ListView, after: Option<&str>) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if !view.q.is_empty() {
+        query.append_pair("q", &view.q);
+    }
+    if let Some(filter) = view.filter {
+        query.append_pair("state", filter.as_str());
+    }
+    if let Some(after) = after {
+        query.append_pair("after", after);
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        "/".to_owned()
+    } else {
+        format!("/?{query}")
+    }
+}
+
 fn state_label(row: &ConnectionStatus) -> (&'static str, &'static str) {
     match (row.state, &row.ended) {
         (StateName::Authorized, _) => ("Authorized", "authorized"),
@@ -132,7 +220,12 @@ fn state_label(row: &ConnectionStatus) -> (&'static str, &'static str) {
     }
 }
 
-fn connection_card(row: &ConnectionStatus, now: Timestamp, csrf: &str) -> Markup {
+pub(crate) fn connection_card(
+    row: &ConnectionStatus,
+    reconnect: Option<&str>,
+    now: Timestamp,
+    csrf: &str,
+) -> Markup {
     let (label, class) = state_label(row);
     let id = row.id.as_str();
     html! {
@@ -140,7 +233,7 @@ fn connection_card(row: &ConnectionStatus, now: Timestamp, csrf: &str) -> Markup
             div {
                 span class={"state " (class)} data-state=(row.state.as_str()) { (label) }
                 " "
-                strong { (row.account.name) }
+                strong { a href={"/connections/" (id)} { (row.account.name) } }
             }
             dl {
                 dt { "Tenant" } dd { (row.tenant.as_ref().map_or("—", |t| t.as_str())) }
@@ -165,6 +258,12 @@ fn connection_card(row: &ConnectionStatus, now: Timestamp, csrf: &str) -> Markup
                 form.inline method="post" action={"/connections/" (id) "/revoke"} {
                     input type="hidden" name="csrf" value=(csrf);
                     button.danger type="submit" { "Revoke" }
+                }
+            }
+            @if let Some(href) = reconnect {
+                p {
+                    a.button.primary.reconnect href=(href) { "Reconnect" }
+                    " Send this link to the creator: it starts a new install for the same tenant (valid 7 days)."
                 }
             }
         }

@@ -273,6 +273,7 @@ async fn the_openapi_document_describes_every_route_with_its_errors() {
         ("delete", "/v1/connections/{id}"),
         ("post", "/v1/connections/{id}/token"),
         ("post", "/v1/connections/{id}/refresh"),
+        ("get", "/v1/connections/{id}/events"),
         ("get", "/v1/connections/{id}/kit/{path}"),
         ("post", "/v1/connections/{id}/kit/{path}"),
         ("put", "/v1/connections/{id}/kit/{path}"),

@@ -3,13 +3,24 @@
 //! `/kit/oauth` → the sandbox consent page (Allow) → the callback → the sandbox's "installed"
 //! page → the dashboard, which must show the connection `Authorized`.
 //!
-//! Headless Debian Chromium driven over WebDriver (chromedriver, plain HTTP on loopback). A
-//! screenshot of the dashboard is saved as `<target dir>/browser/dashboard.png`.
+//! A second trial opens the dashboard over a seeded fleet of 10,000 connections (the list, a
+//! connection's timeline, the overview chart), and every page both trials visit is checked by
+//! axe-core (WCAG 2 A and AA rules) injected into it: no violation is accepted.
 //!
-//! Needs `/usr/bin/chromedriver` and `/usr/bin/chromium` (`.ci/ensure-chromium` installs them).
+//! Headless Debian Chromium driven over WebDriver (chromedriver, plain HTTP on loopback).
+//! Screenshots are saved under `<target dir>/browser/` (the ones in `docs/screenshots/` come
+//! from there).
+//!
+//! Needs `/usr/bin/chromedriver` and `/usr/bin/chromium` (`.ci/ensure-chromium` installs them)
+//! and axe-core (`.ci/ensure-axe`).
 //! Without them the test FAILS under `CI=true`/`CI=1` and is reported *ignored* with the reason
 //! otherwise (its own harness, `harness = false`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+// Not in `support/mod.rs`: the CLI's tests include that module, without this one's crates.
+#[path = "support/fleet.rs"]
+mod fleet;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener as StdListener;
@@ -68,12 +79,49 @@ fn is_ci() -> bool {
     })
 }
 
+/// axe-core's browser build, installed by `.ci/ensure-axe`.
+fn axe_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/peers/axe/node_modules/axe-core/axe.min.js")
+}
+
+/// Runs axe-core's WCAG 2 A/AA rules on the current page; panics listing every violation.
+async fn assert_accessible(browser: &Client, page: &str) {
+    let axe = std::fs::read_to_string(axe_path()).unwrap();
+    browser.execute(&axe, vec![]).await.unwrap();
+    let report = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})\
+               .then(r => done({passes: r.passes.length, violations: r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help + ' — ' +\
+                 v.nodes.map(n => n.target.join(' ')).slice(0, 5).join(', '))}))\
+               .catch(e => done({passes: 0, violations: ['axe failed: ' + e]}));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let violations: Vec<String> = serde_json::from_value(report["violations"].clone()).unwrap();
+    // The rules really ran: a page this size passes well over ten of them (color contrast,
+    // labels, landmarks, document language, …).
+    let passes = report["passes"].as_u64().unwrap();
+    assert!(passes >= 10, "{page}: axe-core passed only {passes} rules");
+    assert!(
+        violations.is_empty(),
+        "{page}: axe-core found {} violation(s):\n{}",
+        violations.len(),
+        violations.join("\n")
+    );
+}
+
 /// Why the browser test cannot run here, if it cannot.
 fn browser_missing() -> Option<String> {
-    let missing: Vec<&str> = [CHROMEDRIVER, CHROMIUM]
+    let mut missing: Vec<&str> = [CHROMEDRIVER, CHROMIUM]
         .into_iter()
         .filter(|p| !Path::new(p).exists())
         .collect();
+    if !axe_path().exists() {
+        missing.push("axe-core (run .ci/ensure-axe)");
+    }
     (!missing.is_empty()).then(|| {
         format!(
             "{} not installed (run .ci/ensure-chromium)",
@@ -192,6 +240,7 @@ async fn a_person_installs_from_the_sandbox_app_store_and_sees_authorized() {
         "No connections yet.",
         "the demo starts with no connection"
     );
+    assert_accessible(&browser, "the demo's empty dashboard").await;
     install.click().await.unwrap();
 
     // The sandbox App Store sends the browser to the server's /kit/oauth, which sends it to the
@@ -234,6 +283,7 @@ async fn a_person_installs_from_the_sandbox_app_store_and_sees_authorized() {
     std::fs::write(&shot, browser.screenshot().await.unwrap()).unwrap();
     assert_eq!(state, "Authorized", "dashboard card: {card}");
     assert!(card.contains("Browser Person"), "{card}");
+    assert_accessible(&browser, "the dashboard with one connection").await;
     // The expiry counts down in the page, without a reload.
     let expires = text_of(&browser, "[data-expires]").await;
     assert!(expires.starts_with("in "), "{expires}");
@@ -260,25 +310,136 @@ async fn a_person_installs_from_the_sandbox_app_store_and_sees_authorized() {
     );
 }
 
+/// The dashboard over 10,000 seeded connections: the list, a search, a timeline and the
+/// overview, each checked by axe-core and photographed.
+async fn the_fleet_dashboard_is_accessible_and_photographed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = support::sqlite_url(dir.path());
+    let seeded = fleet::seed(&url, 10_000, 10, 3_000).await;
+    let connection = seeded.ended[3].clone();
+    fleet::history(&url, &connection).await;
+    let (listener, base) = support::listener().await;
+    let sandbox = support::sandbox(&base).await;
+    let running = support::start(
+        listener,
+        &base,
+        &sandbox,
+        &url,
+        support::Extra {
+            dashboard: Some(kit_oauth_server::DashboardAccess::Open),
+            ..support::Extra::default()
+        },
+    )
+    .await;
+    let (_driver, webdriver) = start_chromedriver().await;
+    let browser = open_browser(&webdriver).await;
+    let shots = screenshot_dir();
+    std::fs::create_dir_all(&shots).unwrap();
+
+    browser.goto(&format!("{base}/")).await.unwrap();
+    let cards = browser
+        .find_all(Locator::Css("article.card[data-connection]"))
+        .await
+        .unwrap();
+    assert_eq!(cards.len(), 50, "one page of the 10,000");
+    assert_accessible(&browser, "the fleet list").await;
+    std::fs::write(
+        shots.join("fleet-list.png"),
+        browser.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // Keyboard: the search field takes focus and a search shows one connection.
+    let search = browser.find(Locator::Css("input#q")).await.unwrap();
+    let wanted = fleet::name(479);
+    search.send_keys(&wanted.to_lowercase()).await.unwrap();
+    browser
+        .find(Locator::Css("form.search button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let searched = Instant::now();
+    while !browser
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .is_some_and(|q| q.starts_with("q="))
+    {
+        assert!(searched.elapsed() < WAIT, "the search did not load");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let found = browser
+        .find_all(Locator::Css("article.card[data-connection]"))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "one match for {wanted}");
+    assert!(found[0].text().await.unwrap().contains(&wanted));
+    assert_accessible(&browser, "a search").await;
+
+    browser
+        .goto(&format!("{base}/connections/{}", connection.as_str()))
+        .await
+        .unwrap();
+    let events = browser
+        .find_all(Locator::Css("ol.timeline li"))
+        .await
+        .unwrap();
+    assert!(events.len() >= 7, "{} events", events.len());
+    assert_accessible(&browser, "a connection's timeline").await;
+    std::fs::write(
+        shots.join("timeline.png"),
+        browser.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    browser.goto(&format!("{base}/overview")).await.unwrap();
+    let bars = browser
+        .find_all(Locator::Css("#refresh-chart rect"))
+        .await
+        .unwrap();
+    assert_eq!(bars.len(), 48, "24 hours, two bars each");
+    assert_accessible(&browser, "the overview").await;
+    std::fs::write(
+        shots.join("overview.png"),
+        browser.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    browser.close().await.unwrap();
+    running.shutdown().await;
+    eprintln!("fleet screenshots in {}", shots.display());
+}
+
+fn run_in_browser<F: std::future::Future<Output = ()>>(
+    test: impl FnOnce() -> F,
+) -> Result<Completion, libtest_mimic::Failed> {
+    if let Some(why) = browser_missing() {
+        if is_ci() {
+            return Err(format!("{why}; required under CI").into());
+        }
+        return Ok(Completion::ignored_with(why));
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test());
+    Ok(Completion::Completed)
+}
+
 fn main() {
     let args = Arguments::from_args();
-    let trials = vec![Trial::ignorable_test(
-        "a_person_installs_from_the_sandbox_app_store_and_sees_authorized",
-        || {
-            if let Some(why) = browser_missing() {
-                if is_ci() {
-                    return Err(format!("{why}; required under CI").into());
-                }
-                return Ok(Completion::ignored_with(why));
-            }
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(a_person_installs_from_the_sandbox_app_store_and_sees_authorized());
-            Ok(Completion::Completed)
-        },
-    )];
+    let trials = vec![
+        Trial::ignorable_test("the_fleet_dashboard_is_accessible_and_photographed", || {
+            run_in_browser(the_fleet_dashboard_is_accessible_and_photographed)
+        }),
+        Trial::ignorable_test(
+            "a_person_installs_from_the_sandbox_app_store_and_sees_authorized",
+            || run_in_browser(a_person_installs_from_the_sandbox_app_store_and_sees_authorized),
+        ),
+    ];
     libtest_mimic::run(&args, trials).exit();
 }

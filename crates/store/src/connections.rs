@@ -213,6 +213,10 @@ impl ConnectionStore for SeaOrmStore {
     async fn append_event(&self, event: &Event) -> Result<(), StoreError> {
         self.event_append(event).await
     }
+
+    async fn purge_events_before(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.events_purge(before, limit).await
+    }
 }
 
 impl SeaOrmStore {

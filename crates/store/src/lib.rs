@@ -29,6 +29,7 @@ mod crypto;
 mod dashboard;
 mod error;
 mod events;
+mod fleet;
 mod install;
 mod lease;
 mod migration;
@@ -40,7 +41,11 @@ mod store;
 
 pub use connections::{DEFAULT_PAGE, MAX_PAGE};
 pub use crypto::{DEFAULT_KEY_ID, ENCRYPTION_KEY_ENV, KEY_LEN, KeyRing, KeyRingError};
-pub use migration::{CHANGE_CHANNEL, CreateTables, EarlyRetry, IndexesAndEvents, Migrator};
+pub use events::{EventCursor, HourCounts, StoredEvent};
+pub use fleet::{FleetCounts, FleetFilter, FleetQuery};
+pub use migration::{
+    CHANGE_CHANNEL, CreateTables, EarlyRetry, FleetIndexes, IndexesAndEvents, Migrator,
+};
 pub use rotation::ReencryptProgress;
 pub use sea_orm_migration::MigratorTrait;
 pub use store::{SeaOrmStore, StoreOptions};

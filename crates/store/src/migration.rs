@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateTables),
             Box::new(IndexesAndEvents),
             Box::new(EarlyRetry),
+            Box::new(FleetIndexes),
         ]
     }
 }
@@ -209,5 +210,32 @@ impl MigrationTrait for EarlyRetry {
             Err(_) if exists().await? => Ok(()),
             other => other,
         }
+    }
+}
+
+/// `m20261130_000004_fleet_indexes`: the audit trail by time alone (retention's bounded DELETE
+/// and the overview's refreshes per hour read a range of it). No index on `connections.state`:
+/// the dashboard's filters walk the primary key in id order, and such an index would tempt
+/// SQLite's planner away from `next_refresh_at` in the refresher's due query.
+#[derive(Debug, Clone, Copy)]
+pub struct FleetIndexes;
+
+impl MigrationName for FleetIndexes {
+    fn name(&self) -> &str {
+        "m20261130_000004_fleet_indexes"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for FleetIndexes {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_all(
+            manager,
+            &[
+                "CREATE INDEX IF NOT EXISTS connection_events_at_idx ON connection_events (at)"
+                    .to_owned(),
+            ],
+        )
+        .await
     }
 }
