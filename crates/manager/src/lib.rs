@@ -26,6 +26,7 @@ mod early_retry;
 mod error;
 mod events;
 mod facade;
+mod import;
 mod install;
 mod manager;
 mod refresh;
@@ -46,6 +47,7 @@ pub use facade::{
     BuildError, Client, Endpoint, Install, KitOAuth, KitOAuthBuilder, Manager, Store,
     endpoints_from, key_ring_from,
 };
+pub use import::{ImportError, ImportOutcome, ImportRequest, Imported};
 pub use install::{InstallFlow, InstallStarted, Installed};
 pub use manager::{ConnectionStatus, IssuedToken, TokenManager};
 pub use refresher::{Refresher, RefresherConfig, RefresherHandle};

@@ -35,14 +35,18 @@ mod migration;
 mod notify;
 mod pending;
 mod rotation;
+mod spent;
 mod sql;
 mod store;
 
 pub use connections::{DEFAULT_PAGE, MAX_PAGE};
 pub use crypto::{DEFAULT_KEY_ID, ENCRYPTION_KEY_ENV, KEY_LEN, KeyRing, KeyRingError};
-pub use migration::{CHANGE_CHANNEL, CreateTables, EarlyRetry, IndexesAndEvents, Migrator};
+pub use migration::{
+    CHANGE_CHANNEL, CreateTables, EarlyRetry, IndexesAndEvents, Migrator, SpentRefreshTokens,
+};
 pub use rotation::ReencryptProgress;
 pub use sea_orm_migration::MigratorTrait;
+pub use spent::SPENT_RETENTION;
 pub use store::{SeaOrmStore, StoreOptions};
 
 /// The default `DATABASE_URL`: a SQLite file in the working directory, created if missing.

@@ -1,0 +1,80 @@
+//! Spent refresh tokens: the SHA-256 of every refresh token this broker sent to Kit (never the
+//! token), so that importing one of them is refused before it reaches Kit. With reuse detection
+//! at Kit, sending a spent refresh token once kills the grant's live successor.
+//!
+//! A hash is recorded when the token is marked in flight — the moment it is spent, whatever
+//! Kit answers — and when an import spends one. Rows older than [`SPENT_RETENTION`] are purged:
+//! an app that kept a copy of a token for longer than that has long since stopped using it.
+
+use std::time::Duration;
+
+use kit_oauth_core::{ConnectionId, Sha256Hash, StoreError, Timestamp};
+
+use crate::sql::{Params, get};
+use crate::store::SeaOrmStore;
+
+/// How long a spent refresh token's hash is kept: 90 days.
+pub const SPENT_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+
+impl SeaOrmStore {
+    /// Records that `token_hash`, a refresh token of `connection`, was sent to Kit at `at`.
+    /// Idempotent: a resent token keeps its first time.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn record_spent(
+        &self,
+        connection: &ConnectionId,
+        token_hash: &Sha256Hash,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut p = Params::new();
+        let sql = format!(
+            "INSERT INTO spent_refresh_tokens (token_hash, connection_id, spent_at) \
+             VALUES ({}, {}, {}) ON CONFLICT (token_hash) DO NOTHING",
+            p.push(token_hash.to_string()),
+            p.push(connection.as_str()),
+            p.push(at.unix_millis())
+        );
+        self.exec(sql, p).await.map(|_| ())
+    }
+
+    /// The connection whose refresh token hashed to `token_hash` was spent, if any was within
+    /// the retention.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn spent_by(
+        &self,
+        token_hash: &Sha256Hash,
+    ) -> Result<Option<ConnectionId>, StoreError> {
+        let mut p = Params::new();
+        let sql = format!(
+            "SELECT connection_id FROM spent_refresh_tokens WHERE token_hash = {}",
+            p.push(token_hash.to_string())
+        );
+        let Some(row) = self.query_one(sql, p).await? else {
+            return Ok(None);
+        };
+        let raw: String = get(&row, "connection_id")?;
+        ConnectionId::parse(&raw)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("spent token's connection id: {e}")))
+    }
+
+    /// Deletes the hashes recorded before `now - SPENT_RETENTION`; returns how many.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn purge_spent(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let cutoff = now
+            .unix_millis()
+            .saturating_sub(i64::try_from(SPENT_RETENTION.as_millis()).unwrap_or(i64::MAX));
+        let mut p = Params::new();
+        let sql = format!(
+            "DELETE FROM spent_refresh_tokens WHERE spent_at < {}",
+            p.push(cutoff)
+        );
+        self.exec(sql, p).await
+    }
+}
