@@ -4,8 +4,8 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api;
 use crate::web::ApiError;
+use crate::{api, import};
 
 struct BearerKey;
 
@@ -59,12 +59,24 @@ fn kit_proxy() {}
         title = "kit-oauth broker API",
         description = "Fresh Kit access tokens, connection management and a proxy to Kit's API v4 for apps in any language. `ANY /v1/connections/{id}/kit/{path}` forwards to Kit's `/v4/{path}` with the connection's token."
     ),
-    paths(api::list, api::show, api::token, api::refresh, api::delete, kit_proxy),
+    paths(
+        api::list,
+        import::create,
+        api::show,
+        api::token,
+        api::refresh,
+        api::delete,
+        kit_proxy
+    ),
     components(schemas(
         api::ConnectionView,
         api::ConnectionPage,
         api::TokenView,
         api::StateFilter,
+        api::RemovalView,
+        import::ImportBody,
+        import::ExpiresAt,
+        import::ImportView,
         ApiError
     )),
     modifiers(&BearerKey),
