@@ -58,8 +58,7 @@ async fn hand_written_oauth(broker: &Broker, account: &str) -> AppTokens {
         .unwrap()
         .query_pairs()
         .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| panic!("no code in {location}"));
+        .map_or_else(|| panic!("no code in {location}"), |(_, v)| v.into_owned());
     let tokens = client
         .exchange_code(&kit_oauth::core::AuthorizationCode::new(code), &verifier)
         .await
