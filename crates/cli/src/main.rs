@@ -63,12 +63,14 @@ enum Cmd {
     },
     /// Print a fresh access token (refreshing first when due).
     Token {
-        /// Connection id.
+        /// Connection id (ids may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Refresh one connection, all of them, or the ones due.
     Refresh {
-        /// Connection id.
+        /// Connection id (ids may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         id: Option<String>,
         /// Every active connection.
         #[arg(long, conflicts_with_all = ["id", "due"])]
@@ -79,12 +81,14 @@ enum Cmd {
     },
     /// Revoke a connection's grant at Kit (the connection stays, needing a reinstall).
     Revoke {
-        /// Connection id.
+        /// Connection id (ids may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Revoke a connection's grant at Kit, then delete the connection.
     Remove {
-        /// Connection id.
+        /// Connection id (ids may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Delete it even when Kit refuses the revocation or cannot be reached; the audit
         /// trail records that Kit was not told.
@@ -139,7 +143,8 @@ enum ConnectionsCmd {
     },
     /// Show one connection and its events.
     Show {
-        /// Connection id.
+        /// Connection id (ids may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }

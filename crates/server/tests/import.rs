@@ -6,68 +6,25 @@
 //! involved. Every test counts what reached Kit (the sandbox's own counters).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod hand_written;
 mod support;
 
-use kit_oauth::core::{AuthorizeRequest, CsrfState, PkceVerifier, TokenEndpoint as _};
-use kit_oauth::http::{KitEndpoints, KitOAuthClient};
+use hand_written::AppTokens;
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind, SandboxHandle};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{API_KEY, APP, Broker, BrokerApi, CLIENT_SECRET, Extra};
 
-/// Tokens an app got from Kit by itself.
-struct AppTokens {
-    access: String,
-    refresh: String,
-    expires_in: u64,
-}
-
-/// The app's own OAuth: authorize, consent as `account`, exchange the code with the adapter.
+/// The app's own OAuth, before it adopts the broker.
 async fn hand_written_oauth(broker: &Broker, account: &str) -> AppTokens {
-    let sandbox = &broker.sandbox;
-    let endpoints = KitEndpoints::builder()
-        .base_url(sandbox.base_url())
-        .client_id(APP)
-        .client_secret(CLIENT_SECRET)
-        .redirect_uri(format!("{}/kit/oauth/callback", broker.base))
-        .build()
-        .unwrap();
-    let client = KitOAuthClient::new(endpoints).unwrap();
-    let mut rng = rand::rngs::OsRng;
-    let state = CsrfState::generate(&mut rng);
-    let verifier = PkceVerifier::generate(&mut rng);
-    let url = client.authorize_url(&AuthorizeRequest {
-        state: &state,
-        challenge: &verifier.challenge(),
-        tenant: None,
-        scope: None,
-    });
-    let browser = support::browser();
-    let consent = browser.get(url).send().await.unwrap().text().await.unwrap();
-    let mut form = support::hidden_inputs(&consent);
-    form.push(("account".into(), account.into()));
-    form.push(("decision".into(), "allow".into()));
-    let answered = browser
-        .post(sandbox.url(&support::form_action(&consent)))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let location = answered.headers()["location"].to_str().unwrap().to_owned();
-    let code = url::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map_or_else(|| panic!("no code in {location}"), |(_, v)| v.into_owned());
-    let tokens = client
-        .exchange_code(&kit_oauth::core::AuthorizationCode::new(code), &verifier)
-        .await
-        .unwrap();
-    AppTokens {
-        access: tokens.access_token.expose_secret().to_owned(),
-        refresh: tokens.refresh_token.unwrap().expose_secret().to_owned(),
-        expires_in: tokens.expires_in.unwrap(),
-    }
+    hand_written::oauth(
+        &broker.sandbox,
+        APP,
+        CLIENT_SECRET,
+        &format!("{}/kit/oauth/callback", broker.base),
+        account,
+    )
+    .await
 }
 
 /// The status and JSON body of an answer.
