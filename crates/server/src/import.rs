@@ -17,18 +17,28 @@ use crate::extract::Caller;
 use crate::web::ApiError;
 use crate::{AppState, Scope};
 
+/// The longest token accepted (Kit's are 43 characters; Doorkeeper's column is unbounded).
+const MAX_TOKEN: usize = 4096;
+
 /// One grant to import.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportBody {
-    /// The app's current refresh token.
+    /// The app's current refresh token (RFC 6750 `b64token` characters).
+    #[schema(min_length = 1, max_length = 4096, pattern = "^[A-Za-z0-9._~+/=-]+$")]
     pub refresh_token: String,
     /// The app's current access token: tried first (`GET /v4/account`), so no refresh is spent.
+    #[schema(min_length = 1, max_length = 4096, pattern = "^[A-Za-z0-9._~+/=-]+$")]
     pub access_token: Option<String>,
     /// When the access token expires: RFC 3339, or Unix seconds. Without it the connection is
     /// stored as due, and its first use refreshes it.
     pub expires_at: Option<ExpiresAt>,
     /// The tenant to import into. A tenant-scoped key imports into its own tenant only.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub tenant: Option<String>,
 }
 
@@ -36,9 +46,11 @@ pub struct ImportBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum ExpiresAt {
-    /// Unix seconds.
-    Seconds(i64),
+    /// Unix seconds (to 2106). A JSON number with no fraction, whatever its spelling (`5`, `5.0`).
+    #[schema(value_type = u32)]
+    Seconds(f64),
     /// RFC 3339.
+    #[schema(format = DateTime)]
     Text(String),
 }
 
@@ -49,7 +61,17 @@ impl ExpiresAt {
     /// A message for a value that is neither RFC 3339 nor Unix seconds.
     pub fn timestamp(&self) -> Result<Timestamp, String> {
         match self {
-            Self::Seconds(s) => Ok(Timestamp::from_unix_millis(s.saturating_mul(1000))),
+            Self::Seconds(s) => {
+                if s.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(s) {
+                    return Err(
+                        "expires_at in Unix seconds must be a whole number, 0 to 2^32-1".into(),
+                    );
+                }
+                // In range and whole: the conversion is exact.
+                #[allow(clippy::cast_possible_truncation)]
+                let seconds = *s as i64;
+                Ok(Timestamp::from_unix_millis(seconds * 1000))
+            }
             Self::Text(text) => {
                 if let Ok(seconds) = text.trim().parse::<i64>() {
                     return Ok(Timestamp::from_unix_millis(seconds.saturating_mul(1000)));
@@ -82,8 +104,18 @@ impl ImportBody {
     /// # Errors
     /// A message for an empty token or an unreadable expiry.
     pub fn into_request(self, tenant: Option<TenantName>) -> Result<ImportRequest, String> {
-        if self.refresh_token.trim().is_empty() {
-            return Err("refresh_token is empty".into());
+        let malformed = |t: &str| {
+            t.is_empty()
+                || t.len() > MAX_TOKEN
+                || !t
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._~+/=-".contains(&b))
+        };
+        if malformed(&self.refresh_token) || self.access_token.as_deref().is_some_and(malformed) {
+            return Err(format!(
+                "a token is 1 to {MAX_TOKEN} characters of A-Z a-z 0-9 . _ ~ + / = - \
+                 (RFC 6750's b64token): Kit issues no other"
+            ));
         }
         let expires_at = self
             .expires_at
@@ -91,11 +123,8 @@ impl ImportBody {
             .map(ExpiresAt::timestamp)
             .transpose()?;
         Ok(ImportRequest {
-            refresh_token: RefreshToken::new(self.refresh_token.trim()),
-            access_token: self
-                .access_token
-                .filter(|t| !t.trim().is_empty())
-                .map(|t| AccessToken::new(t.trim())),
+            refresh_token: RefreshToken::new(self.refresh_token),
+            access_token: self.access_token.map(AccessToken::new),
             expires_at,
             tenant,
         })
@@ -110,7 +139,6 @@ impl ImportBody {
 /// the key's scope.
 pub fn tenant_for(scope: &Scope, named: Option<&str>) -> Result<Option<TenantName>, ApiError> {
     let named = named
-        .filter(|t| !t.is_empty())
         .map(TenantName::parse)
         .transpose()
         .map_err(|e| bad_request(format!("tenant: {e}")))?;
