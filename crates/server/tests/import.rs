@@ -216,6 +216,9 @@ async fn tokens_kit_refuses_store_nothing_and_bad_bodies_are_400() {
         json!({}),
         json!({"refresh_token": ""}),
         json!({"refresh_token": "x", "expires_at": "tomorrow"}),
+        json!({"refresh_token": "x", "expires_at": 1.5}),
+        json!({"refresh_token": "has space"}),
+        json!({"refresh_token": "x", "access_token": "caf\u{e9}"}),
         json!({"refresh_token": "x", "surprise": 1}),
         json!({"refresh_token": "x", "tenant": "bad\u{1}tenant"}),
     ] {
