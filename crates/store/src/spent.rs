@@ -3,9 +3,12 @@
 //! at Kit, sending a spent refresh token once kills the grant's live successor.
 //!
 //! A hash is recorded when the token is marked in flight — the moment it is spent, whatever
-//! Kit answers — and when an import spends one. Rows older than [`SPENT_RETENTION`] are purged:
-//! an app that kept a copy of a token for longer than that has long since stopped using it.
+//! Kit answers — and when an import spends one. Rows older than [`SPENT_RETENTION`] are purged,
+//! at most once an hour per process, by the recording itself (so a broker that never imports
+//! still bounds the table): at Kit's two-hour refresh lifetime a connection spends about twelve
+//! tokens a day, so the table holds about 360 rows per connection.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use kit_oauth_core::{ConnectionId, Sha256Hash, StoreError, Timestamp};
@@ -13,8 +16,17 @@ use kit_oauth_core::{ConnectionId, Sha256Hash, StoreError, Timestamp};
 use crate::sql::{Params, get};
 use crate::store::SeaOrmStore;
 
-/// How long a spent refresh token's hash is kept: 90 days.
-pub const SPENT_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+/// How long a spent refresh token's hash is kept: 30 days. The copies an import must not
+/// resend are the app's own (handed over, then spent by the broker's first refresh) and those
+/// of an export; a month covers an adoption that is retried or re-run from an old file, while
+/// keeping the table to a bounded size.
+pub const SPENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// How often [`SeaOrmStore::record_spent`] also purges.
+const PURGE_EVERY_MS: i64 = 60 * 60 * 1000;
+
+/// When this process last purged (Unix ms; `i64::MIN`: never).
+static LAST_PURGE: AtomicI64 = AtomicI64::new(i64::MIN);
 
 impl SeaOrmStore {
     /// Records that `token_hash`, a refresh token of `connection`, was sent to Kit at `at`.
@@ -36,7 +48,19 @@ impl SeaOrmStore {
             p.push(connection.as_str()),
             p.push(at.unix_millis())
         );
-        self.exec(sql, p).await.map(|_| ())
+        self.exec(sql, p).await?;
+        let last = LAST_PURGE.load(Ordering::Relaxed);
+        let due = last == i64::MIN || at.unix_millis().saturating_sub(last) >= PURGE_EVERY_MS;
+        // One caller per hour wins the swap and purges; a failed purge waits for the next hour.
+        if due
+            && LAST_PURGE
+                .compare_exchange(last, at.unix_millis(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            && let Err(error) = self.purge_spent(at).await
+        {
+            tracing::warn!(%error, "could not purge expired spent refresh-token hashes");
+        }
+        Ok(())
     }
 
     /// The connection whose refresh token hashed to `token_hash` was spent, if any was within
