@@ -222,10 +222,20 @@ impl Manager {
     ) -> Result<(KitAccount, TokenSet), ImportError> {
         let inner = &self.inner;
         let now = inner.clock.now();
-        inner
+        let fingerprint = refresh_token.fingerprint();
+        if !inner
             .store
-            .record_spent(candidate, &refresh_token.fingerprint(), now)
-            .await?;
+            .record_spent(candidate, &fingerprint, now)
+            .await?
+        {
+            // Another import (or a refresh) claimed this token since the check: it is spent.
+            let connection = inner
+                .store
+                .spent_by(&fingerprint)
+                .await?
+                .unwrap_or_else(|| candidate.clone());
+            return Err(ImportError::Spent { connection });
+        }
         let response =
             inner
                 .endpoint

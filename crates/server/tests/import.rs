@@ -342,3 +342,18 @@ async fn a_connection_kit_will_not_revoke_is_kept_unless_forced() {
         "the row is gone before the query is read"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_imports_racing_with_one_refresh_token_send_it_once() {
+    let broker = Broker::start(Extra::default()).await;
+    let api = BrokerApi::new(&broker.base, API_KEY);
+    let app = hand_written_oauth(&broker, "Raced").await;
+    let before = refreshes(&broker.sandbox);
+    let body = json!({"refresh_token": app.refresh});
+    let (a, b) = tokio::join!(import(&api, &body), import(&api, &body));
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT]);
+    assert_eq!(refreshes(&broker.sandbox), before + 1, "sent once");
+    assert_eq!(broker.sandbox.stats().invalid_grant_total, 0);
+}

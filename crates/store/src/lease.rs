@@ -131,6 +131,7 @@ impl SeaOrmStore {
                 in_flight.started_at,
             )
             .await
+            .map(drop)
         } else {
             Err(self.lease_write_failure(lease, None).await?)
         }

@@ -29,8 +29,10 @@ const PURGE_EVERY_MS: i64 = 60 * 60 * 1000;
 static LAST_PURGE: AtomicI64 = AtomicI64::new(i64::MIN);
 
 impl SeaOrmStore {
-    /// Records that `token_hash`, a refresh token of `connection`, was sent to Kit at `at`.
-    /// Idempotent: a resent token keeps its first time.
+    /// Records that `token_hash`, a refresh token of `connection`, is being sent to Kit at `at`.
+    /// Returns whether this call recorded it: `false` means it was recorded before (a resend
+    /// keeps its first time), which makes the record a claim — of two imports racing with one
+    /// token, only one may send it.
     ///
     /// # Errors
     /// A database error.
@@ -39,7 +41,7 @@ impl SeaOrmStore {
         connection: &ConnectionId,
         token_hash: &Sha256Hash,
         at: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut p = Params::new();
         let sql = format!(
             "INSERT INTO spent_refresh_tokens (token_hash, connection_id, spent_at) \
@@ -48,7 +50,7 @@ impl SeaOrmStore {
             p.push(connection.as_str()),
             p.push(at.unix_millis())
         );
-        self.exec(sql, p).await?;
+        let recorded = self.exec(sql, p).await? == 1;
         let last = LAST_PURGE.load(Ordering::Relaxed);
         let due = last == i64::MIN || at.unix_millis().saturating_sub(last) >= PURGE_EVERY_MS;
         // One caller per hour wins the swap and purges; a failed purge waits for the next hour.
@@ -60,7 +62,7 @@ impl SeaOrmStore {
         {
             tracing::warn!(%error, "could not purge expired spent refresh-token hashes");
         }
-        Ok(())
+        Ok(recorded)
     }
 
     /// The connection whose refresh token hashed to `token_hash` was spent, if any was within

@@ -81,9 +81,9 @@ async fn spent_hashes_are_recorded_found_and_purged(f: &Fixture) {
 
     // A second record (a resend) keeps the first time; another token is another row.
     let later = NOW.saturating_add(SPENT_RETENTION);
-    store.record_spent(&row.id, &spent, later).await.unwrap();
+    assert!(!store.record_spent(&row.id, &spent, later).await.unwrap());
     let other = Sha256Hash::of(b"refresh-2");
-    store.record_spent(&row.id, &other, later).await.unwrap();
+    assert!(store.record_spent(&row.id, &other, later).await.unwrap());
 
     // The purge at NOW + retention + 1 ms removes the first (recorded at NOW) only.
     let purge_at = later.saturating_add(Duration::from_millis(1));
