@@ -199,6 +199,9 @@ impl Manager {
             stored.next_refresh_at,
             now,
         );
+        if refreshed && existing.is_some() {
+            inner.store.attribute_spent(&spent, &stored.id).await?;
+        }
         inner.emit(&stored, EventKind::Authorized).await;
         tracing::info!(connection = %stored.id, refreshed, "grant imported");
         Ok(Imported {

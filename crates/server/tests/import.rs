@@ -357,3 +357,49 @@ async fn two_imports_racing_with_one_refresh_token_send_it_once() {
     assert_eq!(refreshes(&broker.sandbox), before + 1, "sent once");
     assert_eq!(broker.sandbox.stats().invalid_grant_total, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_identifies_a_connected_account_replaces_its_tokens() {
+    let broker = Broker::start(Extra::default()).await;
+    let api = BrokerApi::new(&broker.base, API_KEY);
+    let first = hand_written_oauth(&broker, "Twice Connected").await;
+    let created = import(
+        &api,
+        &json!({"refresh_token": first.refresh, "access_token": first.access, "expires_at": in_an_hour()}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.body["connection"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The app connected the same account again by itself, and hands over only that refresh
+    // token: identifying the account spends it, so the fresh pair is kept — in the existing row.
+    let second = hand_written_oauth(&broker, "Twice Connected").await;
+    let before = refreshes(&broker.sandbox);
+    let replaced = import(&api, &json!({"refresh_token": second.refresh})).await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    assert_eq!(replaced.body["outcome"], "replaced");
+    assert_eq!(replaced.body["refreshed"], true);
+    assert_eq!(replaced.body["connection"]["id"], id.as_str());
+    assert_eq!(refreshes(&broker.sandbox), before + 1);
+    let served = api.token(&id).await;
+    assert_ne!(served.body["access_token"], first.access.as_str());
+    assert_ne!(served.body["access_token"], second.access.as_str());
+    assert_eq!(
+        api.kit(Method::GET, &id, "account", None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(BrokerApi::ids(&api.list("").await.body), [id.clone()]);
+
+    // Its spent token names the connection it went into.
+    let spent = import(&api, &json!({"refresh_token": second.refresh})).await;
+    assert_eq!(spent.status, StatusCode::CONFLICT);
+    assert!(
+        spent.body["message"].as_str().unwrap().contains(&id),
+        "{}",
+        spent.body
+    );
+    assert_eq!(refreshes(&broker.sandbox), before + 1);
+}

@@ -65,6 +65,25 @@ impl SeaOrmStore {
         Ok(recorded)
     }
 
+    /// Names `connection` as the spender of `token_hash`: an import records the hash under a
+    /// fresh id before it knows the account, and the account may turn out to be connected.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn attribute_spent(
+        &self,
+        token_hash: &Sha256Hash,
+        connection: &ConnectionId,
+    ) -> Result<(), StoreError> {
+        let mut p = Params::new();
+        let sql = format!(
+            "UPDATE spent_refresh_tokens SET connection_id = {} WHERE token_hash = {}",
+            p.push(connection.as_str()),
+            p.push(token_hash.to_string())
+        );
+        self.exec(sql, p).await.map(drop)
+    }
+
     /// The connection whose refresh token hashed to `token_hash` was spent, if any was within
     /// the retention.
     ///
