@@ -391,7 +391,10 @@ async fn a_refresh_that_identifies_a_connected_account_replaces_its_tokens() {
         api.kit(Method::GET, &id, "account", None).await.status,
         StatusCode::OK
     );
-    assert_eq!(BrokerApi::ids(&api.list("").await.body), [id.clone()]);
+    assert_eq!(
+        BrokerApi::ids(&api.list("").await.body),
+        std::slice::from_ref(&id)
+    );
 
     // Its spent token names the connection it went into.
     let spent = import(&api, &json!({"refresh_token": second.refresh})).await;
