@@ -1,27 +1,46 @@
-//! `kit-oauth`: the admin command line (connections, refresh, revoke, keys, migrate, doctor).
+//! `kit-oauth`: the admin command line (connections, import/export, refresh, revoke and remove,
+//! keys, migrate, doctor).
 //!
-//! Same configuration as the server (environment variables, each also a flag). Exit codes:
-//! 0 ok, 1 the operation failed, 2 bad usage or configuration.
+//! Same configuration as the server (environment variables, each also a flag). It reaches the
+//! database and Kit through the `kit-oauth` facade only (`kit_oauth::store` for the store's
+//! own operations), as `docs/ARCHITECTURE.md` draws it. Exit codes: see [`EXIT_CODES`].
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use kit_oauth::core::{ConnectionId, ConnectionStore as _, ListQuery, StateName, Timestamp};
-use kit_oauth::{ConfigError, ConnectionStatus, KitOAuth, key_ring_from};
+use kit_oauth::core::ConnectionId;
+use kit_oauth::store::{SeaOrmStore, StoreOptions};
+use kit_oauth::{ConfigError, KitOAuth, key_ring_from};
 use kit_oauth_server::config::KitArgs;
-use kit_oauth_store::{SeaOrmStore, StoreOptions};
-use serde_json::{Value, json};
+use serde_json::json;
 
-/// Above this many connections, bulk operations show a progress bar.
+mod connections;
+mod doctor;
+mod export;
+mod import;
+mod jobs;
+mod records;
+
+/// Above this many items, bulk operations show a progress bar.
 const PROGRESS_ABOVE: usize = 5;
+
+/// The exit codes, as `--help` prints them.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  1  the operation failed (Kit, the database, a connection that cannot be served)
+  2  bad usage or configuration (nothing was attempted)
+  3  a bulk job (import, refresh --all/--due) finished, but some items were refused or left
+     for a rerun (listed in its summary)";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "kit-oauth",
     version,
-    about = "Administer kit-oauth connections"
+    about = "Administer kit-oauth connections",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     /// Machine-readable JSON output.
@@ -44,12 +63,14 @@ enum Cmd {
     },
     /// Print a fresh access token (refreshing first when due).
     Token {
-        /// Connection id.
+        /// Connection id (ids may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Refresh one connection, all of them, or the ones due.
     Refresh {
-        /// Connection id.
+        /// Connection id (ids may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         id: Option<String>,
         /// Every active connection.
         #[arg(long, conflicts_with_all = ["id", "due"])]
@@ -58,10 +79,47 @@ enum Cmd {
         #[arg(long, conflicts_with = "id")]
         due: bool,
     },
-    /// Revoke a connection's grant at Kit.
+    /// Revoke a connection's grant at Kit (the connection stays, needing a reinstall).
     Revoke {
-        /// Connection id.
+        /// Connection id (ids may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         id: String,
+    },
+    /// Revoke a connection's grant at Kit, then delete the connection.
+    Remove {
+        /// Connection id (ids may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+        /// Delete it even when Kit refuses the revocation or cannot be reached; the audit
+        /// trail records that Kit was not told.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Import grants an app obtained with its own OAuth: JSON lines or CSV with the fields
+    /// refresh_token, access_token, expires_at, tenant. Resumable: finished lines are recorded
+    /// in FILE.progress and skipped by a rerun.
+    Import {
+        /// The file to read.
+        file: PathBuf,
+        /// Check each record (spent list, account lookup) without storing or refreshing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Records in flight at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Records started per second at most (0: no pacing).
+        #[arg(long, default_value_t = 20)]
+        per_second: u32,
+    },
+    /// Write every live grant's tokens, decrypted, as JSON lines `import` reads (for moving
+    /// away). Stop the broker first: it would rotate the exported refresh tokens.
+    Export {
+        /// The file to create (mode 0600; never overwritten).
+        #[arg(long)]
+        to: PathBuf,
+        /// Required: the file holds every creator's live credentials in the clear.
+        #[arg(long)]
+        i_understand_this_writes_secrets: bool,
     },
     /// Encryption keys.
     Keys {
@@ -74,15 +132,19 @@ enum Cmd {
 
 #[derive(Debug, Subcommand)]
 enum ConnectionsCmd {
-    /// List connections.
+    /// List connections as a table (or JSON with --json).
     List {
+        /// Only this state: authorized or unauthorized.
+        #[arg(long)]
+        state: Option<String>,
         /// Only this tenant.
         #[arg(long)]
         tenant: Option<String>,
     },
-    /// Show one connection.
+    /// Show one connection and its events.
     Show {
-        /// Connection id.
+        /// Connection id (ids may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }
@@ -96,6 +158,8 @@ enum KeysCmd {
 enum Failure {
     Usage(String),
     Failed(String),
+    /// A bulk job ran to its end with some items not done; its summary says which.
+    Partial,
 }
 
 impl From<ConfigError> for Failure {
@@ -106,6 +170,11 @@ impl From<ConfigError> for Failure {
 
 fn failed(error: impl std::fmt::Display) -> Failure {
     Failure::Failed(error.to_string())
+}
+
+/// Runs a blocking file operation off the async worker threads' hot path.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
 }
 
 fn main() -> ExitCode {
@@ -130,6 +199,7 @@ fn main() -> ExitCode {
             eprintln!("kit-oauth: {message}");
             ExitCode::from(1)
         }
+        Err(Failure::Partial) => ExitCode::from(3),
     }
 }
 
@@ -149,61 +219,6 @@ fn parse_id(raw: &str) -> Result<ConnectionId, Failure> {
     ConnectionId::parse(raw).map_err(|e| Failure::Usage(format!("{raw:?}: {e}")))
 }
 
-fn when(at: Option<Timestamp>) -> String {
-    at.map_or_else(|| "—".to_owned(), kit_oauth_server::web::rfc3339)
-}
-
-fn to_json(s: &ConnectionStatus) -> Value {
-    json!({
-        "id": s.id.as_str(),
-        "tenant": s.tenant.as_ref().map(kit_oauth::core::TenantName::as_str),
-        "account_id": s.account.id.as_str(),
-        "account_name": s.account.name,
-        "state": s.state.as_str(),
-        "expires_at": s.expires_at.map(kit_oauth_server::web::rfc3339),
-        "last_refresh_at": s.last_refresh_at.map(kit_oauth_server::web::rfc3339),
-        "last_error": s.last_error,
-    })
-}
-
-fn print_table(rows: &[ConnectionStatus]) {
-    println!(
-        "{:<24} {:<16} {:<24} {:<13} {:<26} LAST ERROR",
-        "ID", "TENANT", "ACCOUNT", "STATE", "EXPIRES"
-    );
-    for s in rows {
-        println!(
-            "{:<24} {:<16} {:<24} {:<13} {:<26} {}",
-            s.id.as_str(),
-            s.tenant.as_ref().map_or("—", |t| t.as_str()),
-            s.account.name,
-            s.state.as_str(),
-            when(s.expires_at),
-            s.last_error.as_deref().unwrap_or("")
-        );
-    }
-}
-
-async fn all_connections(
-    kit: &KitOAuth,
-    query: ListQuery,
-) -> Result<Vec<ConnectionStatus>, Failure> {
-    let mut query = ListQuery {
-        limit: 500,
-        ..query
-    };
-    let mut out = Vec::new();
-    loop {
-        let page = kit.manager().list(&query).await.map_err(failed)?;
-        let full = page.len() == query.limit as usize;
-        query.after = page.last().map(|s| s.id.clone());
-        out.extend(page);
-        if !full {
-            return Ok(out);
-        }
-    }
-}
-
 fn bar(len: usize, what: &str) -> Option<ProgressBar> {
     (len > PROGRESS_ABOVE).then(|| {
         let bar = ProgressBar::new(len as u64);
@@ -216,7 +231,16 @@ fn bar(len: usize, what: &str) -> Option<ProgressBar> {
     })
 }
 
+fn partial(all_done: bool) -> Result<(), Failure> {
+    if all_done {
+        Ok(())
+    } else {
+        Err(Failure::Partial)
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
+    let as_json = cli.json;
     match cli.command {
         Cmd::Migrate => {
             let config = cli.kit.library_config()?;
@@ -226,7 +250,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     .await
                     .map_err(failed)?;
             store.readiness().await.map_err(failed)?;
-            if cli.json {
+            if as_json {
                 println!("{}", json!({"migrated": true}));
             } else {
                 println!("migrations applied");
@@ -236,39 +260,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Connections { command } => {
             let kit = open(&cli.kit).await?;
             match command {
-                ConnectionsCmd::List { tenant } => {
-                    let tenant = tenant
-                        .map(|t| kit_oauth::core::TenantName::parse(&t))
-                        .transpose()
-                        .map_err(|e| Failure::Usage(format!("--tenant: {e}")))?;
-                    let rows = all_connections(
-                        &kit,
-                        ListQuery {
-                            tenant: tenant.map(Some),
-                            ..ListQuery::default()
-                        },
-                    )
-                    .await?;
-                    if cli.json {
-                        println!("{}", Value::Array(rows.iter().map(to_json).collect()));
-                    } else {
-                        print_table(&rows);
-                    }
+                ConnectionsCmd::List { state, tenant } => {
+                    connections::list(&kit, state.as_deref(), tenant.as_deref(), as_json).await
                 }
                 ConnectionsCmd::Show { id } => {
-                    let status = kit
-                        .manager()
-                        .status(&parse_id(&id)?)
-                        .await
-                        .map_err(failed)?;
-                    if cli.json {
-                        println!("{}", to_json(&status));
-                    } else {
-                        print_table(std::slice::from_ref(&status));
-                    }
+                    connections::show(&kit, &parse_id(&id)?, as_json).await
                 }
             }
-            Ok(())
         }
         Cmd::Token { id } => {
             let kit = open(&cli.kit).await?;
@@ -277,7 +275,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .access_token(&parse_id(&id)?)
                 .await
                 .map_err(failed)?;
-            if cli.json {
+            if as_json {
                 println!("{}", json!({"access_token": token.expose_secret()}));
             } else {
                 println!("{}", token.expose_secret());
@@ -285,70 +283,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Cmd::Refresh { id, all, due } => {
+            let id = id.as_deref().map(parse_id).transpose()?;
             let kit = open(&cli.kit).await?;
-            let ids: Vec<ConnectionId> = match (id, all, due) {
-                (Some(id), _, _) => vec![parse_id(&id)?],
-                (None, true, _) => all_connections(
-                    &kit,
-                    ListQuery {
-                        state: Some(StateName::Authorized),
-                        ..ListQuery::default()
-                    },
-                )
-                .await?
-                .into_iter()
-                .map(|s| s.id)
-                .collect(),
-                (None, false, true) => {
-                    let now = kit.manager().clock().now();
-                    kit.manager()
-                        .store()
-                        .list_due(now, 100_000)
-                        .await
-                        .map_err(failed)?
-                }
-                (None, false, false) => {
-                    return Err(Failure::Usage(
-                        "refresh needs a connection id, --all or --due".into(),
-                    ));
-                }
-            };
-            let progress = bar(ids.len(), "refreshing");
-            let mut failures = Vec::new();
-            for id in &ids {
-                let result = if due {
-                    kit.manager().refresh_if_scheduled(id).await
-                } else {
-                    kit.manager().force_refresh(id, None).await.map(drop)
-                };
-                if let Err(error) = result {
-                    failures.push(json!({"id": id.as_str(), "error": error.to_string()}));
-                }
-                if let Some(bar) = &progress {
-                    bar.inc(1);
-                }
-            }
-            if let Some(bar) = progress {
-                bar.finish_and_clear();
-            }
-            if cli.json {
-                println!(
-                    "{}",
-                    json!({"refreshed": ids.len() - failures.len(), "failed": failures})
-                );
-            } else {
-                println!("refreshed {} of {}", ids.len() - failures.len(), ids.len());
-                for f in &failures {
-                    println!("  {}: {}", f["id"], f["error"]);
-                }
-            }
-            if failures.is_empty() {
-                Ok(())
-            } else {
-                Err(Failure::Failed(format!(
-                    "{} refreshes failed",
-                    failures.len()
-                )))
+            let bulk = id.is_none();
+            let all_done = jobs::refresh(&kit, id, all, due, as_json).await?;
+            match (all_done, bulk) {
+                (true, _) => Ok(()),
+                (false, true) => Err(Failure::Partial),
+                (false, false) => Err(Failure::Failed("the refresh failed".into())),
             }
         }
         Cmd::Revoke { id } => {
@@ -357,141 +299,49 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .revoke(&parse_id(&id)?)
                 .await
                 .map_err(failed)?;
-            if cli.json {
+            if as_json {
                 println!("{}", json!({"revoked": id}));
             } else {
                 println!("revoked {id}");
             }
             Ok(())
         }
+        Cmd::Remove { id, force } => {
+            let id = parse_id(&id)?;
+            let kit = open(&cli.kit).await?;
+            jobs::remove(&kit, &id, force, as_json).await
+        }
+        Cmd::Import {
+            file,
+            dry_run,
+            concurrency,
+            per_second,
+        } => {
+            let kit = open(&cli.kit).await?;
+            let args = import::ImportArgs {
+                file,
+                dry_run,
+                concurrency,
+                per_second,
+            };
+            partial(import::run(&kit, args, as_json).await?)
+        }
+        Cmd::Export {
+            to,
+            i_understand_this_writes_secrets,
+        } => {
+            if !i_understand_this_writes_secrets {
+                return export::run_refused(&to);
+            }
+            let kit = open(&cli.kit).await?;
+            export::run(&kit, to, as_json).await
+        }
         Cmd::Keys {
             command: KeysCmd::Rotate,
         } => {
             let kit = open(&cli.kit).await?;
-            let store = kit.manager().store();
-            let first = store.reencrypt_batch(200).await.map_err(failed)?;
-            let total = first.reencrypted + first.remaining;
-            let progress = bar(
-                usize::try_from(total).unwrap_or(usize::MAX),
-                "re-encrypting",
-            );
-            let mut done = first.reencrypted;
-            let mut remaining = first.remaining;
-            if let Some(bar) = &progress {
-                bar.set_position(done);
-            }
-            while remaining > 0 {
-                let step = store.reencrypt_batch(200).await.map_err(failed)?;
-                done += step.reencrypted;
-                if step.reencrypted == 0 && step.remaining >= remaining {
-                    return Err(Failure::Failed(format!(
-                        "{} rows could not be re-encrypted (changing concurrently?); run again",
-                        step.remaining
-                    )));
-                }
-                remaining = step.remaining;
-                if let Some(bar) = &progress {
-                    bar.set_position(done);
-                }
-            }
-            if let Some(bar) = progress {
-                bar.finish_and_clear();
-            }
-            if cli.json {
-                println!(
-                    "{}",
-                    json!({"reencrypted": done, "current_key": store.keys().current_key_id()})
-                );
-            } else {
-                println!(
-                    "re-encrypted {done} rows; every row now uses key {}",
-                    store.keys().current_key_id()
-                );
-            }
-            Ok(())
+            jobs::rotate_keys(&kit, as_json).await
         }
-        Cmd::Doctor => doctor(&cli.kit, cli.json).await,
-    }
-}
-
-async fn doctor(kit: &KitArgs, as_json: bool) -> Result<(), Failure> {
-    let mut checks: Vec<(&str, Result<String, String>)> = Vec::new();
-    let config = match kit.library_config() {
-        Ok(config) => {
-            checks.push(("configuration", Ok("every variable is valid".into())));
-            Some(config)
-        }
-        Err(error) => {
-            checks.push(("configuration", Err(error.to_string())));
-            None
-        }
-    };
-    if let Some(config) = &config {
-        match key_ring_from(config) {
-            Err(error) => checks.push(("key ring", Err(error.to_string()))),
-            Ok(keys) => {
-                checks.push((
-                    "key ring",
-                    Ok(format!("current key {}", keys.current_key_id())),
-                ));
-                let options = StoreOptions {
-                    migrate: false,
-                    ..StoreOptions::default()
-                };
-                match SeaOrmStore::connect_with(&config.database_url, keys, options).await {
-                    Err(error) => {
-                        checks.push(("database", Err(format!("cannot connect: {error}"))));
-                    }
-                    Ok(store) => {
-                        checks.push(("database", Ok("reachable".into())));
-                        checks.push((
-                            "migrations",
-                            store
-                                .readiness()
-                                .await
-                                .map(|()| "applied".to_owned())
-                                .map_err(|e| format!("{e} (run `kit-oauth migrate`)")),
-                        ));
-                    }
-                }
-            }
-        }
-        let reachable = match reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-        {
-            Ok(client) => client
-                .post(config.token_url.clone())
-                .send()
-                .await
-                .map(|r| format!("answered HTTP {}", r.status().as_u16()))
-                .map_err(|e| format!("unreachable: {}", e.without_url())),
-            Err(error) => Err(format!("HTTP client: {error}")),
-        };
-        checks.push(("token endpoint", reachable));
-    }
-    let ok = checks.iter().all(|(_, r)| r.is_ok());
-    if as_json {
-        let list: Vec<Value> = checks
-            .iter()
-            .map(|(name, r)| match r {
-                Ok(m) => json!({"check": name, "ok": true, "detail": m}),
-                Err(m) => json!({"check": name, "ok": false, "detail": m}),
-            })
-            .collect();
-        println!("{}", json!({"ok": ok, "checks": list}));
-    } else {
-        for (name, result) in &checks {
-            match result {
-                Ok(m) => println!("ok    {name}: {m}"),
-                Err(m) => println!("FAIL  {name}: {m}"),
-            }
-        }
-    }
-    match (ok, config.is_some()) {
-        (true, _) => Ok(()),
-        (false, false) => Err(Failure::Usage("the configuration is not usable".into())),
-        (false, true) => Err(Failure::Failed("some checks failed".into())),
+        Cmd::Doctor => doctor::run(&cli.kit, as_json).await,
     }
 }

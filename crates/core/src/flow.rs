@@ -8,6 +8,7 @@
 //! Unauthorized --begin(install)--> Pending --callback(code)--> CodeGrant --authorize--> Authorized
 //! Pending --callback: denied / forged / past PENDING_TTL--> Unauthorized
 //! CodeGrant --fail (exchange or account lookup failed)--> Unauthorized
+//! Unauthorized --import (a grant made outside, proven live at Kit)--> Authorized
 //! Authorized --observe_for(Due): margin, schedule passed, or Kit refused it--> Expired
 //! Expired --refreshed_with(Kit's answer)--> Authorized
 //! Expired --reauth_required (invalid_grant confirmed)--> Unauthorized (needs reinstall)
@@ -51,6 +52,7 @@ use crate::secret::{CsrfState, PkceVerifier};
 use crate::token::TokenSet;
 
 mod grant;
+mod import;
 mod install;
 
 pub use grant::{Due, Freshness, TokenDue, UnusableAnswer};

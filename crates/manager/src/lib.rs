@@ -28,6 +28,7 @@ mod error;
 mod events;
 mod facade;
 mod fleet;
+mod import;
 mod install;
 mod manager;
 mod refresh;
@@ -49,6 +50,7 @@ pub use facade::{
     BuildError, Client, Endpoint, Install, KitOAuth, KitOAuthBuilder, Manager, Store,
     endpoints_from, key_ring_from,
 };
+pub use import::{ImportError, ImportOutcome, ImportRequest, Imported};
 pub use install::{InstallFlow, InstallStarted, Installed};
 pub use manager::{ConnectionStatus, IssuedToken, TokenManager};
 pub use refresher::{

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kit_oauth::core::{ConnectionId, ListQuery, StateName, TenantName};
-use kit_oauth::{ConnectionStatus, ManagerError};
+use kit_oauth::{ConnectionStatus, ManagerError, Removal};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -357,31 +357,72 @@ pub async fn refresh(
     })))
 }
 
-/// Revokes the grant at Kit, then deletes the connection.
+/// `?force=true` of `DELETE /v1/connections/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// Remove the connection even when Kit will not revoke its grant (the removal is then
+    /// recorded as `removed_without_revoke`: the grant lives at Kit until the creator uninstalls).
+    pub force: Option<bool>,
+}
+
+/// What a forced removal did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemovalView {
+    /// Always true: the connection is gone.
+    pub removed: bool,
+    /// Whether Kit revoked the grant first.
+    pub revoked_at_kit: bool,
+    /// Why Kit did not revoke, when it did not.
+    pub kit_reason: Option<String>,
+}
+
+/// Revokes the grant at Kit, then deletes the connection; with `force=true`, deletes it even
+/// when Kit keeps the grant.
 #[utoipa::path(
     delete, path = "/v1/connections/{id}", tag = "connections",
-    params(IdParam),
+    params(IdParam, DeleteParams),
     responses(
         (status = 204, description = "Revoked and removed"),
+        (status = 200, description = "`force=true`: removed; whether Kit revoked the grant", body = RemovalView),
+        (status = 400, description = "`force` is not a boolean", body = ApiError),
         (status = 401, description = "Missing or invalid API key", body = ApiError),
         (status = 404, description = "No such connection", body = ApiError),
-        (status = 502, description = "Kit refused the app's client credentials; nothing was changed", body = ApiError),
-        (status = 503, description = "Kit could not be reached, or the request timed out; nothing was changed", body = ApiError),
+        (status = 502, description = "`kit_kept_grant`: Kit refused the revocation or could not be reached, so the connection was kept (retry, or pass `force=true`); or Kit refused the app's client credentials", body = ApiError),
+        (status = 503, description = "The database is temporarily unavailable, or the request timed out; nothing was changed", body = ApiError),
     ),
     security(("api_key" = []))
 )]
 pub async fn delete(
     State(state): State<AppState>,
     Visible { id, .. }: Visible,
-) -> Result<StatusCode, ApiError> {
-    state
-        .engine
-        .manager
-        .remove(&id)
+    ApiQuery(params): ApiQuery<DeleteParams>,
+) -> Result<Response, ApiError> {
+    let manager = &state.engine.manager;
+    if params.force != Some(true) {
+        manager.remove(&id).await.map_err(|e| manager_error(&e))?;
+        tracing::info!(connection = %id, "connection revoked and removed through the API");
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let removal = manager
+        .remove_forced(&id)
         .await
         .map_err(|e| manager_error(&e))?;
-    tracing::info!(connection = %id, "connection revoked and removed through the API");
-    Ok(StatusCode::NO_CONTENT)
+    let view = match removal {
+        Removal::Revoked => RemovalView {
+            removed: true,
+            revoked_at_kit: true,
+            kit_reason: None,
+        },
+        Removal::KitNotTold { reason } => RemovalView {
+            removed: true,
+            revoked_at_kit: false,
+            kit_reason: Some(reason),
+        },
+    };
+    tracing::info!(connection = %id, revoked = view.revoked_at_kit,
+        "connection removed through the API (forced)");
+    Ok(Json(view).into_response())
 }
 
 fn no_store(body: impl IntoResponse) -> Response {

@@ -26,6 +26,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod events;
 pub mod extract;
+pub mod import;
 pub mod install;
 pub mod install_link;
 pub mod keys;
@@ -189,7 +190,7 @@ pub fn router(engine: Engine, options: BrokerOptions) -> Router {
     let routes = Router::new()
         .route("/kit/oauth", get(install::begin))
         .route("/kit/oauth/callback", get(install::callback))
-        .route("/v1/connections", get(api::list))
+        .route("/v1/connections", get(api::list).post(import::create))
         .route("/v1/connections/{id}", get(api::show).delete(api::delete))
         .route("/v1/connections/{id}/token", post(api::token))
         .route("/v1/connections/{id}/refresh", post(api::refresh))

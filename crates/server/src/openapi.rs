@@ -4,8 +4,8 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api;
 use crate::web::ApiError;
+use crate::{api, import};
 
 struct BearerKey;
 
@@ -61,6 +61,7 @@ fn kit_proxy() {}
     ),
     paths(
         api::list,
+        import::create,
         api::show,
         api::token,
         api::refresh,
@@ -75,6 +76,10 @@ fn kit_proxy() {}
         api::StateFilter,
         crate::events::EventView,
         crate::events::EventPage,
+        api::RemovalView,
+        import::ImportBody,
+        import::ExpiresAt,
+        import::ImportView,
         ApiError
     )),
     modifiers(&BearerKey),

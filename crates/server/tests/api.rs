@@ -269,6 +269,7 @@ async fn the_openapi_document_describes_every_route_with_its_errors() {
         .collect();
     let expected: BTreeSet<(String, String)> = [
         ("get", "/v1/connections"),
+        ("post", "/v1/connections"),
         ("get", "/v1/connections/{id}"),
         ("delete", "/v1/connections/{id}"),
         ("post", "/v1/connections/{id}/token"),

@@ -124,7 +124,14 @@ impl SeaOrmStore {
             p.push(to_i64(lease.fence, "fence")?)
         );
         if self.exec(sql, p).await? == 1 {
-            Ok(())
+            // The token is spent from now on, whatever Kit answers: imports must refuse it.
+            self.record_spent(
+                &lease.connection,
+                &in_flight.refresh_token,
+                in_flight.started_at,
+            )
+            .await
+            .map(drop)
         } else {
             Err(self.lease_write_failure(lease, None).await?)
         }

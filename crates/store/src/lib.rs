@@ -36,6 +36,7 @@ mod migration;
 mod notify;
 mod pending;
 mod rotation;
+mod spent;
 mod sql;
 mod store;
 
@@ -44,10 +45,11 @@ pub use crypto::{DEFAULT_KEY_ID, ENCRYPTION_KEY_ENV, KEY_LEN, KeyRing, KeyRingEr
 pub use events::{EventCursor, HourCounts, StoredEvent};
 pub use fleet::{FleetCounts, FleetFilter, FleetQuery};
 pub use migration::{
-    CHANGE_CHANNEL, CreateTables, EarlyRetry, FleetIndexes, IndexesAndEvents, Migrator,
+    CHANGE_CHANNEL, CreateTables, EarlyRetry, FleetIndexes, IndexesAndEvents, Migrator, SpentRefreshTokens,
 };
 pub use rotation::ReencryptProgress;
 pub use sea_orm_migration::MigratorTrait;
+pub use spent::SPENT_RETENTION;
 pub use store::{SeaOrmStore, StoreOptions};
 
 /// The default `DATABASE_URL`: a SQLite file in the working directory, created if missing.

@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(IndexesAndEvents),
             Box::new(EarlyRetry),
             Box::new(FleetIndexes),
+            Box::new(SpentRefreshTokens),
         ]
     }
 }
@@ -233,6 +234,38 @@ impl MigrationTrait for FleetIndexes {
             manager,
             &[
                 "CREATE INDEX IF NOT EXISTS connection_events_at_idx ON connection_events (at)"
+                    .to_owned(),
+            ],
+        )
+        .await
+    }
+}
+
+/// `m20261130_000005_spent_refresh_tokens`: the hashes of refresh tokens already sent to Kit
+/// (see `spent.rs`), so an import never sends one again.
+#[derive(Debug, Clone, Copy)]
+pub struct SpentRefreshTokens;
+
+impl MigrationName for SpentRefreshTokens {
+    fn name(&self) -> &str {
+        "m20261130_000005_spent_refresh_tokens"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for SpentRefreshTokens {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_all(
+            manager,
+            &[
+                "CREATE TABLE IF NOT EXISTS spent_refresh_tokens (
+                    token_hash TEXT NOT NULL PRIMARY KEY,
+                    connection_id TEXT NOT NULL,
+                    spent_at BIGINT NOT NULL
+                )"
+                .to_owned(),
+                "CREATE INDEX IF NOT EXISTS spent_refresh_tokens_spent_at_idx \
+                 ON spent_refresh_tokens (spent_at)"
                     .to_owned(),
             ],
         )

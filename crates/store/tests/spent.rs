@@ -1,0 +1,106 @@
+//! The spent refresh-token list on every backend: marking a token in flight records its hash
+//! (never the token), a lookup finds it, a second record keeps the first time, and the purge
+//! removes only what is past the retention.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+// Only part of the conformance fixture is used here.
+#[allow(dead_code)]
+#[path = "conformance/fixture.rs"]
+mod fixture;
+
+use std::time::Duration;
+
+use kit_oauth_core::{
+    AccessToken, Connection, ConnectionId, ConnectionRecord, ConnectionStore as _,
+    ConnectionStoreExt as _, InFlight, KitAccount, KitAccountId, LeaseOutcome, LeaseOwner,
+    RefreshToken, Sha256Hash, Timestamp, TokenSet, Unauthorized,
+};
+use kit_oauth_store::SPENT_RETENTION;
+use sea_orm::{ConnectionTrait as _, Statement};
+
+use fixture::Fixture;
+
+const NOW: Timestamp = Timestamp::from_unix_seconds(1_750_000_000);
+
+async fn spent_hashes_are_recorded_found_and_purged(f: &Fixture) {
+    let store = f.store().await;
+    let tokens = TokenSet::from_parts(
+        AccessToken::new("access-1"),
+        RefreshToken::new("refresh-1"),
+        None,
+        NOW,
+        NOW.saturating_add(Duration::from_secs(7200)),
+    );
+    let account = KitAccount {
+        id: KitAccountId::parse("77").unwrap(),
+        name: "Imported".into(),
+        primary_email: None,
+    };
+    let id = ConnectionId::generate(&mut rand::rngs::OsRng);
+    let connection = Connection::<Unauthorized>::new(None).import(id, account, tokens);
+    let row = store
+        .upsert_installed(&ConnectionRecord::authorized(&connection, NOW, NOW))
+        .await
+        .unwrap();
+    let spent = RefreshToken::new("refresh-1").fingerprint();
+    assert_eq!(store.spent_by(&spent).await.unwrap(), None);
+
+    // Marking the token in flight is spending it.
+    let owner = LeaseOwner("w".into());
+    let LeaseOutcome::Acquired { lease, .. } = store
+        .acquire_lease(&row.id, &owner, NOW, Duration::from_secs(60))
+        .await
+        .unwrap()
+    else {
+        panic!("the lease is free")
+    };
+    store
+        .mark_in_flight(
+            &lease,
+            &InFlight {
+                refresh_token: spent,
+                started_at: NOW,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.spent_by(&spent).await.unwrap(), Some(row.id.clone()));
+    // Only the hash is stored.
+    let rows = store
+        .connection()
+        .query_all_raw(Statement::from_string(
+            store.backend(),
+            "SELECT token_hash, connection_id, spent_at FROM spent_refresh_tokens",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let hash: String = rows[0].try_get("", "token_hash").unwrap();
+    assert_eq!(hash, spent.to_string());
+    assert!(!hash.contains("refresh-1"));
+
+    // A second record (a resend) keeps the first time; another token is another row.
+    let later = NOW.saturating_add(SPENT_RETENTION);
+    assert!(!store.record_spent(&row.id, &spent, later).await.unwrap());
+    let other = Sha256Hash::of(b"refresh-2");
+    assert!(store.record_spent(&row.id, &other, later).await.unwrap());
+
+    // The purge at NOW + retention + 1 ms removes the first (recorded at NOW) only.
+    let purge_at = later.saturating_add(Duration::from_millis(1));
+    assert_eq!(store.purge_spent(purge_at).await.unwrap(), 1);
+    assert_eq!(store.spent_by(&spent).await.unwrap(), None);
+    assert_eq!(store.spent_by(&other).await.unwrap(), Some(row.id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite() {
+    spent_hashes_are_recorded_found_and_purged(&Fixture::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres() {
+    let Some(fixture) = Fixture::postgres("spent").await else {
+        return;
+    };
+    spent_hashes_are_recorded_found_and_purged(&fixture).await;
+}
