@@ -146,7 +146,11 @@ where
                     let waiting = std::time::Instant::now();
                     let waited = self
                         .store
-                        .wait_for_change(id, record.version, left.min(MAX_WAIT_SLICE).min(lapses_in))
+                        .wait_for_change(
+                            id,
+                            record.version,
+                            left.min(MAX_WAIT_SLICE).min(lapses_in),
+                        )
                         .await;
                     observe_lease_wait(LeaseWaitOutcome::Woke, waiting.elapsed());
                     waited.map_err(ManagerError::from_store)?;

@@ -177,7 +177,10 @@ async fn drive(
         ),
     );
     r.row("app request latency", result.latencies.summary());
-    r.row("5xx answers from the broker (retried)", result.describe_5xx());
+    r.row(
+        "5xx answers from the broker (retried)",
+        result.describe_5xx(),
+    );
     r.row(
         "attempts with no answer (instance down, retried elsewhere)",
         thousands(result.no_answer),
@@ -188,7 +191,11 @@ async fn drive(
         "rotations the victim never stored, resent by a survivor and accepted by Kit",
         thousands(resent),
     );
-    let reused = stats.invalid_grant.get("refresh_reused").copied().unwrap_or(0);
+    let reused = stats
+        .invalid_grant
+        .get("refresh_reused")
+        .copied()
+        .unwrap_or(0);
     r.row(
         "rotations the victim never stored, refused at resend (inherently lost)",
         thousands(reused),
@@ -201,12 +208,16 @@ async fn drive(
     );
     r.check(
         "refreshes at Kit (one per connection, plus accepted resends)",
-        stats.refreshes_ok.saturating_sub(stats.refresh_reuse_accepted),
+        stats
+            .refreshes_ok
+            .saturating_sub(stats.refresh_reuse_accepted),
         target,
     );
     r.check(
         "reuse attempts outside the grace window (other than the victim's resends)",
-        stats.reuse_outside_grace().saturating_sub(reused + stats.refresh_reuse_accepted),
+        stats
+            .reuse_outside_grace()
+            .saturating_sub(reused + stats.refresh_reuse_accepted),
         0,
     );
     r.check(
