@@ -263,7 +263,7 @@ async fn run_one(scenario: Scenario, o: &Options, rotation: RotationArg) -> Resu
                 o,
                 scenarios::crash::Crash {
                     victim: instances.saturating_sub(1),
-                    at_permille: 300,
+                    at_permille: 800,
                     down: Duration::from_millis(500),
                     rotation: rotation.into(),
                 },
