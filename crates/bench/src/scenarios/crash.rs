@@ -228,13 +228,19 @@ async fn drive(
             .saturating_sub(reused + stats.refresh_reuse_accepted),
         0,
     );
-    r.check(
-        "time to all-fresh after the kill ≤ 5 s",
-        u64::from(all_fresh.is_some_and(|d| d <= RECOVERY_GOAL)),
-        1,
-    );
     let strict_without_grace =
         spec.reuse_grace == 0 && crash.rotation != SandboxRotation::RevokeOnUse;
+    let recovered = u64::from(all_fresh.is_some_and(|d| d <= RECOVERY_GOAL));
+    if strict_without_grace {
+        // This run reports what a strict server inherently loses; the recovery goal is the
+        // revoke-on-use run's promise.
+        r.row(
+            "time to all-fresh after the kill ≤ 5 s",
+            if recovered == 1 { "yes" } else { "no" },
+        );
+    } else {
+        r.check("time to all-fresh after the kill ≤ 5 s", recovered, 1);
+    }
     if strict_without_grace {
         r.check(
             "invalid_grant other than the victim's unstored rotations",
