@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 
+use crate::cluster::SandboxRotation;
 use crate::db::DbKind;
 use crate::error::{BenchError, Result};
 use crate::scenarios::{self, Options};
@@ -25,7 +26,7 @@ pub enum Scenario {
     Install,
     /// In-process `access_token` calls per second per core.
     Hot,
-    /// `fleet` with one server SIGKILLed mid-run and restarted.
+    /// `fleet` with one server SIGKILLed mid-refresh and restarted.
     Crash,
     /// PostgreSQL stopped and started mid-run.
     PgRestart,
@@ -36,6 +37,27 @@ pub enum Scenario {
     /// (internal) the bare axum handler `steady` compares against.
     #[value(hide = true)]
     BareServer,
+}
+
+/// `--rotation`: the sandbox's refresh-token rotation mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RotationArg {
+    /// Doorkeeper's default: the previous refresh token works until the new access token is used.
+    RevokeOnUse,
+    /// A refresh revokes the previous pair at once.
+    Strict,
+    /// Strict, and a reused refresh token revokes the grant.
+    ReuseDetection,
+}
+
+impl From<RotationArg> for SandboxRotation {
+    fn from(r: RotationArg) -> Self {
+        match r {
+            RotationArg::RevokeOnUse => Self::RevokeOnUse,
+            RotationArg::Strict => Self::Strict,
+            RotationArg::ReuseDetection => Self::ReuseDetection,
+        }
+    }
 }
 
 /// The Kit OAuth load harness: real sandbox and broker processes, named scenarios.
@@ -74,9 +96,12 @@ pub struct Args {
     /// Sandbox `--access-ttl` of seeded tokens, seconds (default: long enough to seed M).
     #[arg(long)]
     pub access_ttl: Option<u64>,
-    /// Sandbox `--reuse-grace`, seconds (default 0; 300 for crash and soak).
+    /// Sandbox `--reuse-grace`, seconds (default 0; 300 for soak).
     #[arg(long)]
     pub reuse_grace: Option<u64>,
+    /// (crash) Kit's refresh-token rotation, passed to the sandbox.
+    #[arg(long, value_enum, default_value = "revoke-on-use")]
+    pub rotation: RotationArg,
     /// Directory of kit-sandbox and kit-oauth-server (default: beside this executable).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
@@ -198,7 +223,7 @@ async fn run(args: Args) -> ExitCode {
     let mut failed = false;
     for scenario in list {
         let started = Instant::now();
-        match run_one(scenario, &options).await {
+        match run_one(scenario, &options, args.rotation).await {
             Ok(reports) => {
                 for report in reports {
                     println!("{}", report.markdown());
@@ -228,19 +253,20 @@ async fn run(args: Args) -> ExitCode {
     }
 }
 
-async fn run_one(scenario: Scenario, o: &Options) -> Result<Vec<Report>> {
+async fn run_one(scenario: Scenario, o: &Options, rotation: RotationArg) -> Result<Vec<Report>> {
     match scenario {
         Scenario::Storm => scenarios::storm::run(o).await,
         Scenario::Fleet => scenarios::fleet::run(o, None).await,
         Scenario::Crash => {
             let instances = o.instances.unwrap_or(3);
-            scenarios::fleet::run(
+            scenarios::crash::run(
                 o,
-                Some(scenarios::fleet::Crash {
+                scenarios::crash::Crash {
                     victim: instances.saturating_sub(1),
-                    at_permille: 300,
+                    at_permille: 800,
                     down: Duration::from_millis(500),
-                }),
+                    rotation: rotation.into(),
+                },
             )
             .await
         }

@@ -38,6 +38,9 @@ pub struct SandboxStats {
     pub refresh_grace_hits: u64,
     /// Presentations of a spent refresh token (in grace or not).
     pub refresh_reuse_attempts: u64,
+    /// Under revoke-on-use: previous refresh tokens accepted because their successor's access
+    /// token was never used (a resend after a lost answer).
+    pub refresh_reuse_accepted: u64,
     /// `invalid_grant` answers by cause.
     pub invalid_grant: BTreeMap<String, u64>,
     /// Sum of `invalid_grant`.

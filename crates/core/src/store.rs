@@ -480,6 +480,16 @@ pub trait ConnectionStore: Send + Sync {
         in_flight: &InFlight,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Extends the lease to `now + ttl` while its holder's call to Kit is still running (the
+    /// heartbeat that lets leases be short). `Ok(false)` when the lease is no longer ours: it
+    /// lapsed and another holder took it, whose fence now refuses our writes.
+    fn renew_lease(
+        &self,
+        lease: &Lease,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Writes what the flow made of the grant under the lease ([`Settled`]: the
     /// `Connection<Authorized>` a refresh returned, or the `Connection<Unauthorized>` of a
     /// confirmed `invalid_grant`) and releases the lease in one atomic step, only if the lease

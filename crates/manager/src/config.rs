@@ -6,9 +6,14 @@ use std::time::Duration;
 /// Timings of the refresh protocol.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
-    /// How long a refresh lease lasts if its holder dies. Must comfortably exceed the token
-    /// endpoint's request timeout, so that a live holder never loses its lease mid-refresh.
+    /// How long a refresh lease lasts unless its holder renews it. Short, so that the leases
+    /// of an instance that died mid-refresh stop blocking the others within seconds; a live
+    /// holder renews every `lease_heartbeat` while its call to Kit runs, however slow (up to
+    /// the request timeout), so it never loses the lease to a waiter.
     pub lease_ttl: Duration,
+    /// How often a holder renews its lease while its call to Kit runs. A fraction of
+    /// `lease_ttl`, leaving room for a few slow or failed renewals before the lease lapses.
+    pub lease_heartbeat: Duration,
     /// How long a caller waits for another instance's refresh before giving up (transient).
     pub wait_timeout: Duration,
     /// The first cooldown after a failed refresh; doubles with each consecutive failure.
@@ -37,7 +42,8 @@ pub struct ManagerConfig {
 impl Default for ManagerConfig {
     fn default() -> Self {
         Self {
-            lease_ttl: Duration::from_secs(60),
+            lease_ttl: Duration::from_secs(4),
+            lease_heartbeat: Duration::from_secs(1),
             wait_timeout: Duration::from_secs(30),
             cooldown_base: Duration::from_secs(2),
             quick_cooldown_max: Duration::from_secs(8),

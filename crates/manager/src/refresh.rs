@@ -12,6 +12,7 @@
 //! This module runs steps 1–3 and calls Kit; `settle` writes what the answer means (the commit
 //! of step 3, and step 4).
 
+use std::future::Future;
 use std::time::Duration;
 
 use kit_oauth_core::{
@@ -65,6 +66,9 @@ impl Want {
 
 /// How long to sleep between polls of a row that another instance is refreshing, at most.
 const MAX_WAIT_SLICE: Duration = Duration::from_secs(5);
+
+/// How long after a lease's recorded end a waiter tries to take it over (clock granularity).
+const LAPSE_MARGIN: Duration = Duration::from_millis(20);
 
 impl<E, S> Inner<E, S>
 where
@@ -136,10 +140,17 @@ where
                             retry_at: Some(until),
                         });
                     }
+                    // A holder that died stops renewing: its lease lapses at `until`, and the
+                    // row does not change then, so wake at that moment to take the lease over.
+                    let lapses_in = until.duration_since(now) + LAPSE_MARGIN;
                     let waiting = std::time::Instant::now();
                     let waited = self
                         .store
-                        .wait_for_change(id, record.version, left.min(MAX_WAIT_SLICE))
+                        .wait_for_change(
+                            id,
+                            record.version,
+                            left.min(MAX_WAIT_SLICE).min(lapses_in),
+                        )
                         .await;
                     observe_lease_wait(LeaseWaitOutcome::Woke, waiting.elapsed());
                     waited.map_err(ManagerError::from_store)?;
@@ -222,7 +233,9 @@ where
         }
 
         let started = std::time::Instant::now();
-        let answer = self.endpoint.refresh(expired.refresh_token()).await;
+        let answer = self
+            .with_heartbeat(lease, self.endpoint.refresh(expired.refresh_token()))
+            .await;
         let received_at = self.clock.now();
         // Kit's answer is applied by the flow: a usable token response turns the expired
         // connection into the authorized one to commit; anything else leaves it as it was.
@@ -274,6 +287,41 @@ where
         match (settled, still_valid) {
             (Err(_), Some(token)) => Ok(Some(token)),
             (settled, _) => settled,
+        }
+    }
+
+    /// Awaits `call` (the request to Kit) while renewing `lease` every `lease_heartbeat`, so
+    /// the lease can be short (a dead holder's lapses within seconds) without a slow answer
+    /// costing a live holder its lease. A renewal that finds the lease taken changes nothing
+    /// here: the answer is still awaited, and the fenced commit then decides what it is worth.
+    async fn with_heartbeat<F: Future>(&self, lease: &Lease, call: F) -> F::Output {
+        let mut call = std::pin::pin!(call);
+        let mut beat = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.config.lease_heartbeat,
+            self.config.lease_heartbeat,
+        );
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ours = true;
+        loop {
+            tokio::select! {
+                answer = &mut call => return answer,
+                _ = beat.tick(), if ours => {
+                    let renewed = self
+                        .store
+                        .renew_lease(lease, self.clock.now(), self.config.lease_ttl)
+                        .await;
+                    match renewed {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            ours = false;
+                            tracing::warn!(connection = %lease.connection,
+                                "the refresh lease lapsed and was taken while Kit was answering");
+                        }
+                        Err(error) => tracing::warn!(connection = %lease.connection, %error,
+                            "could not renew a refresh lease; retrying at the next heartbeat"),
+                    }
+                }
+            }
         }
     }
 

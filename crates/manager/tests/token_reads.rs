@@ -126,6 +126,14 @@ impl ConnectionStore for Counting {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.tick().mark_in_flight(lease, in_flight)
     }
+    fn renew_lease(
+        &self,
+        lease: &Lease,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.tick().renew_lease(lease, now, ttl)
+    }
     fn commit_refresh(
         &self,
         lease: &Lease,

@@ -182,6 +182,15 @@ impl ConnectionStore for SeaOrmStore {
         self.lease_mark_in_flight(lease, in_flight).await
     }
 
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.lease_renew(lease, now, ttl).await
+    }
+
     async fn commit_refresh(
         &self,
         lease: &Lease,

@@ -137,6 +137,27 @@ impl SeaOrmStore {
         }
     }
 
+    /// Backs `ConnectionStore::renew_lease`: pushes `lease_until` to `now + ttl` only while
+    /// the lease is still ours (owner and fence), so a lapsed holder cannot renew its way back
+    /// over a successor.
+    pub(crate) async fn lease_renew(
+        &self,
+        lease: &Lease,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut p = Params::new();
+        let sql = format!(
+            "UPDATE connections SET lease_until = {} \
+             WHERE id = {} AND lease_owner = {} AND lease_fence = {}",
+            p.push(ttl_until(now, ttl).unix_millis()),
+            p.push(lease.connection.as_str()),
+            p.push(lease.owner.0.clone()),
+            p.push(to_i64(lease.fence, "fence")?)
+        );
+        Ok(self.exec(sql, p).await? == 1)
+    }
+
     /// Backs `ConnectionStore::commit_refresh`.
     pub(crate) async fn lease_commit_refresh(
         &self,

@@ -1,5 +1,6 @@
 //! The named scenarios. Each starts its own cluster, drives it, and returns its reports.
 
+pub mod crash;
 pub mod fleet;
 pub mod hot;
 pub mod install;
