@@ -102,6 +102,10 @@ pub struct Args {
     /// (crash) Kit's refresh-token rotation, passed to the sandbox.
     #[arg(long, value_enum, default_value = "revoke-on-use")]
     pub rotation: RotationArg,
+    /// (crash) The recovery promise checked after the kill, e.g. 5s (the goal) or, on a loaded
+    /// CI machine, a looser bound that still catches a return to lease-TTL waits (≈ 62 s).
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub recovery_goal: Duration,
     /// Directory of kit-sandbox and kit-oauth-server (default: beside this executable).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
@@ -223,7 +227,7 @@ async fn run(args: Args) -> ExitCode {
     let mut failed = false;
     for scenario in list {
         let started = Instant::now();
-        match run_one(scenario, &options, args.rotation).await {
+        match run_one(scenario, &options, args.rotation, args.recovery_goal).await {
             Ok(reports) => {
                 for report in reports {
                     println!("{}", report.markdown());
@@ -253,7 +257,12 @@ async fn run(args: Args) -> ExitCode {
     }
 }
 
-async fn run_one(scenario: Scenario, o: &Options, rotation: RotationArg) -> Result<Vec<Report>> {
+async fn run_one(
+    scenario: Scenario,
+    o: &Options,
+    rotation: RotationArg,
+    recovery_goal: Duration,
+) -> Result<Vec<Report>> {
     match scenario {
         Scenario::Storm => scenarios::storm::run(o).await,
         Scenario::Fleet => scenarios::fleet::run(o, None).await,
@@ -266,6 +275,7 @@ async fn run_one(scenario: Scenario, o: &Options, rotation: RotationArg) -> Resu
                     at_permille: 800,
                     down: Duration::from_millis(500),
                     rotation: rotation.into(),
+                    recovery_goal,
                 },
             )
             .await

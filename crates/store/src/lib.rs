@@ -45,7 +45,8 @@ pub use crypto::{DEFAULT_KEY_ID, ENCRYPTION_KEY_ENV, KEY_LEN, KeyRing, KeyRingEr
 pub use events::{EventCursor, HourCounts, StoredEvent};
 pub use fleet::{FleetCounts, FleetFilter, FleetQuery};
 pub use migration::{
-    CHANGE_CHANNEL, CreateTables, EarlyRetry, FleetIndexes, IndexesAndEvents, Migrator, SpentRefreshTokens,
+    CHANGE_CHANNEL, CreateTables, EarlyRetry, FleetIndexes, IndexesAndEvents, Migrator,
+    SpentRefreshTokens,
 };
 pub use rotation::ReencryptProgress;
 pub use sea_orm_migration::MigratorTrait;
