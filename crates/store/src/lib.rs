@@ -35,13 +35,17 @@ mod migration;
 mod notify;
 mod pending;
 mod rotation;
+mod seed;
 mod sql;
+mod stats;
 mod store;
 
 pub use connections::{DEFAULT_PAGE, MAX_PAGE};
 pub use crypto::{DEFAULT_KEY_ID, ENCRYPTION_KEY_ENV, KEY_LEN, KeyRing, KeyRingError};
 pub use migration::{CHANGE_CHANNEL, CreateTables, EarlyRetry, IndexesAndEvents, Migrator};
 pub use rotation::ReencryptProgress;
+pub use seed::SEED_BATCH;
+pub use stats::ConnectionCounts;
 pub use sea_orm_migration::MigratorTrait;
 pub use store::{SeaOrmStore, StoreOptions};
 
