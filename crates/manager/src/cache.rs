@@ -80,6 +80,7 @@ impl TokenCache {
     }
 
     /// How many connections have an entry.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

@@ -44,9 +44,9 @@ pub use connections::{DEFAULT_PAGE, MAX_PAGE};
 pub use crypto::{DEFAULT_KEY_ID, ENCRYPTION_KEY_ENV, KEY_LEN, KeyRing, KeyRingError};
 pub use migration::{CHANGE_CHANNEL, CreateTables, EarlyRetry, IndexesAndEvents, Migrator};
 pub use rotation::ReencryptProgress;
-pub use seed::SEED_BATCH;
-pub use stats::ConnectionCounts;
 pub use sea_orm_migration::MigratorTrait;
+pub use seed::{SEED_BATCH, seed_record};
+pub use stats::ConnectionCounts;
 pub use store::{SeaOrmStore, StoreOptions};
 
 /// The default `DATABASE_URL`: a SQLite file in the working directory, created if missing.
