@@ -32,6 +32,8 @@ pub enum Scenario {
     PgRestart,
     /// Random faults for `--duration`; memory, 5xx and lost connections checked.
     Soak,
+    /// One broker on M (default 1,000,000) connections seeded straight into the database.
+    Million,
     /// Every scenario above, with defaults.
     All,
     /// (internal) the bare axum handler `steady` compares against.
@@ -285,6 +287,7 @@ async fn run_one(
         Scenario::Hot => scenarios::hot::run(o).await,
         Scenario::PgRestart => scenarios::pg_restart::run(o).await,
         Scenario::Soak => scenarios::soak::run(o).await,
+        Scenario::Million => scenarios::million::run(o).await,
         Scenario::All | Scenario::BareServer => Err(BenchError::setup("not a scenario")),
     }
 }

@@ -230,6 +230,12 @@ impl Cluster {
         &self.api_key
     }
 
+    /// The servers' `KIT_OAUTH_ENCRYPTION_KEY` (for seeding rows they can open).
+    #[must_use]
+    pub fn encryption_key(&self) -> &str {
+        &self.encryption_key
+    }
+
     /// Environment of a server process, as the README documents it.
     fn server_env(&self, port: u16) -> Vec<(&'static str, String)> {
         let sandbox = &self.sandbox.base;

@@ -12,6 +12,18 @@
 //! with 100,000 connections the hash is a measurable share of a lookup (docs/benchmarks.md).
 //! foldhash is seeded per process, so ids chosen by a caller still cannot be aimed at one bucket
 //! cheaply.
+//!
+//! The map holds at most `capacity` entries (`ManagerConfig::cache_capacity`), whatever the
+//! number of connections ever read: a broker in front of a million connections must not grow
+//! by every token it has served once. Eviction stays off the hot path: only the slow path's
+//! insertion of a *new* entry checks the size, and when it is over the capacity, one sweep
+//! shard by shard (each shard's write lock in turn, never all at once) drops first every entry
+//! that could no longer be served anyway (past its `serve_until`), then, if that is not enough,
+//! arbitrary entries, down to [`LOW_WATER`] of the capacity — so a full cache sweeps once per
+//! tenth of its capacity of new entries, not on every insertion. An evicted entry costs its
+//! next reader one database read, as an expired one does.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use dashmap::DashMap;
 use kit_oauth_core::{AccessToken, ConnectionId, TenantName, Timestamp, TokenSet, Version};
@@ -41,20 +53,36 @@ pub(crate) enum Lookup {
     Fresh(AccessToken, Timestamp),
 }
 
+/// A sweep leaves at most this share of the capacity (in tenths), so that the next one is
+/// a tenth of the capacity of new entries away.
+const LOW_WATER: usize = 9;
+
 /// Access tokens by connection.
 #[derive(Debug)]
 pub(crate) struct TokenCache {
     entries: DashMap<ConnectionId, Cached, foldhash::fast::RandomState>,
     max_age: std::time::Duration,
+    capacity: usize,
+    /// Set while one caller sweeps, so that concurrent insertions do not all sweep at once.
+    sweeping: AtomicBool,
 }
 
 impl TokenCache {
-    /// An empty cache whose entries are served for at most `max_age` after each store.
-    pub(crate) fn new(max_age: std::time::Duration) -> Self {
+    /// An empty cache whose entries are served for at most `max_age` after each store, holding
+    /// at most `capacity` entries (at least one).
+    pub(crate) fn new(max_age: std::time::Duration, capacity: usize) -> Self {
         Self {
             entries: DashMap::default(),
             max_age,
+            capacity: capacity.max(1),
+            sweeping: AtomicBool::new(false),
         }
+    }
+
+    /// How many connections have an entry.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// The cached token, if it is not yet due at `now`.
@@ -116,6 +144,7 @@ impl TokenCache {
         let due = tokens.due_at().min(now.saturating_add(self.max_age));
         let serve_until = next_refresh_at.map_or(due, |at| at.min(due));
         let expires_at = tokens.expires_at();
+        let mut inserted = false;
         self.entries
             .entry(id.clone())
             .and_modify(|current| {
@@ -126,13 +155,42 @@ impl TokenCache {
                     current.version = version;
                 }
             })
-            .or_insert_with(|| Cached {
-                access: tokens.access().clone(),
-                expires_at,
-                serve_until,
-                version,
-                tenant: None,
+            .or_insert_with(|| {
+                inserted = true;
+                Cached {
+                    access: tokens.access().clone(),
+                    expires_at,
+                    serve_until,
+                    version,
+                    tenant: None,
+                }
             });
+        if inserted && self.entries.len() > self.capacity {
+            self.shrink(id, now);
+        }
+    }
+
+    /// Brings the map down to [`LOW_WATER`] tenths of the capacity, keeping `keep` (the entry
+    /// just stored, which its caller is about to use). Stale entries go first; then arbitrary
+    /// ones — which ones does not matter for correctness, only for the hit rate.
+    fn shrink(&self, keep: &ConnectionId, now: Timestamp) {
+        if self.sweeping.swap(true, Ordering::Acquire) {
+            return;
+        }
+        let target = (self.capacity / 10 * LOW_WATER).max(1);
+        self.entries
+            .retain(|id, cached| id == keep || now < cached.serve_until);
+        let mut over = self.entries.len().saturating_sub(target);
+        if over > 0 {
+            self.entries.retain(|id, _| {
+                if over == 0 || id == keep {
+                    return true;
+                }
+                over -= 1;
+                false
+            });
+        }
+        self.sweeping.store(false, Ordering::Release);
     }
 
     /// Forgets a connection (revoked, dead, removed, or its token rejected by Kit).
@@ -166,7 +224,7 @@ mod tests {
 
     #[test]
     fn serves_until_due_then_misses() {
-        let cache = TokenCache::new(std::time::Duration::from_secs(1_000_000));
+        let cache = TokenCache::new(std::time::Duration::from_secs(1_000_000), 100);
         let id = ConnectionId::parse("c").unwrap();
         let at = Timestamp::from_unix_seconds;
         cache.put(&id, &tokens("a", 9_100), Version(1), None, at(0));
@@ -180,7 +238,7 @@ mod tests {
 
     #[test]
     fn lookup_checks_the_tenant_first_and_only_once_it_is_known() {
-        let cache = TokenCache::new(std::time::Duration::from_secs(1_000_000));
+        let cache = TokenCache::new(std::time::Duration::from_secs(1_000_000), 100);
         let id = ConnectionId::parse("c").unwrap();
         let acme = TenantName::parse("acme").unwrap();
         let only_acme = |t: Option<&TenantName>| t.is_some_and(|t| t.as_str() == "acme");
@@ -232,7 +290,7 @@ mod tests {
 
     #[test]
     fn an_entry_is_served_for_max_age_after_each_store_at_most() {
-        let cache = TokenCache::new(std::time::Duration::from_secs(15));
+        let cache = TokenCache::new(std::time::Duration::from_secs(15), 100);
         let id = ConnectionId::parse("c").unwrap();
         let at = Timestamp::from_unix_seconds;
         cache.put(&id, &tokens("a", 9_100), Version(1), None, at(100));
@@ -248,7 +306,7 @@ mod tests {
 
     #[test]
     fn an_older_version_never_replaces_a_newer_one() {
-        let cache = TokenCache::new(std::time::Duration::from_secs(1_000_000));
+        let cache = TokenCache::new(std::time::Duration::from_secs(1_000_000), 100);
         let id = ConnectionId::parse("c").unwrap();
         cache.put(
             &id,
@@ -270,5 +328,46 @@ mod tests {
         assert!(cache.get(&id, now).is_some());
         cache.evict_if(&id, &AccessToken::new("new"));
         assert!(cache.get(&id, now).is_none());
+    }
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_capacity() {
+        let capacity = 1000;
+        let cache = TokenCache::new(std::time::Duration::from_secs(1_000_000), capacity);
+        let now = Timestamp::from_unix_seconds(0);
+        let mut most = 0;
+        for n in 0..25_000 {
+            let id = ConnectionId::parse(&format!("c{n}")).unwrap();
+            cache.put(&id, &tokens("a", 9_100), Version(1), None, now);
+            assert!(
+                cache.get(&id, now).is_some(),
+                "the entry just stored survives its own sweep"
+            );
+            most = most.max(cache.len());
+        }
+        assert_eq!(most, capacity, "full, never over");
+        assert!(cache.len() >= capacity / 10 * LOW_WATER);
+    }
+
+    #[test]
+    fn a_sweep_drops_stale_entries_before_fresh_ones() {
+        let cache = TokenCache::new(std::time::Duration::from_secs(15), 10);
+        let at = Timestamp::from_unix_seconds;
+        let id = |n: u32| ConnectionId::parse(&format!("c{n}")).unwrap();
+        // Ten entries stored at 0 (served until 15), then one at 100: the old ten are stale.
+        for n in 0..10 {
+            cache.put(&id(n), &tokens("a", 9_100), Version(1), None, at(0));
+        }
+        cache.put(&id(10), &tokens("b", 9_100), Version(1), None, at(100));
+        assert_eq!(cache.len(), 1, "only the fresh entry is left");
+        assert!(cache.get(&id(10), at(101)).is_some());
+        // All fresh: the sweep keeps nine (the low-water mark) and the newest among them.
+        for n in 11..20 {
+            cache.put(&id(n), &tokens("b", 9_100), Version(1), None, at(100));
+        }
+        assert_eq!(cache.len(), 10);
+        cache.put(&id(20), &tokens("b", 9_100), Version(1), None, at(100));
+        assert_eq!(cache.len(), 9);
+        assert!(cache.get(&id(20), at(101)).is_some());
     }
 }

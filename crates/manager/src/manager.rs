@@ -141,7 +141,7 @@ where
             std::process::id(),
             ConnectionId::generate(&mut rng)
         ));
-        let cache = TokenCache::new(config.cache_max_age);
+        let cache = TokenCache::new(config.cache_max_age, config.cache_capacity);
         Self {
             inner: Arc::new(Inner {
                 endpoint,

@@ -36,8 +36,10 @@ mod migration;
 mod notify;
 mod pending;
 mod rotation;
+mod seed;
 mod spent;
 mod sql;
+mod stats;
 mod store;
 
 pub use connections::{DEFAULT_PAGE, MAX_PAGE};
@@ -50,7 +52,9 @@ pub use migration::{
 };
 pub use rotation::ReencryptProgress;
 pub use sea_orm_migration::MigratorTrait;
+pub use seed::{SEED_BATCH, seed_record};
 pub use spent::SPENT_RETENTION;
+pub use stats::ConnectionCounts;
 pub use store::{SeaOrmStore, StoreOptions};
 
 /// The default `DATABASE_URL`: a SQLite file in the working directory, created if missing.

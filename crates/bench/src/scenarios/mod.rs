@@ -4,6 +4,7 @@ pub mod crash;
 pub mod fleet;
 pub mod hot;
 pub mod install;
+pub mod million;
 pub mod pg_restart;
 pub mod soak;
 pub mod steady;

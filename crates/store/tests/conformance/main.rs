@@ -58,4 +58,5 @@ conformance!(
     migrations_from_empty_are_idempotent,
     migrations_from_previous_version,
     events_are_appended_once,
+    seeded_rows_round_trip_and_count_exactly,
 );

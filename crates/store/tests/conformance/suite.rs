@@ -1403,3 +1403,39 @@ pub(crate) async fn events_are_appended_once(f: &Fixture) {
     store.delete(&row.id).await.unwrap();
     assert_eq!(store.events(&row.id).await.unwrap().len(), 2);
 }
+
+/// Seeded rows read back exactly as seeded (sealed as every writer seals them), and the counts
+/// by state and of due rows are exact, decided by the core's own rule row by row.
+pub(crate) async fn seeded_rows_round_trip_and_count_exactly(f: &Fixture) {
+    use kit_oauth_core::{ConnectionStore as _, Grant};
+    let store = f.store().await;
+    let now = kit_oauth_core::Timestamp::from_unix_seconds(1_800_000_000);
+    let records: Vec<_> = (0..2_500)
+        .map(|n| kit_oauth_store::seed_record(n, now).unwrap())
+        .collect();
+    assert_eq!(store.seed_connections(&records).await.unwrap(), 2_500);
+    let (mut authorized, mut expired, mut unauthorized, mut due) = (0, 0, 0, 0);
+    for record in &records {
+        match &record.grant {
+            Grant::Active(tokens) if tokens.is_due(now) => expired += 1,
+            Grant::Active(_) => authorized += 1,
+            Grant::Ended(_) => unauthorized += 1,
+        }
+        if record.next_refresh_at.is_some_and(|at| at <= now) {
+            due += 1;
+        }
+    }
+    assert_eq!((expired, unauthorized, due), (25, 100, 25));
+    let counts = store.connection_counts(now).await.unwrap();
+    assert_eq!(
+        (counts.authorized, counts.expired, counts.unauthorized),
+        (authorized, expired, unauthorized)
+    );
+    assert_eq!(store.count_due(now).await.unwrap(), due);
+    for record in records.iter().step_by(97) {
+        assert_eq!(&store.get(&record.id).await.unwrap().unwrap(), record);
+    }
+    // A second seeding of the same rows breaks the unique keys: refused, nothing added.
+    assert!(store.seed_connections(&records[..10]).await.is_err());
+    assert_eq!(store.connection_counts(now).await.unwrap().total(), 2_500);
+}

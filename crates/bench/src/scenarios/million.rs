@@ -1,0 +1,255 @@
+//! `million`: one broker in front of a million connections. The rows are seeded straight into
+//! the database through the store's own seeding API (sealed as an install seals them; 1 % due,
+//! 4 % ended), not installed one by one; then the real `kit-oauth-server` starts on it, and the
+//! harness measures what grows with the table: start-up time and RSS, the refresher's due scan
+//! (plan and time), `GET /v1/connections` from the first page to the last, `/metrics` scrapes,
+//! and RSS after reading more tokens than the cache may hold.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{StreamExt, stream};
+use kit_oauth::core::{Clock, ConnectionStore, SystemClock};
+use kit_oauth::store::{KeyRing, SeaOrmStore, seed_record};
+use sea_orm::ConnectionTrait as _;
+use serde_json::Value;
+
+use crate::cluster::{Cluster, ClusterSpec};
+use crate::error::{BenchError, Result};
+use crate::scenarios::{Options, finish};
+use crate::stats::{Latencies, Report, ms, rate, thousands};
+
+/// Rows generated and sealed per seeding task step.
+const SEED_CHUNK: u64 = 10_000;
+/// Seeding steps in flight (each holds one pooled database connection).
+const SEED_TASKS: usize = 4;
+/// Page size of the listing walk (the API's largest).
+const PAGE: u32 = 200;
+/// Scrapes of `/metrics` timed.
+const SCRAPES: usize = 20;
+/// Tokens read through the broker to fill its cache: more than the default capacity (100,000).
+const TOKEN_READS: usize = 120_000;
+
+/// Runs the scenario (default 1,000,000 connections; `--connections` to change).
+///
+/// # Errors
+/// The cluster does not start, seeding or a request fails.
+pub async fn run(o: &Options) -> Result<Vec<Report>> {
+    let m = o.connections.unwrap_or(1_000_000) as u64;
+    let concurrency = o.concurrency.unwrap_or(32);
+    let spec = ClusterSpec::new(1, o.db, &o.pg_url);
+    let mut cluster = Cluster::start(spec, &o.bins).await?;
+    let result = measure(&mut cluster, m, concurrency).await;
+    finish(cluster, o.keep).await;
+    result.map(|report| vec![report])
+}
+
+async fn measure(cluster: &mut Cluster, m: u64, concurrency: usize) -> Result<Report> {
+    // The first start migrated the empty database; the broker is stopped while seeding.
+    cluster.stop_all().await;
+    let keys = KeyRing::from_env_value(cluster.encryption_key())
+        .map_err(|e| BenchError::setup(format!("the run's encryption key: {e}")))?;
+    let store = SeaOrmStore::connect(&cluster.db.url(), keys)
+        .await
+        .map_err(|e| BenchError::setup(format!("opening the database: {e}")))?;
+    let mut report = Report::new(format!(
+        "million — {} connections, {}",
+        thousands(m),
+        cluster.spec.describe()
+    ));
+
+    let now = SystemClock.now();
+    let started = Instant::now();
+    let seeded = seed(&store, m, now).await?;
+    let seeding = started.elapsed();
+    report.check("rows seeded", seeded, m);
+    report.row(
+        "seeding (sealed, multi-row INSERT)",
+        format!("{:.1} s ({})", seeding.as_secs_f64(), rate(seeded, seeding)),
+    );
+
+    // A table that grew over months has planner statistics (and, on PostgreSQL, a visibility
+    // map); a bulk load has neither until autovacuum comes round. Do what it would do.
+    let settle = Instant::now();
+    let statement = match cluster.spec.db {
+        crate::db::DbKind::Postgres => "VACUUM ANALYZE connections",
+        crate::db::DbKind::Sqlite => "ANALYZE connections",
+    };
+    store
+        .connection()
+        .execute_unprepared(statement)
+        .await
+        .map_err(setup)?;
+    report.row(format!("`{statement}` after seeding"), ms(settle.elapsed()));
+
+    // The refresher's scan, before any broker runs (so nothing has been refreshed yet).
+    let now = SystemClock.now();
+    let backlog = store.count_due(now).await.map_err(setup)?;
+    report.check("connections due (1 %)", backlog, m / 100);
+    let scan = Instant::now();
+    let batch = store.list_due(now, 200).await.map_err(setup)?;
+    report.row(
+        "refresher scan: `list_due` of 200 with 1 % due",
+        format!("{} ({} ids)", ms(scan.elapsed()), batch.len()),
+    );
+    let plan = store.list_due_plan(now, 200).await.map_err(setup)?;
+    report.note(format!("due-scan plan:\n```\n{plan}\n```"));
+    let counts = Instant::now();
+    let by_state = store.connection_counts(now).await.map_err(setup)?;
+    report.row(
+        "`COUNT … GROUP BY` state (the scrape's query)",
+        ms(counts.elapsed()),
+    );
+    report.check("counted by state", by_state.total(), m);
+
+    let boot = Instant::now();
+    cluster.start_server(0).await?;
+    report.row("broker start-up (spawn → /healthz 200)", ms(boot.elapsed()));
+    report.row("broker RSS after start", rss(cluster));
+
+    let broker = cluster.brokers[0].clone();
+    let (pages, listed, fresh) = walk_pages(cluster, &broker.base, broker_key(cluster)).await?;
+    let mut pages = pages;
+    report.row(
+        format!("`GET /v1/connections?limit={PAGE}`, every page"),
+        format!(
+            "{} pages, {}, max {}",
+            pages.len(),
+            pages.summary(),
+            ms(pages.quantile(1000))
+        ),
+    );
+    report.check("connections listed", listed, m);
+    report.row("broker RSS after the walk", rss(cluster));
+
+    let mut scrapes = Latencies::default();
+    for _ in 0..SCRAPES {
+        let at = Instant::now();
+        let text = cluster
+            .http
+            .get(format!("{}/metrics", broker.base))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(BenchError::http("GET /metrics"))?
+            .text()
+            .await
+            .map_err(BenchError::http("reading /metrics"))?;
+        scrapes.record(at.elapsed());
+        if !text.contains("kit_oauth_connections{") {
+            return Err(BenchError::setup("/metrics has no connection gauges"));
+        }
+    }
+    report.row(
+        format!("`/metrics` scrape ({SCRAPES} scrapes)"),
+        format!("{}, max {}", scrapes.summary(), ms(scrapes.quantile(1000))),
+    );
+
+    let reads: Vec<String> = fresh.into_iter().take(TOKEN_READS).collect();
+    let read_at = Instant::now();
+    let served = stream::iter(reads.iter())
+        .map(|id| {
+            let broker = broker.clone();
+            async move {
+                matches!(
+                    broker.token(id).await,
+                    crate::client::TokenOutcome::Token(_)
+                )
+            }
+        })
+        .buffer_unordered(concurrency)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await as u64;
+    report.row(
+        "token reads of distinct fresh connections (cache capacity 100,000)",
+        format!(
+            "{} in {:.1} s",
+            thousands(served),
+            read_at.elapsed().as_secs_f64()
+        ),
+    );
+    report.check("tokens served", served, reads.len() as u64);
+    report.row("broker RSS after the reads (goal < 256 MiB)", rss(cluster));
+    Ok(report)
+}
+
+fn setup(e: impl std::fmt::Display) -> BenchError {
+    BenchError::setup(e.to_string())
+}
+
+fn broker_key(cluster: &Cluster) -> &str {
+    cluster.api_key()
+}
+
+fn rss(cluster: &Cluster) -> String {
+    cluster.server_rss().first().copied().flatten().map_or_else(
+        || "unknown".to_owned(),
+        |kib| format!("{:.1} MiB", kib as f64 / 1024.0),
+    )
+}
+
+/// Seeds rows `0..m` in chunks, [`SEED_TASKS`] at once.
+async fn seed(store: &SeaOrmStore, m: u64, now: kit_oauth::core::Timestamp) -> Result<u64> {
+    let chunks =
+        (0..m.div_ceil(SEED_CHUNK)).map(|c| (c * SEED_CHUNK, ((c + 1) * SEED_CHUNK).min(m)));
+    let results: Vec<Result<u64>> = stream::iter(chunks)
+        .map(|(from, to)| {
+            let store = store.clone();
+            async move {
+                let records = (from..to)
+                    .map(|n| seed_record(n, now))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(setup)?;
+                store.seed_connections(&records).await.map_err(setup)
+            }
+        })
+        .buffer_unordered(SEED_TASKS)
+        .collect()
+        .await;
+    results.into_iter().sum()
+}
+
+/// Walks `GET /v1/connections` from the first page to the last, timing each page; returns the
+/// page times, how many connections were listed, and the ids of those in state `authorized`.
+async fn walk_pages(
+    cluster: &Cluster,
+    base: &str,
+    key: &str,
+) -> Result<(Latencies, u64, Vec<String>)> {
+    let mut pages = Latencies::default();
+    let mut listed = 0u64;
+    let mut fresh = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{base}/v1/connections?limit={PAGE}");
+        if let Some(c) = &cursor {
+            url.push_str("&cursor=");
+            url.push_str(c);
+        }
+        let at = Instant::now();
+        let page: Value = cluster
+            .http
+            .get(url)
+            .bearer_auth(key)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(BenchError::http("GET /v1/connections"))?
+            .json()
+            .await
+            .map_err(BenchError::http("reading /v1/connections"))?;
+        pages.record(at.elapsed());
+        let connections = page["connections"].as_array().cloned().unwrap_or_default();
+        listed += connections.len() as u64;
+        fresh.extend(connections.iter().filter_map(|c| {
+            (c["state"] == "authorized").then(|| c["id"].as_str().map(str::to_owned))?
+        }));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Ok((pages, listed, fresh)),
+        }
+        if pages.len() % 1000 == 0 {
+            tokio::time::sleep(Duration::ZERO).await;
+        }
+    }
+}
