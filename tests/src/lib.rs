@@ -45,30 +45,28 @@ impl Db {
     }
 
     /// A fresh PostgreSQL database, or `None` (after a loud skip line) when PostgreSQL is
-    /// unreachable — except under `CI=true`, where that fails the test.
+    /// unreachable — except under CI (`CI=true` or `CI=1`), where that fails the test.
     pub async fn postgres(test: &str) -> Option<Self> {
+        match Self::postgres_or_why().await {
+            Ok(db) => Some(db),
+            Err(why) => {
+                eprintln!("\n!!!!! SKIPPED {test} on PostgreSQL: {why} !!!!!\n");
+                None
+            }
+        }
+    }
+
+    /// A fresh PostgreSQL database, or why there is none (for a harness that reports the
+    /// suite *ignored* with that reason). Under CI an unreachable PostgreSQL panics.
+    pub async fn postgres_or_why() -> Result<Self, String> {
         let admin = std::env::var("KIT_OAUTH_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
-        let db = match tokio::time::timeout(Duration::from_secs(10), Database::connect(&admin))
-            .await
-        {
-            Ok(Ok(db)) => db,
-            other => {
-                let why = match other {
-                    Ok(Err(e)) => e.to_string(),
-                    Err(_) => "timed out".to_owned(),
-                    Ok(Ok(_)) => unreachable!(),
-                };
-                assert!(
-                    !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")),
-                    "PostgreSQL is required under CI but {admin} is unreachable: {why}"
-                );
-                eprintln!(
-                    "\n!!!!! SKIPPED {test} on PostgreSQL: {admin} is unreachable ({why}) !!!!!\n"
-                );
-                return None;
-            }
-        };
+        let db =
+            match tokio::time::timeout(Duration::from_secs(10), Database::connect(&admin)).await {
+                Ok(Ok(db)) => db,
+                Ok(Err(e)) => return Err(unreachable_postgres(&admin, &e.to_string())),
+                Err(_) => return Err(unreachable_postgres(&admin, "timed out")),
+            };
         let name = format!(
             "kit_oauth_mgr_{}",
             ConnectionId::generate(&mut rand::rngs::OsRng)
@@ -82,7 +80,7 @@ impl Db {
         db.close().await.unwrap();
         let mut url = url::Url::parse(&admin).unwrap();
         url.set_path(&format!("/{name}"));
-        Some(Self {
+        Ok(Self {
             url: url.to_string(),
             keys: KeyRing::generate().to_env_value().to_string(),
             _dir: None,
@@ -115,6 +113,18 @@ impl Db {
             let _ = db.close().await;
         }
     }
+}
+
+/// Why PostgreSQL cannot be used; under CI, a failure instead.
+fn unreachable_postgres(admin: &str, why: &str) -> String {
+    assert!(
+        !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")),
+        "PostgreSQL is required under CI but {admin} is unreachable: {why}"
+    );
+    format!(
+        "PostgreSQL at {admin} is unreachable ({why}): start it (bash .ci/ensure-postgres) or set \
+         KIT_OAUTH_TEST_POSTGRES_URL"
+    )
 }
 
 /// A sandbox plus a manual clock kept in step with the sandbox's.

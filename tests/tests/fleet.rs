@@ -11,6 +11,7 @@ use std::time::Duration;
 use kit_oauth::core::{ConnectionId, ListQuery, ManualClock, StateName, Timestamp};
 use kit_oauth::{KitOAuth, ManagerError, RefresherConfig};
 use kit_oauth_tests::{Db, World, invalid_grants};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use tokio::sync::Semaphore;
 
 const INSTANCES: usize = 4;
@@ -174,19 +175,19 @@ async fn assert_conserved(world: &World, kit: &KitOAuth, ids: &[ConnectionId]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_on_sqlite() {
     let db = Db::sqlite();
     fleet(&db, 1_000).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fleet_on_postgres() {
-    let Some(db) = Db::postgres("fleet_on_postgres").await else {
-        return;
+async fn fleet_on_postgres() -> Completion {
+    let db = match Db::postgres_or_why().await {
+        Ok(db) => db,
+        Err(why) => return Completion::ignored_with(why),
     };
     fleet(&db, 1_000).await;
     db.drop_database().await;
+    Completion::Completed
 }
 
 /// Environment of a worker process (see [`worker_process_entry`]).
@@ -195,7 +196,6 @@ const WORKER_ENV: &str = "KIT_OAUTH_FLEET_WORKER";
 /// Real OS processes: the parent installs, then this same test binary is started three times
 /// as workers (each its own process with its own pool and cache), all hammering and refreshing
 /// the same SQLite file alongside the parent.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_across_os_processes() {
     let db = Db::sqlite();
     let world = World::new(|b| b).await;
@@ -240,7 +240,6 @@ async fn fleet_across_os_processes() {
 /// Not a test on its own: the body of a worker process of [`fleet_across_os_processes`]. Run
 /// without its environment (as in a normal `cargo test`) it only checks that it was not asked
 /// to work.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_process_entry() {
     if std::env::var(WORKER_ENV).is_err() {
         assert!(std::env::var("WORKER_DB_URL").is_err());
@@ -291,4 +290,35 @@ async fn worker_process_entry() {
         .collect();
     hammer(kit.clone(), Arc::new(ids)).await;
     refresher.shutdown().await;
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Its own harness, so an unreachable PostgreSQL shows as ignored with the reason.
+fn main() {
+    let args = Arguments::from_args();
+    let trials = vec![
+        Trial::test("fleet_on_sqlite", || {
+            runtime().block_on(fleet_on_sqlite());
+            Ok(())
+        }),
+        Trial::ignorable_test("fleet_on_postgres", || -> Result<Completion, Failed> {
+            Ok(runtime().block_on(fleet_on_postgres()))
+        }),
+        Trial::test("fleet_across_os_processes", || {
+            runtime().block_on(fleet_across_os_processes());
+            Ok(())
+        }),
+        Trial::test("worker_process_entry", || {
+            runtime().block_on(worker_process_entry());
+            Ok(())
+        }),
+    ];
+    libtest_mimic::run(&args, trials).exit();
 }

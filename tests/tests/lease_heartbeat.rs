@@ -16,6 +16,7 @@ use kit_oauth::core::{
 use kit_oauth::{KitOAuth, ManagerConfig};
 use kit_oauth_tests::{Db, World, invalid_grants};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind, Rotation};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 /// Kit holds the answer this long: longer than the lease TTL in real time, shorter than the
 /// test endpoints' 2 s request timeout.
@@ -266,27 +267,43 @@ async fn fencing_refuses_a_lapsed_lease(db: &Db) {
     );
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Each case on a SQLite file and on PostgreSQL, on its own harness so that an unreachable
+/// PostgreSQL shows as ignored with the reason.
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
-        mod sqlite {
+        fn main() {
+            let args = Arguments::from_args();
+            let mut trials = Vec::new();
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(&super::Db::sqlite()).await;
-                }
+                trials.push(Trial::test(concat!("sqlite::", stringify!($name)), || {
+                    runtime().block_on($name(&Db::sqlite()));
+                    Ok(())
+                }));
+                trials.push(Trial::ignorable_test(
+                    concat!("postgres::", stringify!($name)),
+                    || -> Result<Completion, Failed> {
+                        runtime().block_on(async {
+                            match Db::postgres_or_why().await {
+                                Ok(db) => {
+                                    $name(&db).await;
+                                    db.drop_database().await;
+                                    Ok(Completion::Completed)
+                                }
+                                Err(why) => Ok(Completion::ignored_with(why)),
+                            }
+                        })
+                    },
+                ));
             )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::Db::postgres(stringify!($name)).await else {
-                        return;
-                    };
-                    super::$name(&db).await;
-                    db.drop_database().await;
-                }
-            )*
+            libtest_mimic::run(&args, trials).exit();
         }
     };
 }

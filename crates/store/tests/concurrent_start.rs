@@ -4,7 +4,8 @@
 //!
 //! The child entry point is the ignored test `child_connects_and_migrates`: the parent runs
 //! it with `--ignored --exact` and an environment that names the database and the instant to
-//! start at, so the children's migrations collide as closely as process start-up allows.
+//! start at, so the children's migrations collide as closely as process start-up allows. Its
+//! own harness (libtest-mimic), so an unreachable PostgreSQL shows as ignored with the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::{Command, Stdio};
@@ -12,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kit_oauth_core::{StoreError, Url};
 use kit_oauth_store::{KeyRing, SeaOrmStore, StoreOptions};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use rand::RngCore as _;
 use sea_orm::{ConnectionTrait as _, Database, Statement};
 
@@ -30,8 +32,6 @@ fn now_ms() -> u128 {
         .as_millis()
 }
 
-#[tokio::test]
-#[ignore = "child process entry point of the concurrent start-up tests, run by them"]
 async fn child_connects_and_migrates() {
     let url = std::env::var(CHILD_URL).expect("run by concurrent_start's parent tests");
     let at: u128 = std::env::var(CHILD_AT_MS).unwrap().parse().unwrap();
@@ -139,7 +139,6 @@ async fn expected_migrations() -> i64 {
     applied(&url).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_started_at_once_on_a_fresh_sqlite_file_all_come_up() {
     let expected = expected_migrations().await;
     for round in 0..ROUNDS {
@@ -158,8 +157,7 @@ async fn instances_started_at_once_on_a_fresh_sqlite_file_all_come_up() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn instances_started_at_once_on_a_fresh_postgres_database_all_come_up() {
+async fn instances_started_at_once_on_a_fresh_postgres_database_all_come_up() -> Completion {
     let admin = std::env::var("KIT_OAUTH_TEST_POSTGRES_URL")
         .or_else(|_| std::env::var("KIT_OAUTH_TEST_DATABASE_URL"))
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
@@ -171,8 +169,10 @@ async fn instances_started_at_once_on_a_fresh_postgres_database_all_come_up() {
             !ci,
             "PostgreSQL is required under CI but {admin} is unreachable"
         );
-        eprintln!("\n!!!!! SKIPPED: PostgreSQL at {admin} is unreachable !!!!!\n");
-        return;
+        return Completion::ignored_with(format!(
+            "PostgreSQL at {admin} is unreachable: start it (bash .ci/ensure-postgres) or set \
+             KIT_OAUTH_TEST_POSTGRES_URL"
+        ));
     };
     let expected = expected_migrations().await;
     for round in 0..ROUNDS {
@@ -196,8 +196,43 @@ async fn instances_started_at_once_on_a_fresh_postgres_database_all_come_up() {
         );
         assert_eq!(count, expected, "round {round}");
     }
+    Completion::Completed
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let trials = vec![
+        Trial::test("child_connects_and_migrates", || {
+            runtime().block_on(child_connects_and_migrates());
+            Ok(())
+        })
+        .with_ignored_flag(true),
+        Trial::test(
+            "instances_started_at_once_on_a_fresh_sqlite_file_all_come_up",
+            || {
+                runtime().block_on(instances_started_at_once_on_a_fresh_sqlite_file_all_come_up());
+                Ok(())
+            },
+        ),
+        Trial::ignorable_test(
+            "instances_started_at_once_on_a_fresh_postgres_database_all_come_up",
+            || -> Result<Completion, Failed> {
+                Ok(runtime()
+                    .block_on(instances_started_at_once_on_a_fresh_postgres_database_all_come_up()))
+            },
+        ),
+    ];
+    libtest_mimic::run(&args, trials).exit();
 }

@@ -48,8 +48,9 @@ impl Fixture {
         }
     }
 
-    /// `None` (after a loud skip line) when PostgreSQL is unreachable, unless `CI=true`.
-    pub(crate) async fn postgres(test: &str) -> Option<Self> {
+    /// A fresh database, or why there is none (PostgreSQL unreachable, outside CI). Under CI
+    /// (`CI=true` or `CI=1`) an unreachable PostgreSQL panics: the suite must not pass empty.
+    pub(crate) async fn postgres_or_why() -> Result<Self, String> {
         let admin = std::env::var("KIT_OAUTH_TEST_POSTGRES_URL")
             .or_else(|_| std::env::var("KIT_OAUTH_TEST_DATABASE_URL"))
             .unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
@@ -63,15 +64,12 @@ impl Fixture {
                     _ => "timed out".to_owned(),
                 };
                 if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-                    panic!(
-                        "PostgreSQL is required under CI=true but {admin} is unreachable: {why}"
-                    );
+                    panic!("PostgreSQL is required under CI but {admin} is unreachable: {why}");
                 }
-                eprintln!(
-                    "\n!!!!! SKIPPED postgres::{test}: PostgreSQL at {admin} is unreachable \
-                     ({why}); set KIT_OAUTH_TEST_POSTGRES_URL or start PostgreSQL !!!!!\n"
-                );
-                return None;
+                return Err(format!(
+                    "PostgreSQL at {admin} is unreachable ({why}): start it (bash \
+                     .ci/ensure-postgres) or set KIT_OAUTH_TEST_POSTGRES_URL"
+                ));
             }
         };
         let name = format!("kit_oauth_test_{}", random_hex(8));
@@ -81,7 +79,7 @@ impl Fixture {
         db.close().await.unwrap();
         let mut url = Url::parse(&admin).unwrap();
         url.set_path(&format!("/{name}"));
-        Some(Self {
+        Ok(Self {
             kind: Kind::Postgres,
             url: url.to_string(),
             keys: KeyRing::generate_with_id("k1")
