@@ -32,8 +32,9 @@ use kit_oauth_tests::{
     CLIENT_ID, CLIENT_SECRET, Db, REDIRECT_URI, World, http_client, invalid_grants,
 };
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind, Rotation};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
+use proptest::test_runner::{FileFailurePersistence, TestRunner};
 
 /// The managers' request timeout here: short, so that a latency fault past it (a lost answer)
 /// costs little real time.
@@ -456,28 +457,59 @@ fn run_case(rotation: Rotation, grace: u64, steps: &[Step], postgres: bool) {
     });
 }
 
-proptest! {
-    #![proptest_config(proptest_config(256))]
-
-    #[test]
-    fn the_refresh_protocol_keeps_its_properties_on_sqlite(
-        rotation in rotation(),
-        grace in prop_oneof![Just(0u64), Just(300u64)],
-        steps in proptest::collection::vec(step(), 1..25),
-    ) {
-        run_case(rotation, grace, &steps, false);
-    }
+/// One property run: `cases` random programs (plus the persisted regressions, replayed
+/// first), on SQLite or PostgreSQL.
+fn the_refresh_protocol_keeps_its_properties(
+    default_cases: u32,
+    postgres: bool,
+) -> Result<(), Failed> {
+    let mut config = proptest_config(default_cases);
+    config.source_file = Some(file!());
+    let mut runner = TestRunner::new(config);
+    let programs = (
+        rotation(),
+        prop_oneof![Just(0u64), Just(300u64)],
+        proptest::collection::vec(step(), 1..25),
+    );
+    runner
+        .run(&programs, |(rotation, grace, steps)| {
+            run_case(rotation, grace, &steps, postgres);
+            Ok(())
+        })
+        .map_err(|failure| Failed::from(failure.to_string()))
 }
 
-proptest! {
-    #![proptest_config(proptest_config(32))]
-
-    #[test]
-    fn the_refresh_protocol_keeps_its_properties_on_postgres(
-        rotation in rotation(),
-        grace in prop_oneof![Just(0u64), Just(300u64)],
-        steps in proptest::collection::vec(step(), 1..25),
-    ) {
-        run_case(rotation, grace, &steps, true);
-    }
+/// Its own harness, so an unreachable PostgreSQL shows as ignored with the reason.
+fn main() {
+    let args = Arguments::from_args();
+    let trials = vec![
+        Trial::test(
+            "the_refresh_protocol_keeps_its_properties_on_sqlite",
+            || the_refresh_protocol_keeps_its_properties(256, false),
+        ),
+        Trial::ignorable_test(
+            "the_refresh_protocol_keeps_its_properties_on_postgres",
+            || -> Result<Completion, Failed> {
+                let probe = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(async {
+                        match Db::postgres_or_why().await {
+                            Ok(db) => {
+                                db.drop_database().await;
+                                Ok(())
+                            }
+                            Err(why) => Err(why),
+                        }
+                    });
+                if let Err(why) = probe {
+                    return Ok(Completion::ignored_with(why));
+                }
+                the_refresh_protocol_keeps_its_properties(32, true)?;
+                Ok(Completion::Completed)
+            },
+        ),
+    ];
+    libtest_mimic::run(&args, trials).exit();
 }
