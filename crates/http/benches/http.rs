@@ -5,13 +5,14 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Mutex;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kit_oauth_core::{
-    AccountLookup, AuthorizationCode, AuthorizeRequest, CsrfState, PkceVerifier, RefreshToken,
-    TenantName, TokenEndpoint,
+    AccountLookup, AuthorizeRequest, CsrfState, PkceVerifier, TenantName, TokenEndpoint,
 };
 use kit_oauth_http::{KitEndpoints, KitOAuthClient, TokenBody};
 use kit_sandbox::Sandbox;
@@ -30,36 +31,6 @@ fn client(base: &str, body: TokenBody) -> KitOAuthClient {
             .unwrap(),
     )
     .unwrap()
-}
-
-/// Authorize (auto-approved) and exchange: the first token pair.
-async fn first_tokens(kit: &KitOAuthClient) -> (kit_oauth_core::AccessToken, RefreshToken) {
-    let mut rng = rand::rngs::OsRng;
-    let state = CsrfState::generate(&mut rng);
-    let verifier = PkceVerifier::generate(&mut rng);
-    let challenge = verifier.challenge();
-    let url = kit.authorize_url(&AuthorizeRequest {
-        state: &state,
-        challenge: &challenge,
-        tenant: None,
-        scope: None,
-    });
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let answer = browser.get(url).send().await.unwrap();
-    let location = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
-    let t = kit
-        .exchange_code(&AuthorizationCode::new(code), &verifier)
-        .await
-        .unwrap();
-    (t.access_token, t.refresh_token.unwrap())
 }
 
 fn bench(c: &mut Criterion) {
@@ -83,7 +54,7 @@ fn bench(c: &mut Criterion) {
 
     for (name, body) in [("json", TokenBody::Json), ("form", TokenBody::Form)] {
         let kit = client(sandbox.base_url(), body);
-        let (_, refresh) = rt.block_on(first_tokens(&kit));
+        let (_, refresh) = rt.block_on(common::first_tokens(&kit));
         // The refresh token rotates on every call: keep the latest between iterations (the lock
         // is never held across an await).
         let current = Mutex::new(refresh);
@@ -101,7 +72,7 @@ fn bench(c: &mut Criterion) {
     }
 
     let kit = client(sandbox.base_url(), TokenBody::Json);
-    let (access, _) = rt.block_on(first_tokens(&kit));
+    let (access, _) = rt.block_on(common::first_tokens(&kit));
     c.bench_function("GET /v4/account round-trip over loopback", |b| {
         b.to_async(&rt)
             .iter(|| async { black_box(kit.account(&access).await.unwrap()) });

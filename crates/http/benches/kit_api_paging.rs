@@ -6,14 +6,13 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::TryStreamExt as _;
-use kit_oauth_core::{
-    AccessToken, AuthorizationCode, AuthorizeRequest, ConnectionId, CsrfState, PkceVerifier,
-    TokenEndpoint,
-};
+use kit_oauth_core::{AccessToken, ConnectionId};
 use kit_oauth_http::kit_api::{BulkSubscriber, SubscriberFilter};
 use kit_oauth_http::{
     KitClient, KitEndpoints, KitOAuthClient, ReauthReason, TokenSource, TokenSourceError,
@@ -67,33 +66,9 @@ async fn setup() -> (SandboxHandle, KitClient<Arc<Fixed>>) {
         .build()
         .unwrap();
     let oauth = KitOAuthClient::new(endpoints.clone()).unwrap();
-    let mut rng = rand::rngs::OsRng;
-    let state = CsrfState::generate(&mut rng);
-    let verifier = PkceVerifier::generate(&mut rng);
-    let challenge = verifier.challenge();
-    let url = oauth.authorize_url(&AuthorizeRequest {
-        state: &state,
-        challenge: &challenge,
-        tenant: None,
-        scope: None,
-    });
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let answer = browser.get(url).send().await.unwrap();
-    let location = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
-    let tokens = oauth
-        .exchange_code(&AuthorizationCode::new(code), &verifier)
-        .await
-        .unwrap();
-    let client = KitClient::new(&endpoints, Arc::new(Fixed(tokens.access_token))).unwrap();
-    let api = client.api(ConnectionId::generate(&mut rng));
+    let (access, _) = common::first_tokens(&oauth).await;
+    let client = KitClient::new(&endpoints, Arc::new(Fixed(access))).unwrap();
+    let api = client.api(ConnectionId::generate(&mut rand::rngs::OsRng));
     for chunk in 0..ITEMS / 100 {
         let subs: Vec<BulkSubscriber> = (0..100)
             .map(|i| BulkSubscriber {
