@@ -267,14 +267,17 @@ async fn run_one(
 ) -> Result<Vec<Report>> {
     match scenario {
         Scenario::Storm => scenarios::storm::run(o).await,
-        Scenario::Fleet => scenarios::fleet::run(o, None).await,
+        Scenario::Fleet => scenarios::fleet::run(o).await,
         Scenario::Crash => {
             let instances = o.instances.unwrap_or(3);
             scenarios::crash::run(
                 o,
                 scenarios::crash::Crash {
                     victim: instances.saturating_sub(1),
-                    at_permille: 800,
+                    // Half-way, more connections are still due than every instance's
+                    // refreshes and app requests can have in flight (16 + 64 each), so the
+                    // victim starts refreshes after the answers begin to be held.
+                    at_permille: 500,
                     down: Duration::from_millis(500),
                     rotation: rotation.into(),
                     recovery_goal,

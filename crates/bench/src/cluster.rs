@@ -329,6 +329,12 @@ impl Cluster {
         }
     }
 
+    /// The pid of server `i`, if it is running.
+    #[must_use]
+    pub fn server_pid(&self, i: usize) -> Option<u32> {
+        self.servers.get(i)?.as_ref()?.pid()
+    }
+
     /// SIGKILLs server `i` (no shutdown of any kind) and returns its pid.
     pub async fn kill_server(&mut self, i: usize) -> Option<u32> {
         let mut proc = self.servers[i].take()?;

@@ -40,11 +40,17 @@ pub struct Crash {
     pub recovery_goal: Duration,
 }
 
-/// Token answers the sandbox holds around the kill, and for how long (well under the servers'
-/// 20 s request timeout, and longer than their 1 s lease heartbeat, so the survivors keep
-/// their leases through it).
-const HELD_ANSWERS: u64 = 24;
+/// How long the sandbox holds each token answer around the kill (well under the servers' 20 s
+/// request timeout, and longer than their 1 s lease heartbeat, so the survivors keep their
+/// leases through it). Every token answer is held from the trigger until the kill.
 const HELD_ANSWER_MS: u64 = 2_000;
+
+/// A victim's in-flight mark made after the answers began to be held and at least this old has
+/// its request at the sandbox (loopback), and one younger than [`IN_FLIGHT_AT_MOST_MS`] still
+/// has its answer held: killing then leaves a rotation the victim never stored, whatever the
+/// scheduling of the three processes did.
+const IN_FLIGHT_AT_LEAST_MS: i64 = 300;
+const IN_FLIGHT_AT_MOST_MS: i64 = 1_500;
 
 /// Runs the scenario.
 ///
@@ -83,6 +89,53 @@ fn resent_and_accepted(stats: &SandboxStats) -> u64 {
     stats.refresh_grace_hits + stats.refresh_reuse_accepted
 }
 
+/// Waits (up to 30 s) until process `pid` holds a lease whose in-flight mark says its token
+/// request is at Kit and its answer still held (answers are held from `held_since`, unix ms);
+/// whether it saw one.
+async fn victim_awaits_kit(url: &str, pid: u32, held_since: i64) -> Result<bool> {
+    use sea_orm::ConnectionTrait as _;
+    let db = sea_orm::Database::connect(url)
+        .await
+        .map_err(|e| BenchError::setup(format!("opening the run's database: {e}")))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = false;
+    while !seen && Instant::now() < deadline {
+        let now = unix_millis();
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM connections WHERE lease_owner LIKE '{pid}-%' \
+             AND in_flight_hash IS NOT NULL AND in_flight_started_at <= {} \
+             AND in_flight_started_at >= {}",
+            now - IN_FLIGHT_AT_LEAST_MS,
+            (now - IN_FLIGHT_AT_MOST_MS).max(held_since)
+        );
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql,
+            ))
+            .await
+            .map_err(|e| BenchError::setup(format!("reading in-flight marks: {e}")))?;
+        let n: i64 = match row {
+            Some(row) => row
+                .try_get("", "n")
+                .map_err(|e| BenchError::setup(format!("reading in-flight marks: {e}")))?,
+            None => 0,
+        };
+        seen = n > 0;
+        if !seen {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let _ = db.close().await;
+    Ok(seen)
+}
+
+fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 async fn drive(
     cluster: &mut Cluster,
     spec: &ClusterSpec,
@@ -105,17 +158,26 @@ async fn drive(
     let trigger = target * crash.at_permille / 1000;
     demand::time_until_refreshed(&cluster.sandbox, trigger, t0, Duration::from_secs(1800)).await;
     let at = cluster.sandbox.stats().await?.refreshes_ok;
-    // Kit rotates the next requests' tokens at once but holds their answers: the victim dies
-    // holding rotated pairs it never stored.
+    // Kit rotates every token request at once but holds its answer; the kill waits until the
+    // victim has a request at Kit, so it dies holding a rotated pair it never stored.
     cluster
         .sandbox
         .add_fault(serde_json::json!({
-            "endpoint": "token", "kind": "latency", "ms": HELD_ANSWER_MS, "count": HELD_ANSWERS,
+            "endpoint": "token", "kind": "latency", "ms": HELD_ANSWER_MS, "count": target,
         }))
         .await?;
-    tokio::time::sleep(Duration::from_millis(HELD_ANSWER_MS / 2)).await;
+    let held_since = unix_millis();
+    let victim_pid = cluster.server_pid(crash.victim);
+    let waited = Instant::now();
+    let mid_refresh = match victim_pid {
+        Some(pid) => victim_awaits_kit(&cluster.db.url(), pid, held_since).await?,
+        None => false,
+    };
+    let waited = waited.elapsed();
     let pid = cluster.kill_server(crash.victim).await;
     let killed = Instant::now();
+    // Answers already held still arrive; requests after the kill are answered at once.
+    cluster.sandbox.clear_faults().await?;
     let survivor = cluster.brokers[(crash.victim + 1) % cluster.brokers.len()].clone();
     let recovery = tokio::spawn(time_until_all_fresh(survivor, killed));
     tokio::time::sleep(crash.down).await;
@@ -152,12 +214,15 @@ async fn drive(
     r.row(
         "the kill",
         format!(
-            "server #{} (pid {}) SIGKILLed after {} of {} refreshes, with {HELD_ANSWERS} token \
-             answers held {HELD_ANSWER_MS} ms; restarted {} later (healthy after {})",
+            "server #{} (pid {}) SIGKILLed after {} of {} refreshes, {} after token answers \
+             began to be held {HELD_ANSWER_MS} ms, with a request of its own at Kit: {}; \
+             restarted {} later (healthy after {})",
             crash.victim,
             pid.map_or_else(|| "?".into(), |p| p.to_string()),
             thousands(at),
             thousands(target),
+            ms(waited),
+            if mid_refresh { "yes" } else { "not seen" },
             ms(crash.down),
             ms(restarted_in)
         ),

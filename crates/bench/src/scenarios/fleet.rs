@@ -1,13 +1,8 @@
 //! `fleet`: M connections expire together across N server processes. Every process's refresher
 //! finds them due at once, and apps ask every instance for every connection at the same moment.
 //! Promise: exactly M refreshes (no duplicate), no reuse attempt, no `invalid_grant`, nothing
-//! lost; every final token is the sandbox's current one and works.
-//!
-//! `crash` is the same run with one process SIGKILLed mid-run and restarted. A kill that lands
-//! between Kit's rotation and the commit loses the new pair with the process: the survivor can
-//! only resend the spent token, which Kit accepts only inside a grace window. So `crash` runs
-//! the sandbox with a 300 s grace by default and promises no reuse *outside* it (`fleet`, with
-//! no kill, promises no reuse at all); `--reuse-grace 0` shows the strict-server outcome.
+//! lost; every final token is the sandbox's current one and works. `crash` (its own file) is
+//! this run with one process SIGKILLed mid-refresh.
 
 use std::time::{Duration, Instant};
 
@@ -17,39 +12,18 @@ use crate::error::Result;
 use crate::scenarios::{Options, access_ttl_for, finish, seed_then_expire};
 use crate::stats::{Report, ms, rate, thousands};
 
-/// A crash to inject: SIGKILL server `victim` once this fraction (‰) of the refreshes is done.
-#[derive(Debug, Clone, Copy)]
-pub struct Crash {
-    /// The instance killed.
-    pub victim: usize,
-    /// When: refreshes done, per mille of M.
-    pub at_permille: u64,
-    /// Down time before the restart.
-    pub down: Duration,
-}
-
-/// The sandbox's grace window for `crash` unless `--reuse-grace` says otherwise (as `soak`).
-const CRASH_GRACE_SECS: u64 = 300;
-
-/// Token answers the sandbox holds around the kill, and for how long (well under the servers'
-/// 20 s request timeout, so the survivors' held answers still arrive).
-const HELD_ANSWERS: u64 = 24;
-const HELD_ANSWER_MS: u64 = 2_000;
-
-/// Runs the scenario (`crash` passes a crash).
+/// Runs the scenario.
 ///
 /// # Errors
 /// The cluster cannot be started or driven.
-pub async fn run(o: &Options, crash: Option<Crash>) -> Result<Vec<Report>> {
-    let default_m = if crash.is_some() { 2_000 } else { 10_000 };
-    let m = o.connections.unwrap_or(default_m);
+pub async fn run(o: &Options) -> Result<Vec<Report>> {
+    let m = o.connections.unwrap_or(10_000);
     let instances = o.instances.unwrap_or(3);
     let mut spec = ClusterSpec::new(instances, o.db, &o.pg_url);
     spec.access_ttl = o.access_ttl.unwrap_or_else(|| access_ttl_for(m, 100));
-    let default_grace = if crash.is_some() { CRASH_GRACE_SECS } else { 0 };
-    spec.reuse_grace = o.reuse_grace.unwrap_or(default_grace);
+    spec.reuse_grace = o.reuse_grace.unwrap_or(0);
     let mut cluster = Cluster::start(spec.clone(), &o.bins).await?;
-    let result = drive(&mut cluster, &spec, m, o.concurrency.unwrap_or(64), crash).await;
+    let result = drive(&mut cluster, &spec, m, o.concurrency.unwrap_or(64)).await;
     finish(cluster, o.keep).await;
     result
 }
@@ -59,10 +33,8 @@ async fn drive(
     spec: &ClusterSpec,
     m: usize,
     k: usize,
-    crash: Option<Crash>,
 ) -> Result<Vec<Report>> {
     let seeded = seed_then_expire(cluster, m, 32).await?;
-    let waited_from = Instant::now();
     let t0 = Instant::now();
     cluster.start_all().await?;
     let up = t0.elapsed();
@@ -79,35 +51,6 @@ async fn drive(
             demand::every_connection_everywhere(&brokers, &ids, k, Duration::from_secs(300)).await
         }
     });
-    let mut crash_note = None;
-    if let Some(c) = crash {
-        let trigger = target * c.at_permille / 1000;
-        demand::time_until_refreshed(&cluster.sandbox, trigger, t0, Duration::from_secs(1800))
-            .await;
-        let at = cluster.sandbox.stats().await?.refreshes_ok;
-        // Make the kill land mid-refresh: the sandbox rotates the next requests' tokens at once
-        // but holds their answers, so the victim dies holding rotated pairs it never stored.
-        cluster
-            .sandbox
-            .add_fault(serde_json::json!({
-                "endpoint": "token", "kind": "latency", "ms": HELD_ANSWER_MS, "count": HELD_ANSWERS,
-            }))
-            .await?;
-        tokio::time::sleep(Duration::from_millis(HELD_ANSWER_MS / 2)).await;
-        let pid = cluster.kill_server(c.victim).await;
-        tokio::time::sleep(c.down).await;
-        let back = Instant::now();
-        cluster.restart_server(c.victim).await?;
-        crash_note = Some(format!(
-            "server #{} (pid {}) SIGKILLed after {} of {} refreshes, restarted {} later (healthy after {})",
-            c.victim,
-            pid.map_or_else(|| "?".into(), |p| p.to_string()),
-            thousands(at),
-            thousands(target),
-            ms(c.down),
-            ms(back.elapsed())
-        ));
-    }
     let mut result = apps
         .await
         .map_err(|e| crate::error::BenchError::setup(format!("demand task: {e}")))?;
@@ -118,11 +61,9 @@ async fn drive(
     cluster.check_servers()?;
     let stats = cluster.sandbox.stats().await?;
     let verification = cluster.verify(m).await?;
-    let _ = waited_from;
 
-    let name = if crash.is_some() { "crash" } else { "fleet" };
     let mut r = Report::new(format!(
-        "{name} — {} connections, {}",
+        "fleet — {} connections, {}",
         thousands(target),
         spec.describe()
     ));
@@ -166,11 +107,7 @@ async fn drive(
     );
     r.row("sandbox token requests", thousands(stats.token_requests()));
     r.row(
-        if crash.is_some() {
-            "rotations lost with the killed process (resent, absorbed by the grace window)"
-        } else {
-            "reuse attempts absorbed by the grace window"
-        },
+        "reuse attempts absorbed by the grace window",
         thousands(stats.refresh_grace_hits),
     );
     r.check("refreshes at Kit", stats.refreshes_ok, target);
@@ -194,18 +131,6 @@ async fn drive(
     r.check("invalid_grant", stats.invalid_grant_total, 0);
     r.check("app requests that never got a token", result.failed, 0);
     verification.report(&mut r, target);
-    if let Some(note) = crash_note {
-        r.note(note);
-        if spec.reuse_grace > 0 {
-            r.note(format!(
-                "The sandbox accepts a just-spent refresh token once within {} s (Kit documents \
-                 no grace window): a kill between Kit's rotation and the commit is recovered only \
-                 that way; without it that connection needs a reinstall \
-                 (tests/tests/faults.rs, a_refresh_killed_mid_flight_without_grace_names_the_cause).",
-                spec.reuse_grace
-            ));
-        }
-    }
     for e in &result.examples_5xx {
         r.note(format!("a 5xx answer (retried): {e}"));
     }
