@@ -320,7 +320,7 @@ fn cookies(response: &reqwest::Response) -> String {
 async fn broker_install_token_proxy_refresh_delete(rotation: PeerRotation) {
     use kit_oauth::{KitOAuthConfig, vars};
     use kit_oauth_server::app::{self, RunConfig};
-    use kit_oauth_server::{ApiKeys, DashboardAccess, RouteLimits, SignInLimits};
+    use kit_oauth_server::{ApiKeys, DashboardAccess, RouteLimits, SignInLimits, TrustedProxies};
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -361,6 +361,7 @@ async fn broker_install_token_proxy_refresh_delete(rotation: PeerRotation) {
         sign_in: None,
         install_links: None,
         sign_in_limits: SignInLimits::default(),
+        trusted_proxies: TrustedProxies::none(),
         route_limits: RouteLimits::default(),
     })
     .await

@@ -19,7 +19,7 @@ use crate::sessions::SessionKey;
 use crate::webhook::{WebhookConfig, WebhookWorker};
 use crate::{
     BrokerOptions, CookiePolicy, DashboardAccess, DemoInfo, Engine, InstallLinks, KitApi,
-    ReadyCheck, RouteLimits, SignIn, SignInLimits,
+    ReadyCheck, RouteLimits, SignIn, SignInLimits, TrustedProxies,
 };
 
 /// What to run.
@@ -49,6 +49,8 @@ pub struct RunConfig {
     pub install_links: Option<InstallLinks>,
     /// The dashboard sign-in throttle.
     pub sign_in_limits: SignInLimits,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
     /// Every route's time limit.
     pub route_limits: RouteLimits,
 }
@@ -216,6 +218,7 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
         sign_in,
         install_links: config.install_links,
         sign_in_limits: config.sign_in_limits,
+        trusted_proxies: config.trusted_proxies,
         route_limits: config.route_limits,
         // Every instance of a deployment has the same encryption key: their sessions agree.
         session_key: config

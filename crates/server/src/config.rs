@@ -8,6 +8,7 @@ use clap::Args;
 use kit_oauth::{ConfigError, KitOAuthConfig, RefresherConfig, vars};
 use secrecy::SecretString;
 
+use crate::client_addr::TrustedProxies;
 use crate::install_link::INSTALL_LINK_SECRET_VAR;
 use crate::keys::{API_KEYS_VAR, ApiKeys};
 use crate::sign_in::SIGNING_SECRET_VAR;
@@ -29,6 +30,8 @@ pub const LOG_FORMAT_VAR: &str = "KIT_OAUTH_LOG_FORMAT";
 pub const REFRESH_INTERVAL_VAR: &str = "KIT_OAUTH_REFRESH_INTERVAL";
 /// The background refresher's most refreshes started per second.
 pub const REFRESH_RATE_VAR: &str = "KIT_OAUTH_REFRESH_RATE";
+/// Reverse proxies whose `X-Forwarded-For` is believed.
+pub const TRUSTED_PROXIES_VAR: &str = "KIT_OAUTH_TRUSTED_PROXIES";
 /// How long audit-trail events are kept.
 pub const EVENT_RETENTION_VAR: &str = "KIT_OAUTH_EVENT_RETENTION";
 /// The longest retention accepted, in days (ten years).
@@ -161,6 +164,11 @@ pub struct ServerArgs {
     /// Days audit-trail events are kept (`30`, `30d`), 1 to 3650 [default: 30].
     #[arg(long, env = "KIT_OAUTH_EVENT_RETENTION")]
     pub event_retention: Option<String>,
+    /// Reverse proxies in front of the broker, comma-separated addresses or networks
+    /// (`10.0.0.0/8, ::1`): from them, `X-Forwarded-For` names the client whose dashboard
+    /// sign-ins are counted [default: none, the TCP peer is the client].
+    #[arg(long, env = "KIT_OAUTH_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
 }
 
 /// The server's settings, validated.
@@ -181,6 +189,8 @@ pub struct ServerSettings {
     pub install_link_secret: Option<SecretString>,
     /// The background refresher's pace.
     pub refresher: RefresherConfig,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 fn non_empty(v: Option<&String>) -> Option<&str> {
@@ -216,6 +226,15 @@ impl ServerArgs {
                 format!("must be an address like 127.0.0.1:8080 or 0.0.0.0:8080, not {raw:?}"),
             )
         })
+    }
+
+    /// The reverse proxies whose `X-Forwarded-For` is believed (none when unset).
+    ///
+    /// # Errors
+    /// `KIT_OAUTH_TRUSTED_PROXIES` names something that is not an address or a network.
+    pub fn trusted_proxies(&self) -> Result<TrustedProxies, ConfigError> {
+        TrustedProxies::parse(non_empty(self.trusted_proxies.as_ref()).unwrap_or(""))
+            .map_err(|e| ConfigError::new(TRUSTED_PROXIES_VAR, e.to_string()))
     }
 
     /// The background refresher's pace: `base` with the interval and rate that are set.
@@ -312,7 +331,9 @@ impl ServerArgs {
             Some(secret) => Some(SecretString::from(secret.to_owned())),
         };
         let refresher = self.refresher(RefresherConfig::default())?;
+        let trusted_proxies = self.trusted_proxies()?;
         Ok(ServerSettings {
+            trusted_proxies,
             install_link_secret,
             bind,
             api_keys,

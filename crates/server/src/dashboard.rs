@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use std::time::Duration;
 
-use crate::extract::ClientAddr;
+use crate::client_addr::ClientAddr;
 use crate::pages;
 use crate::sessions::{SESSION_COOKIE, SESSION_TTL, SessionView};
 use crate::web::{cookie, see_other};

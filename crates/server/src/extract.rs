@@ -5,10 +5,9 @@
 //! request without a valid key is refused before anything it sent is read or reported on.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query};
+use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use kit_oauth::ConnectionStatus;
@@ -80,24 +79,6 @@ pub struct ApiPath<T>(pub T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
-
-/// The client's address, when the server was started with connect info (`app::start` does; a
-/// router served without it sees `None`, and all its clients share one sign-in budget).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip()),
-        ))
-    }
-}
 
 /// The connection named by the path's `{id}` that the caller's key may see: its id and status.
 /// Anything else (no such id, a malformed one, another tenant's) is the same 404, so a key

@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod app;
+pub mod client_addr;
 pub mod config;
 pub mod dashboard;
 #[cfg(feature = "demo")]
@@ -57,6 +58,7 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
+pub use client_addr::TrustedProxies;
 pub use install_link::{InstallLinks, TenantRefused};
 pub use keys::{ApiKeys, Scope};
 pub use limits::RouteLimits;
@@ -122,6 +124,8 @@ pub struct BrokerOptions {
     pub install_links: Option<InstallLinks>,
     /// How often the dashboard's sign-in form may be tried.
     pub sign_in_limits: SignInLimits,
+    /// Reverse proxies whose `X-Forwarded-For` names the client the sign-in limit counts.
+    pub trusted_proxies: TrustedProxies,
     /// Every route's time limit.
     pub route_limits: RouteLimits,
     /// The key dashboard sessions are signed with (`None`: one of this process, so sessions
@@ -142,6 +146,7 @@ impl Default for BrokerOptions {
             sign_in: None,
             install_links: None,
             sign_in_limits: SignInLimits::default(),
+            trusted_proxies: TrustedProxies::none(),
             route_limits: RouteLimits::default(),
             session_key: None,
         }

@@ -94,6 +94,7 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         sign_in: settings.user_signing_secret.map(SignIn::new),
         install_links: settings.install_link_secret.map(InstallLinks::new),
         sign_in_limits: SignInLimits::default(),
+        trusted_proxies: settings.trusted_proxies,
         route_limits: RouteLimits::default(),
     })
     .await?;
@@ -143,6 +144,7 @@ async fn run_demo(cli: Cli, log_format: LogFormat) -> Result<(), StartError> {
         sign_in: None,
         install_links: None,
         sign_in_limits: SignInLimits::default(),
+        trusted_proxies: cli.server.trusted_proxies()?,
         route_limits: RouteLimits::default(),
     })
     .await?;

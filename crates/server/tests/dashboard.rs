@@ -7,7 +7,7 @@ mod support;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use kit_oauth_server::{ApiKeys, DashboardAccess, SignInLimits};
+use kit_oauth_server::{ApiKeys, DashboardAccess, SignInLimits, TrustedProxies};
 use reqwest::StatusCode;
 use support::Extra;
 
@@ -21,23 +21,73 @@ fn limits(per_address: u32, per_key: u32) -> SignInLimits {
 }
 
 async fn broker(limits: Option<SignInLimits>) -> support::Broker {
+    behind(limits, None).await
+}
+
+/// A broker whose TCP peers in `proxies` are believed about `X-Forwarded-For`.
+async fn behind(limits: Option<SignInLimits>, proxies: Option<&str>) -> support::Broker {
     support::Broker::start(Extra {
         dashboard: Some(DashboardAccess::Key(Arc::new(
             ApiKeys::parse(ADMIN_KEY).unwrap(),
         ))),
         sign_in_limits: limits,
+        trusted_proxies: proxies.map(|p| TrustedProxies::parse(p).unwrap()),
         ..Extra::default()
     })
     .await
 }
 
 async fn sign_in(base: &str, key: &str) -> reqwest::Response {
-    support::browser()
+    sign_in_for(base, key, None).await
+}
+
+/// A sign-in whose request carries `X-Forwarded-For: forwarded_for`, as a proxy's would.
+async fn sign_in_for(base: &str, key: &str, forwarded_for: Option<&str>) -> reqwest::Response {
+    let mut request = support::browser()
         .post(format!("{base}/login"))
-        .form(&[("key", key)])
-        .send()
-        .await
-        .unwrap()
+        .form(&[("key", key)]);
+    if let Some(client) = forwarded_for {
+        request = request.header("x-forwarded-for", client);
+    }
+    request.send().await.unwrap()
+}
+
+/// Behind a trusted proxy each client has its own budget: one person guessing keys does not
+/// lock out everyone else who comes through the same proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    let broker = behind(Some(limits(3, 100)), Some("127.0.0.0/8, ::1")).await;
+    let guesser = Some("203.0.113.9");
+    for attempt in 0..3 {
+        let key = format!("wrong-key-{attempt:02}-0123456789");
+        let answer = sign_in_for(&broker.base, &key, guesser).await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{attempt}");
+    }
+    let refused = sign_in_for(&broker.base, ADMIN_KEY, guesser).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Someone else behind the same proxy, and the right-most untrusted hop decides: an
+    // address the guesser writes to the left of it changes nothing.
+    let colleague = sign_in_for(&broker.base, ADMIN_KEY, Some("198.51.100.7")).await;
+    assert_eq!(colleague.status(), StatusCode::SEE_OTHER);
+    let disguised = sign_in_for(&broker.base, ADMIN_KEY, Some("198.51.100.7, 203.0.113.9")).await;
+    assert_eq!(disguised.status(), StatusCode::TOO_MANY_REQUESTS);
+    broker.running.shutdown().await;
+}
+
+/// From a peer that is not a trusted proxy the header is the client's own claim: it neither
+/// splits the budget nor escapes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_peer_cannot_escape_the_limit_with_x_forwarded_for() {
+    let broker = behind(Some(limits(3, 100)), Some("10.0.0.0/8")).await;
+    for attempt in 0..3 {
+        let key = format!("wrong-key-{attempt:02}-0123456789");
+        let client = format!("203.0.113.{attempt}");
+        let answer = sign_in_for(&broker.base, &key, Some(&client)).await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{attempt}");
+    }
+    let refused = sign_in_for(&broker.base, ADMIN_KEY, Some("203.0.113.200")).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    broker.running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

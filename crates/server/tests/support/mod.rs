@@ -23,7 +23,9 @@ use kit_oauth::core::Clock;
 use kit_oauth::{KitOAuthConfig, RefresherConfig, vars};
 use kit_oauth_server::app::{self, RunConfig, Running};
 use kit_oauth_server::webhook::WebhookConfig;
-use kit_oauth_server::{ApiKeys, DashboardAccess, InstallLinks, RouteLimits, SignIn, SignInLimits};
+use kit_oauth_server::{
+    ApiKeys, DashboardAccess, InstallLinks, RouteLimits, SignIn, SignInLimits, TrustedProxies,
+};
 use kit_sandbox::{Sandbox, SandboxHandle};
 use reqwest::redirect::Policy;
 use tokio::net::TcpListener;
@@ -81,6 +83,8 @@ pub struct Extra {
     pub dashboard: Option<DashboardAccess>,
     /// The dashboard sign-in throttle (default: the server's).
     pub sign_in_limits: Option<SignInLimits>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (default: none).
+    pub trusted_proxies: Option<TrustedProxies>,
     /// Every route's time limit (default: the server's).
     pub route_limits: Option<RouteLimits>,
     /// Start without an install-link secret (every `tenant` parameter is then refused).
@@ -131,6 +135,7 @@ pub async fn start(
         clock: extra.clock,
         sign_in: extra.sign_in,
         sign_in_limits: extra.sign_in_limits.unwrap_or_default(),
+        trusted_proxies: extra.trusted_proxies.unwrap_or_default(),
         route_limits: extra.route_limits.unwrap_or_default(),
         install_links: (!extra.no_install_links)
             .then(|| InstallLinks::new(LINK_SECRET.to_owned().into())),
