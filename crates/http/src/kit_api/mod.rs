@@ -63,7 +63,7 @@ pub use account::{Account, AccountDetails, AccountTimezone, AccountUser};
 pub use broadcasts::{
     Broadcast, BroadcastFilter, BroadcastInput, BroadcastStats, EmailTemplateRef,
 };
-pub use budget::{KIT_LIMIT, KIT_WINDOW, RateBudget};
+pub use budget::{KIT_LIMIT, KIT_WINDOW, RateBudget, SWEEP_ABOVE};
 pub use bulk::{
     BulkCustomFieldValue, BulkFailure, BulkFormAddition, BulkOutcome, BulkResult, BulkSubscriber,
     BulkTagging, CustomFieldValue,
