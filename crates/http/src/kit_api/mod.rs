@@ -52,6 +52,7 @@ mod bulk_async;
 mod catalog;
 mod error;
 mod fields;
+mod filter;
 mod forms;
 mod ids;
 mod list;
@@ -59,7 +60,9 @@ mod subscribers;
 mod tags;
 mod webhooks;
 
-pub use account::{Account, AccountDetails, AccountTimezone, AccountUser};
+pub use account::{
+    Account, AccountDetails, AccountTimezone, AccountUser, CreatorProfile, EmailStats, GrowthStats,
+};
 pub use broadcasts::{
     Broadcast, BroadcastFilter, BroadcastInput, BroadcastStats, EmailTemplateRef,
 };
@@ -72,6 +75,7 @@ pub use bulk_async::{BulkCallbacks, BulkWaitError, PendingBulk};
 pub use catalog::{EmailTemplate, NewPurchase, Product, Purchase, Segment};
 pub use error::KitErrorExt;
 pub use fields::CustomField;
+pub use filter::{EngagementCount, FilterCondition, FilteredSubscriber};
 pub use forms::{Form, FormFilter, MemberFilter, Sequence};
 pub use ids::{
     BroadcastId, CustomFieldId, EmailTemplateId, FormId, PurchaseId, SegmentId, SequenceId,
