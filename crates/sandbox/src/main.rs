@@ -120,7 +120,7 @@ struct Args {
 
     /// Records one Kit account may hold in the API's memory; one more is refused with 422.
     #[arg(
-        long,
+        long = "max-records",
         env = "KIT_SANDBOX_MAX_RECORDS",
         value_name = "N",
         default_value_t = kit_sandbox::DEFAULT_MAX_RECORDS
