@@ -362,6 +362,7 @@ async fn broker_install_token_proxy_refresh_delete(rotation: PeerRotation) {
         install_links: None,
         sign_in_limits: SignInLimits::default(),
         route_limits: RouteLimits::default(),
+        kit_rate_budget: None,
     })
     .await
     .unwrap();

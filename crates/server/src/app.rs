@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kit_oauth::core::Clock;
+use kit_oauth::http::kit_api::RateBudget;
 use kit_oauth::{BuildError, KitOAuth, KitOAuthConfig, RefresherConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -51,6 +52,9 @@ pub struct RunConfig {
     pub sign_in_limits: SignInLimits,
     /// Every route's time limit.
     pub route_limits: RouteLimits,
+    /// The per-connection Kit API budget shared by the proxy and the library (`None`: Kit's
+    /// 600 per 60 s, [`RateBudget::kit`]).
+    pub kit_rate_budget: Option<RateBudget>,
 }
 
 /// Why the server did not start.
@@ -162,6 +166,9 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
         .event_sink(MetricsEvents);
     if let Some(clock) = &config.clock {
         builder = builder.clock(Arc::clone(clock));
+    }
+    if let Some(budget) = config.kit_rate_budget.clone() {
+        builder = builder.rate_budget(budget);
     }
     let mut sign_in = config.sign_in;
     let worker = match config.webhook.clone() {

@@ -161,6 +161,10 @@ pub struct ServerArgs {
     /// Days audit-trail events are kept (`30`, `30d`), 1 to 3650 [default: 30].
     #[arg(long, env = "KIT_OAUTH_EVENT_RETENTION")]
     pub event_retention: Option<String>,
+    /// This instance's Kit requests per rolling 60 s per connection, 1 to 600: its share of
+    /// Kit's limit when several instances call for the same connections [default: 600].
+    #[arg(long, env = "KIT_OAUTH_KIT_RATE_LIMIT")]
+    pub kit_rate_limit: Option<String>,
 }
 
 /// The server's settings, validated.
@@ -181,6 +185,8 @@ pub struct ServerSettings {
     pub install_link_secret: Option<SecretString>,
     /// The background refresher's pace.
     pub refresher: RefresherConfig,
+    /// The per-connection Kit budget (`None`: Kit's 600 per 60 s).
+    pub kit_rate_budget: Option<kit_oauth::http::kit_api::RateBudget>,
 }
 
 fn non_empty(v: Option<&String>) -> Option<&str> {
@@ -312,7 +318,10 @@ impl ServerArgs {
             Some(secret) => Some(SecretString::from(secret.to_owned())),
         };
         let refresher = self.refresher(RefresherConfig::default())?;
+        let kit_rate_budget =
+            crate::kit_budget::parse_kit_rate_limit(non_empty(self.kit_rate_limit.as_ref()))?;
         Ok(ServerSettings {
+            kit_rate_budget,
             install_link_secret,
             bind,
             api_keys,

@@ -30,6 +30,7 @@ pub mod import;
 pub mod install;
 pub mod install_link;
 pub mod keys;
+pub mod kit_budget;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

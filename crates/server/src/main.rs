@@ -95,6 +95,7 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         install_links: settings.install_link_secret.map(InstallLinks::new),
         sign_in_limits: SignInLimits::default(),
         route_limits: RouteLimits::default(),
+        kit_rate_budget: settings.kit_rate_budget,
     })
     .await?;
     running.until_signal().await;
@@ -144,6 +145,7 @@ async fn run_demo(cli: Cli, log_format: LogFormat) -> Result<(), StartError> {
         install_links: None,
         sign_in_limits: SignInLimits::default(),
         route_limits: RouteLimits::default(),
+        kit_rate_budget: None,
     })
     .await?;
     println!(

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-const VARS: [&str; 21] = [
+const VARS: [&str; 22] = [
     "KIT_OAUTH_INSTALL_LINK_SECRET",
     "KIT_CLIENT_ID",
     "KIT_CLIENT_SECRET",
@@ -25,6 +25,7 @@ const VARS: [&str; 21] = [
     "KIT_OAUTH_USER_SIGNING_SECRET",
     "KIT_OAUTH_REFRESH_INTERVAL",
     "KIT_OAUTH_REFRESH_RATE",
+    "KIT_OAUTH_KIT_RATE_LIMIT",
 ];
 
 const KEY: &str = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
@@ -155,8 +156,12 @@ fn each_missing_or_malformed_variable_is_one_line_and_exit_2() {
             with(&[("KIT_OAUTH_REFRESH_RATE", "0")], &[]),
             "KIT_OAUTH_REFRESH_RATE",
         ),
+        (
+            with(&[("KIT_OAUTH_KIT_RATE_LIMIT", "601")], &[]),
+            "KIT_OAUTH_KIT_RATE_LIMIT",
+        ),
     ];
-    assert_eq!(cases.len(), 23);
+    assert_eq!(cases.len(), 24);
     for (env, variable) in cases {
         let (code, stdout, stderr) = run(&env);
         assert_eq!(code, Some(2), "{variable}: stdout={stdout} stderr={stderr}");
