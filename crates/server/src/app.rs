@@ -171,6 +171,7 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
         builder = builder.rate_budget(budget);
     }
     let mut sign_in = config.sign_in;
+    let mut bulk_webhook = None;
     let worker = match config.webhook.clone() {
         Some(webhook) => {
             let (sink, worker) = WebhookWorker::spawn(webhook)
@@ -180,6 +181,7 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
                 let sink = sink.clone();
                 hook.also_on_installed(move |by| sink.installed_by(by))
             });
+            bulk_webhook = Some(sink.clone());
             builder = builder.event_sink(sink);
             Some(worker)
         }
@@ -204,7 +206,19 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
             .unwrap_or(kit_oauth::core::DEFAULT_REDIRECT_PREFIX)
             .to_owned()
     };
+    // Kit calls bulk results back to the broker's public origin, the redirect URI's.
+    let bulk = config
+        .library
+        .redirect_uri
+        .join("/")
+        .ok()
+        .map(|callback_base| crate::bulk::BulkOptions {
+            callback_base,
+            webhook: bulk_webhook,
+            retention: config.refresher.event_retention,
+        });
     let options = BrokerOptions {
+        bulk,
         api_keys: config.api_keys,
         dashboard: config.dashboard,
         cookies: CookiePolicy { secure: !loopback },

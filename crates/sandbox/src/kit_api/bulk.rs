@@ -95,6 +95,8 @@ pub(crate) struct Queue {
     pub(crate) limit_bytes: usize,
     jobs: VecDeque<Job>,
     pub(crate) processed: u64,
+    /// The last `callback_url` called, so a test can replay Kit's callback.
+    pub(crate) last_callback_url: Option<String>,
 }
 
 impl Default for Queue {
@@ -104,6 +106,7 @@ impl Default for Queue {
             limit_bytes: DEFAULT_QUEUE_LIMIT,
             jobs: VecDeque::new(),
             processed: 0,
+            last_callback_url: None,
         }
     }
 }
@@ -308,6 +311,7 @@ pub(crate) async fn run(api: Arc<Api>) {
             api.deliver(targets, &body);
         }
         if let Some(url) = job.callback_url {
+            api.bulk().last_callback_url = Some(url.clone());
             api.deliver(vec![url], &out);
         }
     }

@@ -23,6 +23,7 @@ fn view(api: &Api) -> Response {
             "queued_jobs": q.len(),
             "queued_bytes": q.bytes(),
             "processed_jobs": q.processed,
+            "last_callback_url": q.last_callback_url,
         },
         "creator_profiles": api.creator_profiles.load(Ordering::Relaxed),
         "deliveries": {
