@@ -185,9 +185,9 @@ fn disabled() -> ApiError {
     responses(
         (status = 200, description = "Kit answered at once (100 items or fewer): completed", body = BulkView),
         (status = 202, description = "Kit queued it: pending until Kit calls back", body = BulkView),
-        (status = 400, description = "Not a JSON object, or an unknown kind", body = ApiError),
+        (status = 400, description = "The body is not a JSON object", body = ApiError),
         (status = 401, description = "Missing or invalid API key", body = ApiError),
-        (status = 404, description = "No such connection (or not visible to this key)", body = ApiError),
+        (status = 404, description = "No such connection (or not visible to this key), or no such bulk kind", body = ApiError),
         (status = 409, description = "The grant is dead: the creator must reinstall", body = ApiError),
         (status = 501, description = "No Kit API base or public URL configured", body = ApiError),
         (status = 502, description = "Kit could not be reached", body = ApiError),
@@ -210,10 +210,14 @@ pub async fn start(
     };
     let kind = kind.trim_matches('/').to_owned();
     if !KINDS.contains(&kind.as_str()) {
+        // Like any path the broker does not serve: a 404 naming what exists.
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_kind",
-            format!("kind must be one of {}", KINDS.join(", ")),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "no such Kit bulk endpoint; kind is one of {}",
+                KINDS.join(", ")
+            ),
         ));
     }
     let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body) else {
