@@ -210,3 +210,126 @@ async fn a_bulk_above_100_completes_once_by_callback_and_is_readable_by_id() {
     assert_eq!(events[1]["bulk"], small["id"]);
     running.shutdown().await;
 }
+
+/// Two instances on one database: the callback reaches the instance that did not start the
+/// bulk, which completes it and emits the one event; Kit's own callback to the first instance
+/// afterwards changes nothing and emits nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_reaching_another_instance_completes_the_bulk_once() {
+    let received: Received = Arc::default();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(received.clone());
+    let (hook_listener, hook_base) = support::listener().await;
+    tokio::spawn(async move { axum::serve(hook_listener, app).await.unwrap() });
+    let webhook = || {
+        let mut config = WebhookConfig::new(
+            Url::parse(&format!("{hook_base}/hook")).unwrap(),
+            SecretString::from("webhook-secret-0123456789".to_owned()),
+        );
+        config.backoff = Duration::from_millis(50);
+        config
+    };
+    let support::Broker {
+        dir,
+        base,
+        sandbox,
+        running,
+    } = support::Broker::start(Extra {
+        webhook: Some(webhook()),
+        ..Extra::default()
+    })
+    .await;
+    let (listener_b, base_b) = support::listener().await;
+    let running_b = support::start(
+        listener_b,
+        &base_b,
+        &sandbox,
+        &support::sqlite_url(dir.path()),
+        Extra {
+            webhook: Some(webhook()),
+            ..Extra::default()
+        },
+    )
+    .await;
+    let id = support::install(&base, &sandbox, "Twice").await;
+    let http = reqwest::Client::new();
+    // Kit holds the job until the test has called back through the other instance.
+    http.put(sandbox.url("/_sandbox/kit_api"))
+        .json(&json!({"bulk_paused": true}))
+        .send()
+        .await
+        .unwrap();
+    let subscribers: Vec<Value> = (0..101)
+        .map(|i| json!({"email_address": format!("t{i}@example.com")}))
+        .collect();
+    let started: Value = http
+        .post(format!("{base}/v1/connections/{id}/bulk/subscribers"))
+        .bearer_auth(API_KEY)
+        .json(&json!({ "subscribers": subscribers }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bulk = started["id"].as_str().unwrap().to_owned();
+    let callback = sandbox_control(&sandbox).await["bulk"]["last_callback_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let on_b = callback.replacen(&base, &base_b, 1);
+    assert_ne!(on_b, callback);
+    let answer = http
+        .post(&on_b)
+        .json(&json!({"subscribers": [{"email_address": "via-b@example.com"}], "failures": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    // Instance A reads what B stored.
+    let shown: Value = http
+        .get(format!("{base}/v1/bulk/{bulk}"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["status"], "completed");
+    assert_eq!(
+        shown["result"]["subscribers"][0]["email_address"],
+        "via-b@example.com"
+    );
+    // Kit now processes the job and calls A back: nothing changes, nothing more is emitted.
+    http.put(sandbox.url("/_sandbox/kit_api"))
+        .json(&json!({"bulk_paused": false}))
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        let control = sandbox_control(&sandbox).await;
+        if control["deliveries"]["ok"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sandbox_control(&sandbox).await["deliveries"]["ok"], 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = bulk_events(&received);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["bulk"], bulk.as_str());
+    let again: Value = http
+        .get(format!("{base_b}/v1/bulk/{bulk}"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again, shown);
+    running_b.shutdown().await;
+    running.shutdown().await;
+}

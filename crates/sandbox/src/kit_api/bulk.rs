@@ -95,7 +95,8 @@ pub(crate) struct Queue {
     pub(crate) limit_bytes: usize,
     jobs: VecDeque<Job>,
     pub(crate) processed: u64,
-    /// The last `callback_url` called, so a test can replay Kit's callback.
+    /// The `callback_url` of the last job queued, so a test can call it (or replay Kit's call)
+    /// itself.
     pub(crate) last_callback_url: Option<String>,
 }
 
@@ -280,6 +281,9 @@ async fn handle(api: Arc<Api>, account: u64, kind: Kind, raw: &Bytes) -> Reply {
         if queued.saturating_add(raw.len()) > q.limit_bytes {
             return Err(Fail::new(StatusCode::PAYLOAD_TOO_LARGE, QUEUE_FULL));
         }
+        if callback_url.is_some() {
+            q.last_callback_url.clone_from(&callback_url);
+        }
         q.jobs.push_back(Job {
             account,
             kind,
@@ -311,7 +315,6 @@ pub(crate) async fn run(api: Arc<Api>) {
             api.deliver(targets, &body);
         }
         if let Some(url) = job.callback_url {
-            api.bulk().last_callback_url = Some(url.clone());
             api.deliver(vec![url], &out);
         }
     }
