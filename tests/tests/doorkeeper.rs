@@ -363,6 +363,7 @@ async fn broker_install_token_proxy_refresh_delete(rotation: PeerRotation) {
         sign_in_limits: SignInLimits::default(),
         trusted_proxies: TrustedProxies::none(),
         route_limits: RouteLimits::default(),
+        kit_rate_budget: None,
     })
     .await
     .unwrap();

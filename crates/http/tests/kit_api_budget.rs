@@ -134,3 +134,41 @@ async fn without_a_budget_kit_refuses_with_one_the_app_stays_under_the_limit() {
     assert_eq!(sb.stats().rate_limited_429, 0);
     assert_eq!(sb.stats().api_ok, 128);
 }
+
+#[test]
+fn idle_connections_are_swept_and_busy_ones_keep_their_state() {
+    let clock = FakeRelativeClock::default();
+    let budget = RateBudget::with_clock(KIT_LIMIT, KIT_WINDOW, clock.clone()).sweep_above(100);
+    // One connection spends its whole burst: its state is not a fresh one's.
+    let busy = connection_id();
+    let burst = (0..1000)
+        .take_while(|_| budget.try_acquire(&busy).is_ok())
+        .count();
+    assert_eq!(burst, 100);
+    // A thousand connections call once; none is idle yet, so none is forgotten.
+    for _ in 0..1000 {
+        budget.try_acquire(&connection_id()).unwrap();
+    }
+    assert_eq!(budget.tracked(), 1001);
+    // A second later those thousand have their budget back (idle); `busy` does not.
+    clock.advance(Duration::from_secs(1));
+    for _ in 0..700 {
+        budget.try_acquire(&connection_id()).unwrap();
+    }
+    // The sweep (due at 1624 tracked after the rare sweeps before it) dropped exactly the
+    // thousand idle ones: `busy` and the 700 new remain.
+    assert_eq!(budget.tracked(), 701);
+    // `busy` kept its spent budget: one second refilled 8 cells (one per 120 ms), not the
+    // fresh burst of 100 a forgotten connection would get.
+    let refilled = (0..1000)
+        .take_while(|_| budget.try_acquire(&busy).is_ok())
+        .count();
+    assert_eq!(refilled, 8);
+    // Once everything is idle, the next sweep leaves only the caller.
+    clock.advance(KIT_WINDOW);
+    for _ in 0..1250 {
+        budget.try_acquire(&connection_id()).unwrap();
+    }
+    // Only the 1250 new ones: the 701 of before were dropped (1951 otherwise).
+    assert_eq!(budget.tracked(), 1250);
+}

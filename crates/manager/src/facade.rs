@@ -114,6 +114,7 @@ pub struct KitOAuthBuilder {
     sinks: FanOut,
     redirect_allow: Option<RedirectAllowlist>,
     scope: Option<String>,
+    rate_budget: Option<RateBudget>,
 }
 
 impl KitOAuthBuilder {
@@ -195,6 +196,15 @@ impl KitOAuthBuilder {
         self
     }
 
+    /// The per-connection Kit API budget of this process (default [`RateBudget::kit`], Kit's
+    /// 600 per 60 s): a share of it when several instances call for the same connections, or
+    /// a small window in tests.
+    #[must_use]
+    pub fn rate_budget(mut self, budget: RateBudget) -> Self {
+        self.rate_budget = Some(budget);
+        self
+    }
+
     /// Opens the database (running migrations) and assembles the facade.
     ///
     /// # Errors
@@ -246,7 +256,7 @@ impl KitOAuthBuilder {
             manager.endpoint().http_client().clone(),
             manager.clone(),
         )
-        .with_rate_budget(RateBudget::kit());
+        .with_rate_budget(self.rate_budget.unwrap_or_else(RateBudget::kit));
         Ok(KitOAuth {
             manager,
             install,

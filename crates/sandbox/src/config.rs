@@ -43,8 +43,15 @@ pub struct SandboxConfig {
     /// The just-spent refresh token is accepted once more within this many seconds and returns
     /// the same new pair, in every rotation mode. 0 disables the grace window.
     pub reuse_grace: u64,
-    /// API requests allowed per access token per rolling 60 seconds.
+    /// API requests allowed per access token per rolling [`SandboxConfig::rate_window`].
     pub rate_limit: u32,
+    /// The rolling window of `rate_limit`, in seconds: Kit's is 60. A smaller one lets a test
+    /// count a budget's behaviour over many windows without waiting minutes.
+    pub rate_window: u64,
+    /// Records (subscribers, tags, fields, broadcasts, webhooks, purchases and the links
+    /// between them) one Kit account may hold; creating one more answers 422 and logs it, so
+    /// a runaway client cannot grow the sandbox's memory without bound.
+    pub max_records_per_account: usize,
     /// Answer `"token_type":"bearer"` instead of `"Bearer"`.
     pub lowercase_token_type: bool,
     /// Leave `scope` out of token responses.
@@ -127,6 +134,10 @@ pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8080/kit/oauth/callback
 /// Default account name for auto-approval.
 pub const DEFAULT_ACCOUNT: &str = "Sandbox Creator";
 
+/// Default of [`SandboxConfig::max_records_per_account`]: far above what a test or demo
+/// creates, far below what would exhaust the machine.
+pub const DEFAULT_MAX_RECORDS: usize = 250_000;
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
@@ -144,6 +155,8 @@ impl Default for SandboxConfig {
             revoke_expired: false,
             reuse_grace: 0,
             rate_limit: 600,
+            rate_window: 60,
+            max_records_per_account: DEFAULT_MAX_RECORDS,
             lowercase_token_type: false,
             omit_scope: false,
             app_authorization_url: None,
@@ -191,6 +204,12 @@ impl SandboxConfig {
         if self.rate_limit == 0 {
             return Err(bad("rate_limit", "must be at least 1".into()));
         }
+        if self.rate_window == 0 {
+            return Err(bad("rate_window", "must be at least 1 second".into()));
+        }
+        if self.max_records_per_account == 0 {
+            return Err(bad("max_records_per_account", "must be at least 1".into()));
+        }
         if self.default_account.trim().is_empty() {
             return Err(bad("default_account", "must not be empty".into()));
         }
@@ -216,6 +235,8 @@ impl SandboxConfig {
             revoke_expired: self.revoke_expired,
             reuse_grace: self.reuse_grace,
             rate_limit: self.rate_limit,
+            rate_window: self.rate_window,
+            max_records_per_account: self.max_records_per_account,
             lowercase_token_type: self.lowercase_token_type,
             omit_scope: self.omit_scope,
             app_authorization_url: self.app_authorization_url.clone(),
@@ -254,6 +275,10 @@ pub struct PublicConfig {
     pub reuse_grace: u64,
     /// See [`SandboxConfig::rate_limit`].
     pub rate_limit: u32,
+    /// See [`SandboxConfig::rate_window`].
+    pub rate_window: u64,
+    /// See [`SandboxConfig::max_records_per_account`].
+    pub max_records_per_account: usize,
     /// See [`SandboxConfig::lowercase_token_type`].
     pub lowercase_token_type: bool,
     /// See [`SandboxConfig::omit_scope`].

@@ -62,8 +62,8 @@ mod server;
 mod stats;
 
 pub use config::{
-    DEFAULT_ACCOUNT, DEFAULT_CLIENT_ID, DEFAULT_REDIRECT_URI, PublicConfig, Rotation,
-    SandboxConfig, UnknownRotation,
+    DEFAULT_ACCOUNT, DEFAULT_CLIENT_ID, DEFAULT_MAX_RECORDS, DEFAULT_REDIRECT_URI, PublicConfig,
+    Rotation, SandboxConfig, UnknownRotation,
 };
 pub use error::SandboxError;
 pub use faults::{ActiveFault, Fault, FaultEndpoint, FaultKind};
@@ -185,9 +185,20 @@ impl SandboxBuilder {
         self.config.reuse_grace = secs;
         self
     }
-    /// API calls per access token per rolling 60 s (`--rate-limit`, default 600).
+    /// API calls per access token per rolling window (`--rate-limit`, default 600).
     pub fn rate_limit(mut self, n: u32) -> Self {
         self.config.rate_limit = n;
+        self
+    }
+    /// The rate limit's rolling window in seconds (`--rate-window`, default Kit's 60).
+    pub fn rate_window(mut self, secs: u64) -> Self {
+        self.config.rate_window = secs;
+        self
+    }
+    /// Records one Kit account may hold (`--max-records`, default
+    /// [`DEFAULT_MAX_RECORDS`]).
+    pub fn max_records_per_account(mut self, n: usize) -> Self {
+        self.config.max_records_per_account = n;
         self
     }
     /// Answer `token_type: "bearer"` (`--lowercase-token-type`).

@@ -100,7 +100,7 @@ struct Args {
     )]
     reuse_grace: u64,
 
-    /// API requests allowed per access token per rolling 60 seconds; then 429.
+    /// API requests allowed per access token per rolling --rate-window; then 429.
     #[arg(
         long,
         env = "KIT_SANDBOX_RATE_LIMIT",
@@ -108,6 +108,24 @@ struct Args {
         default_value_t = 600
     )]
     rate_limit: u32,
+
+    /// The rolling window of --rate-limit, in seconds (Kit's: 60).
+    #[arg(
+        long,
+        env = "KIT_SANDBOX_RATE_WINDOW",
+        value_name = "SECONDS",
+        default_value_t = 60
+    )]
+    rate_window: u64,
+
+    /// Records one Kit account may hold in the API's memory; one more is refused with 422.
+    #[arg(
+        long = "max-records",
+        env = "KIT_SANDBOX_MAX_RECORDS",
+        value_name = "N",
+        default_value_t = kit_sandbox::DEFAULT_MAX_RECORDS
+    )]
+    max_records_per_account: usize,
 
     /// Answer "token_type":"bearer" instead of "Bearer".
     #[arg(long, env = "KIT_SANDBOX_LOWERCASE_TOKEN_TYPE")]
@@ -152,6 +170,8 @@ impl Args {
             revoke_expired: self.revoke_expired,
             reuse_grace: self.reuse_grace,
             rate_limit: self.rate_limit,
+            rate_window: self.rate_window,
+            max_records_per_account: self.max_records_per_account,
             lowercase_token_type: self.lowercase_token_type,
             omit_scope: self.omit_scope,
             app_authorization_url: self.app_authorization_url,

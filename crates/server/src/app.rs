@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kit_oauth::core::Clock;
+use kit_oauth::http::kit_api::RateBudget;
 use kit_oauth::{BuildError, KitOAuth, KitOAuthConfig, RefresherConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -53,6 +54,9 @@ pub struct RunConfig {
     pub trusted_proxies: TrustedProxies,
     /// Every route's time limit.
     pub route_limits: RouteLimits,
+    /// The per-connection Kit API budget shared by the proxy and the library (`None`: Kit's
+    /// 600 per 60 s, [`RateBudget::kit`]).
+    pub kit_rate_budget: Option<RateBudget>,
 }
 
 /// Why the server did not start.
@@ -165,7 +169,11 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
     if let Some(clock) = &config.clock {
         builder = builder.clock(Arc::clone(clock));
     }
+    if let Some(budget) = config.kit_rate_budget.clone() {
+        builder = builder.rate_budget(budget);
+    }
     let mut sign_in = config.sign_in;
+    let mut bulk_webhook = None;
     let worker = match config.webhook.clone() {
         Some(webhook) => {
             let (sink, worker) = WebhookWorker::spawn(webhook)
@@ -175,6 +183,7 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
                 let sink = sink.clone();
                 hook.also_on_installed(move |by| sink.installed_by(by))
             });
+            bulk_webhook = Some(sink.clone());
             builder = builder.event_sink(sink);
             Some(worker)
         }
@@ -199,7 +208,19 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
             .unwrap_or(kit_oauth::core::DEFAULT_REDIRECT_PREFIX)
             .to_owned()
     };
+    // Kit calls bulk results back to the broker's public origin, the redirect URI's.
+    let bulk = config
+        .library
+        .redirect_uri
+        .join("/")
+        .ok()
+        .map(|callback_base| crate::bulk::BulkOptions {
+            callback_base,
+            webhook: bulk_webhook,
+            retention: config.refresher.event_retention,
+        });
     let options = BrokerOptions {
+        bulk,
         api_keys: config.api_keys,
         dashboard: config.dashboard,
         cookies: CookiePolicy { secure: !loopback },

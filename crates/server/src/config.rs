@@ -169,6 +169,10 @@ pub struct ServerArgs {
     /// sign-ins are counted [default: none, the TCP peer is the client].
     #[arg(long, env = "KIT_OAUTH_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
+    /// This instance's Kit requests per rolling 60 s per connection, 1 to 600: its share of
+    /// Kit's limit when several instances call for the same connections [default: 600].
+    #[arg(long, env = "KIT_OAUTH_KIT_RATE_LIMIT")]
+    pub kit_rate_limit: Option<String>,
 }
 
 /// The server's settings, validated.
@@ -191,6 +195,8 @@ pub struct ServerSettings {
     pub refresher: RefresherConfig,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
+    /// The per-connection Kit budget (`None`: Kit's 600 per 60 s).
+    pub kit_rate_budget: Option<kit_oauth::http::kit_api::RateBudget>,
 }
 
 fn non_empty(v: Option<&String>) -> Option<&str> {
@@ -332,8 +338,11 @@ impl ServerArgs {
         };
         let refresher = self.refresher(RefresherConfig::default())?;
         let trusted_proxies = self.trusted_proxies()?;
+        let kit_rate_budget =
+            crate::kit_budget::parse_kit_rate_limit(non_empty(self.kit_rate_limit.as_ref()))?;
         Ok(ServerSettings {
             trusted_proxies,
+            kit_rate_budget,
             install_link_secret,
             bind,
             api_keys,

@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod app;
+pub mod bulk;
 pub mod client_addr;
 pub mod config;
 pub mod dashboard;
@@ -31,6 +32,7 @@ pub mod import;
 pub mod install;
 pub mod install_link;
 pub mod keys;
+pub mod kit_budget;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
@@ -131,6 +133,8 @@ pub struct BrokerOptions {
     /// The key dashboard sessions are signed with (`None`: one of this process, so sessions
     /// hold on this instance only).
     pub session_key: Option<sessions::SessionKey>,
+    /// Kit bulk requests through the broker (`None`: those routes answer 501 and 404).
+    pub bulk: Option<bulk::BulkOptions>,
 }
 
 impl Default for BrokerOptions {
@@ -149,6 +153,7 @@ impl Default for BrokerOptions {
             trusted_proxies: TrustedProxies::none(),
             route_limits: RouteLimits::default(),
             session_key: None,
+            bulk: None,
         }
     }
 }
@@ -201,6 +206,14 @@ pub fn router(engine: Engine, options: BrokerOptions) -> Router {
         .route("/v1/connections/{id}/refresh", post(api::refresh))
         .route("/v1/connections/{id}/events", get(events::list))
         .route("/v1/connections/{id}/kit/{*path}", any(proxy::handle))
+        .route("/v1/connections/{id}/bulk/{*kind}", post(bulk::start))
+        .route("/v1/bulk/{id}", get(bulk::show))
+        .route(
+            "/kit/bulk/{token}",
+            post(bulk::callback).layer(axum::extract::DefaultBodyLimit::max(
+                kit_oauth::store::BULK_RESULT_MAX_BYTES,
+            )),
+        )
         .route("/", get(dashboard::page))
         .route("/overview", get(overview::page_of))
         .route("/connections/{id}", get(timeline::page_of))

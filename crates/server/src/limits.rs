@@ -98,7 +98,18 @@ fn timed_out(api: bool, timeout: Duration) -> Response {
 /// one (its reader then fails, as a 413), and bounds the whole request in time.
 pub async fn enforce(State(limits): State<RouteLimits>, request: Request, next: Next) -> Response {
     let api = is_api(&request);
-    let limit = if api { API_BODY_LIMIT } else { FORM_BODY_LIMIT };
+    let limit = if request
+        .uri()
+        .path()
+        .starts_with(crate::bulk::CALLBACK_PREFIX)
+    {
+        // Kit's bulk results (the callback route bounds them itself).
+        kit_oauth::store::BULK_RESULT_MAX_BYTES
+    } else if api {
+        API_BODY_LIMIT
+    } else {
+        FORM_BODY_LIMIT
+    };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -96,6 +96,7 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         sign_in_limits: SignInLimits::default(),
         trusted_proxies: settings.trusted_proxies,
         route_limits: RouteLimits::default(),
+        kit_rate_budget: settings.kit_rate_budget,
     })
     .await?;
     running.until_signal().await;
@@ -146,6 +147,7 @@ async fn run_demo(cli: Cli, log_format: LogFormat) -> Result<(), StartError> {
         sign_in_limits: SignInLimits::default(),
         trusted_proxies: cli.server.trusted_proxies()?,
         route_limits: RouteLimits::default(),
+        kit_rate_budget: None,
     })
     .await?;
     println!(

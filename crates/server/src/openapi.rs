@@ -67,9 +67,12 @@ fn kit_proxy() {}
         api::refresh,
         api::delete,
         kit_proxy,
-        crate::events::list
+        crate::events::list,
+        crate::bulk::start,
+        crate::bulk::show
     ),
     components(schemas(
+        crate::bulk::BulkView,
         api::ConnectionView,
         api::ConnectionPage,
         api::TokenView,

@@ -194,13 +194,25 @@ pub async fn handle(
         &parts.headers,
         body,
     );
+    let answer = send(&state, &kit, &id, &request).await?;
+    Ok(passthrough(answer.status, &answer.headers, answer.body))
+}
+
+/// Sends `request` for connection `id` through Kit's rules with the broker's tokens; the
+/// errors are the broker's (the bulk route calls Kit this way too).
+pub(crate) async fn send(
+    state: &AppState,
+    kit: &KitApi,
+    id: &ConnectionId,
+    request: &KitRequest,
+) -> Result<kit_oauth::http::KitResponse, ApiError> {
     let tokens = BrokerTokens {
         manager: &state.engine.manager,
         failure: Mutex::new(None),
     };
     let client = kit.client.with_source(tokens);
-    match client.forward(&id, &request).await {
-        Ok(answer) => Ok(passthrough(answer.status, &answer.headers, answer.body)),
+    match client.forward(id, request).await {
+        Ok(answer) => Ok(answer),
         Err(KitError::TokenSource(error)) => Err(client.source().failure().map_or_else(
             || {
                 ApiError::new(

@@ -119,6 +119,34 @@ impl WebhookSink {
     }
 }
 
+impl WebhookSink {
+    /// Queues a `bulk_completed` delivery: `{"id", "type": "bulk_completed", "at" (Unix
+    /// seconds), "bulk", "connection", "tenant", "kind", "result"}` — Kit's bulk result.
+    pub fn bulk_completed(&self, bulk: &kit_oauth::store::BulkRecord) {
+        let id = EventId::generate(&mut rand::rngs::OsRng);
+        let result: serde_json::Value = bulk
+            .result
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let body = serde_json::json!({
+            "id": id.as_str(),
+            "type": "bulk_completed",
+            "at": time::OffsetDateTime::now_utc().unix_timestamp(),
+            "bulk": bulk.id,
+            "connection": bulk.connection.as_str(),
+            "tenant": bulk.tenant.as_ref().map(kit_oauth::core::TenantName::as_str),
+            "kind": bulk.kind,
+            "result": result,
+        });
+        self.enqueue(Delivery {
+            id: id.as_str().to_owned(),
+            name: "bulk_completed",
+            body: body.to_string().into_bytes(),
+        });
+    }
+}
+
 impl EventSink for WebhookSink {
     fn emit(&self, event: &Event) {
         match serde_json::to_vec(event) {

@@ -280,6 +280,8 @@ async fn the_openapi_document_describes_every_route_with_its_errors() {
         ("put", "/v1/connections/{id}/kit/{path}"),
         ("patch", "/v1/connections/{id}/kit/{path}"),
         ("delete", "/v1/connections/{id}/kit/{path}"),
+        ("post", "/v1/connections/{id}/bulk/{kind}"),
+        ("get", "/v1/bulk/{id}"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_owned(), p.to_owned()))

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-const VARS: [&str; 22] = [
+const VARS: [&str; 23] = [
     "KIT_OAUTH_INSTALL_LINK_SECRET",
     "KIT_CLIENT_ID",
     "KIT_CLIENT_SECRET",
@@ -26,6 +26,7 @@ const VARS: [&str; 22] = [
     "KIT_OAUTH_REFRESH_INTERVAL",
     "KIT_OAUTH_REFRESH_RATE",
     "KIT_OAUTH_TRUSTED_PROXIES",
+    "KIT_OAUTH_KIT_RATE_LIMIT",
 ];
 
 const KEY: &str = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
@@ -163,8 +164,12 @@ fn each_missing_or_malformed_variable_is_one_line_and_exit_2() {
             ),
             "KIT_OAUTH_TRUSTED_PROXIES",
         ),
+        (
+            with(&[("KIT_OAUTH_KIT_RATE_LIMIT", "601")], &[]),
+            "KIT_OAUTH_KIT_RATE_LIMIT",
+        ),
     ];
-    assert_eq!(cases.len(), 24);
+    assert_eq!(cases.len(), 25);
     for (env, variable) in cases {
         let (code, stdout, stderr) = run(&env);
         assert_eq!(code, Some(2), "{variable}: stdout={stdout} stderr={stderr}");

@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bulk;
 mod codec;
 mod connections;
 mod crypto;
@@ -42,13 +43,14 @@ mod sql;
 mod stats;
 mod store;
 
+pub use bulk::{BULK_RESULT_MAX_BYTES, BulkCompletion, BulkRecord, NewBulkRequest};
 pub use connections::{DEFAULT_PAGE, MAX_PAGE};
 pub use crypto::{DEFAULT_KEY_ID, ENCRYPTION_KEY_ENV, KEY_LEN, KeyRing, KeyRingError};
 pub use events::{EventCursor, HourCounts, StoredEvent};
 pub use fleet::{FleetCounts, FleetFilter, FleetQuery};
 pub use migration::{
-    CHANGE_CHANNEL, CreateTables, EarlyRetry, FleetIndexes, IndexesAndEvents, Migrator,
-    SpentRefreshTokens,
+    BulkRequests, CHANGE_CHANNEL, CreateTables, EarlyRetry, FleetIndexes, IndexesAndEvents,
+    Migrator, SpentRefreshTokens,
 };
 pub use rotation::ReencryptProgress;
 pub use sea_orm_migration::MigratorTrait;

@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(EarlyRetry),
             Box::new(FleetIndexes),
             Box::new(SpentRefreshTokens),
+            Box::new(BulkRequests),
         ]
     }
 }
@@ -266,6 +267,43 @@ impl MigrationTrait for SpentRefreshTokens {
                 .to_owned(),
                 "CREATE INDEX IF NOT EXISTS spent_refresh_tokens_spent_at_idx \
                  ON spent_refresh_tokens (spent_at)"
+                    .to_owned(),
+            ],
+        )
+        .await
+    }
+}
+
+/// `m20261130_000007_bulk_requests`: Kit bulk requests waiting for their callback, and their
+/// results (see `bulk.rs`). Only the callback token's hash is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct BulkRequests;
+
+impl MigrationName for BulkRequests {
+    fn name(&self) -> &str {
+        "m20261130_000007_bulk_requests"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for BulkRequests {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_all(
+            manager,
+            &[
+                "CREATE TABLE IF NOT EXISTS bulk_requests (
+                    id TEXT NOT NULL PRIMARY KEY,
+                    callback_hash TEXT NOT NULL UNIQUE,
+                    connection_id TEXT NOT NULL,
+                    tenant_name TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    completed_at BIGINT NULL,
+                    result TEXT NULL
+                )"
+                .to_owned(),
+                "CREATE INDEX IF NOT EXISTS bulk_requests_created_at_idx \
+                 ON bulk_requests (created_at)"
                     .to_owned(),
             ],
         )

@@ -14,9 +14,17 @@
 //! [`RateBudget::backoff_after_429`] after a 429 without `Retry-After`, within its retry policy:
 //! the one retry loop there is. The facade's client has `RateBudget::kit()`, and the broker's
 //! proxy shares that same budget.
+//!
+//! The keyed state grows with every connection ever called, so it is swept: once more than
+//! [`SWEEP_ABOVE`] connections are tracked, the next acquire drops those whose budget is full
+//! again (idle for a window — forgetting them loses nothing, a fresh key has the same room)
+//! and the next sweep waits until twice as many as survived are tracked, so sweeps stay rare
+//! even when most connections are busy. The state is then bounded by the connections called
+//! within one window, not by all connections ever called.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -30,6 +38,8 @@ use rand::Rng as _;
 pub const KIT_LIMIT: u32 = 600;
 /// Kit's window.
 pub const KIT_WINDOW: Duration = Duration::from_secs(60);
+/// Tracked connections above which idle ones are swept out (see the module docs).
+pub const SWEEP_ABOVE: usize = 10_000;
 
 type Limiter<C> = RateLimiter<
     ConnectionId,
@@ -43,6 +53,9 @@ type Limiter<C> = RateLimiter<
 pub struct RateBudget<C: Clock = DefaultClock> {
     limiter: Arc<Limiter<C>>,
     clock: C,
+    /// Tracked connections past which the next acquire sweeps; shared by clones.
+    sweep_at: Arc<AtomicUsize>,
+    sweep_floor: usize,
 }
 
 impl<C: Clock + Clone> Clone for RateBudget<C> {
@@ -50,6 +63,8 @@ impl<C: Clock + Clone> Clone for RateBudget<C> {
         Self {
             limiter: self.limiter.clone(),
             clock: self.clock.clone(),
+            sweep_at: self.sweep_at.clone(),
+            sweep_floor: self.sweep_floor,
         }
     }
 }
@@ -94,7 +109,37 @@ impl<C: Clock + Clone> RateBudget<C> {
         Self {
             limiter: Arc::new(RateLimiter::hashmap_with_clock(quota, clock.clone())),
             clock,
+            sweep_at: Arc::new(AtomicUsize::new(SWEEP_ABOVE)),
+            sweep_floor: SWEEP_ABOVE,
         }
+    }
+
+    /// Sweeps idle connections once more than `n` are tracked, instead of [`SWEEP_ABOVE`]
+    /// (tests use a small `n`).
+    #[must_use]
+    pub fn sweep_above(mut self, n: usize) -> Self {
+        self.sweep_floor = n.max(1);
+        self.sweep_at = Arc::new(AtomicUsize::new(self.sweep_floor));
+        self
+    }
+
+    /// Connections whose budget state is held now.
+    #[must_use]
+    pub fn tracked(&self) -> usize {
+        self.limiter.len()
+    }
+
+    /// Drops the connections whose budget is full again, when more than the threshold are
+    /// tracked; then waits for twice the survivors (at least the floor) before the next sweep.
+    fn sweep_if_due(&self) {
+        let due = self.sweep_at.load(Ordering::Relaxed);
+        if self.limiter.len() <= due {
+            return;
+        }
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+        let next = self.limiter.len().saturating_mul(2).max(self.sweep_floor);
+        self.sweep_at.store(next, Ordering::Relaxed);
     }
 
     /// Takes one request from the connection's budget now, or says how long until one is free.
@@ -102,6 +147,7 @@ impl<C: Clock + Clone> RateBudget<C> {
     /// # Errors
     /// The wait until the budget has room again.
     pub fn try_acquire(&self, connection: &ConnectionId) -> Result<(), Duration> {
+        self.sweep_if_due();
         self.limiter
             .check_key(connection)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))

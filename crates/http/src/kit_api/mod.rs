@@ -52,6 +52,7 @@ mod bulk_async;
 mod catalog;
 mod error;
 mod fields;
+mod filter;
 mod forms;
 mod ids;
 mod list;
@@ -59,11 +60,13 @@ mod subscribers;
 mod tags;
 mod webhooks;
 
-pub use account::{Account, AccountDetails, AccountTimezone, AccountUser};
+pub use account::{
+    Account, AccountDetails, AccountTimezone, AccountUser, CreatorProfile, EmailStats, GrowthStats,
+};
 pub use broadcasts::{
     Broadcast, BroadcastFilter, BroadcastInput, BroadcastStats, EmailTemplateRef,
 };
-pub use budget::{KIT_LIMIT, KIT_WINDOW, RateBudget};
+pub use budget::{KIT_LIMIT, KIT_WINDOW, RateBudget, SWEEP_ABOVE};
 pub use bulk::{
     BulkCustomFieldValue, BulkFailure, BulkFormAddition, BulkOutcome, BulkResult, BulkSubscriber,
     BulkTagging, CustomFieldValue,
@@ -72,6 +75,7 @@ pub use bulk_async::{BulkCallbacks, BulkWaitError, PendingBulk};
 pub use catalog::{EmailTemplate, NewPurchase, Product, Purchase, Segment};
 pub use error::KitErrorExt;
 pub use fields::CustomField;
+pub use filter::{EngagementCount, FilterCondition, FilteredSubscriber};
 pub use forms::{Form, FormFilter, MemberFilter, Sequence};
 pub use ids::{
     BroadcastId, CustomFieldId, EmailTemplateId, FormId, PurchaseId, SegmentId, SequenceId,

@@ -149,7 +149,7 @@ pub(crate) async fn create(State(api): State<Arc<Api>>, caller: Caller, raw: Byt
             recipients: 0,
         };
         apply(d, &mut b, &m)?;
-        b.id = d.next_id();
+        b.id = d.new_id()?;
         b.recipients = u64::try_from(
             d.subscribers
                 .values()
@@ -244,6 +244,17 @@ pub(crate) async fn list(
             .collect::<Vec<_>>()
     });
     page(items, false, &q, "broadcasts")
+}
+
+/// Emails sent by the broadcasts completed with a send time in `[start, end]`: the account's
+/// `email_stats` count them, as `stats_of` counts one broadcast's recipients.
+pub(crate) fn sent_between(d: &AccountData, start: i64, end: i64, now: i64) -> u64 {
+    d.broadcasts
+        .values()
+        .filter(|b| status(b, now) == "completed")
+        .filter(|b| b.send_at.is_some_and(|t| t >= start && t <= end))
+        .map(|b| b.recipients)
+        .sum()
 }
 
 fn stats_of(b: &Broadcast, now: i64) -> Value {

@@ -95,6 +95,9 @@ pub(crate) struct Queue {
     pub(crate) limit_bytes: usize,
     jobs: VecDeque<Job>,
     pub(crate) processed: u64,
+    /// The `callback_url` of the last job queued, so a test can call it (or replay Kit's call)
+    /// itself.
+    pub(crate) last_callback_url: Option<String>,
 }
 
 impl Default for Queue {
@@ -104,6 +107,7 @@ impl Default for Queue {
             limit_bytes: DEFAULT_QUEUE_LIMIT,
             jobs: VecDeque::new(),
             processed: 0,
+            last_callback_url: None,
         }
     }
 }
@@ -276,6 +280,9 @@ async fn handle(api: Arc<Api>, account: u64, kind: Kind, raw: &Bytes) -> Reply {
             .sum();
         if queued.saturating_add(raw.len()) > q.limit_bytes {
             return Err(Fail::new(StatusCode::PAYLOAD_TOO_LARGE, QUEUE_FULL));
+        }
+        if callback_url.is_some() {
+            q.last_callback_url.clone_from(&callback_url);
         }
         q.jobs.push_back(Job {
             account,

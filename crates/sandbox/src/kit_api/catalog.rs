@@ -97,7 +97,7 @@ pub(crate) async fn create_purchase(
             fields: None,
         };
         let (subscriber_id, _, _) = upsert_one(d, now, &upsert)?;
-        let id = d.next_id();
+        let id = d.new_id()?;
         let mut p = json!({
             "id": id, "transaction_id": transaction_id,
             "status": text(&m, "status").unwrap_or_else(|| "paid".to_owned()),

@@ -23,7 +23,9 @@ fn view(api: &Api) -> Response {
             "queued_jobs": q.len(),
             "queued_bytes": q.bytes(),
             "processed_jobs": q.processed,
+            "last_callback_url": q.last_callback_url,
         },
+        "creator_profiles": api.creator_profiles.load(Ordering::Relaxed),
         "deliveries": {
             "ok": api.deliveries_ok.load(Ordering::Relaxed),
             "failed": api.deliveries_failed.load(Ordering::Relaxed),
@@ -43,6 +45,8 @@ struct Settings {
     bulk_paused: Option<bool>,
     #[serde(default)]
     bulk_queue_limit_bytes: Option<usize>,
+    #[serde(default)]
+    creator_profiles: Option<bool>,
 }
 
 pub(crate) async fn configure(State(api): State<Arc<Api>>, raw: Bytes) -> Response {
@@ -50,11 +54,14 @@ pub(crate) async fn configure(State(api): State<Arc<Api>>, raw: Bytes) -> Respon
         return (
             StatusCode::BAD_REQUEST,
             Json(
-                json!({"error": "expected {\"bulk_paused\": bool, \"bulk_queue_limit_bytes\": N}"}),
+                json!({"error": "expected {\"bulk_paused\": bool, \"bulk_queue_limit_bytes\": N, \"creator_profiles\": bool}"}),
             ),
         )
             .into_response();
     };
+    if let Some(on) = s.creator_profiles {
+        api.creator_profiles.store(on, Ordering::Relaxed);
+    }
     let resume = {
         let mut q = api.bulk();
         if let Some(limit) = s.bulk_queue_limit_bytes {

@@ -71,7 +71,7 @@ pub(crate) fn create_one(
     if d.fields.values().any(|f| f.key == key) {
         return Err(Fail::invalid("Label has already been taken"));
     }
-    let id = d.next_id();
+    let id = d.new_id()?;
     d.fields.insert(
         id,
         Field {

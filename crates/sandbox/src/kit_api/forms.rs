@@ -130,6 +130,9 @@ fn add(
     let (created, hooks) = match kind {
         Kind::Form => {
             let created = !d.form_subs.contains_key(&(list_id, sub_id));
+            if created {
+                d.room()?;
+            }
             let (at, referrer) = d
                 .form_subs
                 .entry((list_id, sub_id))
@@ -141,6 +144,9 @@ fn add(
         }
         Kind::Sequence => {
             let created = !d.sequence_subs.contains_key(&(list_id, sub_id));
+            if created {
+                d.room()?;
+            }
             let at = *d.sequence_subs.entry((list_id, sub_id)).or_insert(now);
             v["added_at"] = json!(iso(at));
             (created, d.hook_targets("course_subscribe", Some(list_id)))

@@ -6,7 +6,7 @@
 //! (access token → account, through the OAuth model) and [`router`], which the sandbox's router
 //! merges, so its front middleware (counting, faults) applies here as everywhere under `/v4/`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
@@ -14,12 +14,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use serde_json::Value;
 
+mod account;
 mod broadcasts;
 mod bulk;
 mod catalog;
 mod control;
 mod deliver;
 mod fields;
+mod filter;
 mod forms;
 mod paging;
 mod state;
@@ -39,6 +41,9 @@ pub(crate) struct Api {
     bulk: Mutex<bulk::Queue>,
     deliveries_ok: AtomicU64,
     deliveries_failed: AtomicU64,
+    /// Whether accounts have a creator profile (`PUT /_sandbox/kit_api`
+    /// `{"creator_profiles":false}` makes `GET /v4/account/creator_profile` answer 404).
+    creator_profiles: AtomicBool,
 }
 
 impl Api {
@@ -50,7 +55,8 @@ impl Api {
     fn with<R>(&self, account: u64, f: impl FnOnce(&mut AccountData, i64) -> R) -> R {
         let now = self.now_ms();
         let mut all = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-        f(all.get(account, now), now)
+        let cap = self.shared.config.max_records_per_account;
+        f(all.get(account, now, cap), now)
     }
 
     fn bulk(&self) -> MutexGuard<'_, bulk::Queue> {
@@ -82,8 +88,17 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> R
         bulk: Mutex::default(),
         deliveries_ok: AtomicU64::new(0),
         deliveries_failed: AtomicU64::new(0),
+        creator_profiles: AtomicBool::new(true),
     });
     Router::new()
+        .route(
+            "/v4/account/colors",
+            get(account::colors).put(account::set_colors),
+        )
+        .route("/v4/account/creator_profile", get(account::creator_profile))
+        .route("/v4/account/email_stats", get(account::email_stats))
+        .route("/v4/account/growth_stats", get(account::growth_stats))
+        .route("/v4/subscribers/filter", post(filter::filter))
         .route(
             "/v4/subscribers",
             get(subscribers::list).post(subscribers::upsert),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value, json};
 
-use super::support::iso;
+use super::support::{Fail, iso};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Subscriber {
@@ -80,6 +80,8 @@ pub(crate) struct Webhook {
 pub(crate) struct AccountData {
     pub(crate) account_id: u64,
     next_id: u64,
+    /// [`crate::SandboxConfig::max_records_per_account`].
+    max_records: usize,
     pub(crate) subscribers: BTreeMap<u64, Subscriber>,
     pub(crate) by_email: HashMap<String, u64>,
     pub(crate) tags: BTreeMap<u64, Tag>,
@@ -97,13 +99,16 @@ pub(crate) struct AccountData {
     pub(crate) purchases: BTreeMap<u64, Value>,
     pub(crate) segments: BTreeMap<u64, (String, i64)>,
     pub(crate) templates: BTreeMap<u64, (String, bool, &'static str)>,
+    /// `PUT /account/colors`: the account's brand colors, in the order given.
+    pub(crate) colors: Vec<String>,
 }
 
 impl AccountData {
-    pub(crate) fn new(account_id: u64, now_ms: i64) -> Self {
+    pub(crate) fn new(account_id: u64, now_ms: i64, max_records: usize) -> Self {
         let mut d = Self {
             account_id,
             next_id: 1,
+            max_records,
             subscribers: BTreeMap::new(),
             by_email: HashMap::new(),
             tags: BTreeMap::new(),
@@ -118,6 +123,7 @@ impl AccountData {
             purchases: BTreeMap::new(),
             segments: BTreeMap::new(),
             templates: BTreeMap::new(),
+            colors: Vec::new(),
         };
         for (name, kind, status) in [
             ("Newsletter sign-up", "embed", "active"),
@@ -159,10 +165,46 @@ impl AccountData {
         d
     }
 
-    pub(crate) fn next_id(&mut self) -> u64 {
+    fn next_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         id
+    }
+
+    /// Records the account holds that the API created (seeds excluded): what
+    /// `max_records` bounds.
+    pub(crate) fn records(&self) -> usize {
+        self.subscribers.len()
+            + self.tags.len()
+            + self.taggings.len()
+            + self.fields.len()
+            + self.form_subs.len()
+            + self.sequence_subs.len()
+            + self.broadcasts.len()
+            + self.webhooks.len()
+            + self.purchases.len()
+    }
+
+    /// Refuses one more record once the account holds `max_records` (422, logged).
+    pub(crate) fn room(&self) -> Result<(), Fail> {
+        if self.records() < self.max_records {
+            return Ok(());
+        }
+        // The sandbox logs to stderr (it has no logger); once per refused call.
+        eprintln!(
+            "kit-sandbox: account {} holds its limit of {} records; refusing to create more",
+            self.account_id, self.max_records
+        );
+        Err(Fail::invalid(format!(
+            "kit-sandbox: this account holds its limit of {} records (--max-records)",
+            self.max_records
+        )))
+    }
+
+    /// The id of a new record, if the account has room for it.
+    pub(crate) fn new_id(&mut self) -> Result<u64, Fail> {
+        self.room()?;
+        Ok(self.next_id())
     }
 
     pub(crate) fn subscriber_by_email(&self, email: &str) -> Option<u64> {
@@ -225,9 +267,14 @@ impl AccountData {
 pub(crate) struct Accounts(HashMap<u64, AccountData>);
 
 impl Accounts {
-    pub(crate) fn get(&mut self, account_id: u64, now_ms: i64) -> &mut AccountData {
+    pub(crate) fn get(
+        &mut self,
+        account_id: u64,
+        now_ms: i64,
+        max_records: usize,
+    ) -> &mut AccountData {
         self.0
             .entry(account_id)
-            .or_insert_with(|| AccountData::new(account_id, now_ms))
+            .or_insert_with(|| AccountData::new(account_id, now_ms, max_records))
     }
 }

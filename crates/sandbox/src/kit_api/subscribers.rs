@@ -117,7 +117,7 @@ pub(crate) fn upsert_one(
     sub.updated_at = now;
     let created = existing.is_none();
     if created {
-        sub.id = d.next_id();
+        sub.id = d.new_id()?;
         d.by_email.insert(email.to_ascii_lowercase(), sub.id);
     }
     let id = sub.id;

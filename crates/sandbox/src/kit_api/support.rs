@@ -104,7 +104,7 @@ pub(crate) fn authorize(s: &Shared, headers: &HeaderMap) -> Result<u64, Refused>
     let now = s.now_ms();
     let mut m = s.model();
     let result = match bearer(headers) {
-        Some(token) => m.authenticate_api(token, now, s.config.rate_limit),
+        Some(token) => m.authenticate_api(token, now, s.config.rate_limit, s.config.rate_window),
         None => Err(ApiRefusal::Invalid),
     };
     match result {

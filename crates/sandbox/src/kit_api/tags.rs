@@ -65,7 +65,7 @@ pub(crate) fn create_one(
     if let Some(t) = d.tags.values().find(|t| t.name.eq_ignore_ascii_case(name)) {
         return Ok((t.id, false));
     }
-    let id = d.next_id();
+    let id = d.new_id()?;
     d.tags.insert(
         id,
         Tag {
@@ -151,6 +151,9 @@ pub(crate) fn tag_one(
     let sub = d.subscribers.get(&sub_id).ok_or_else(Fail::not_found)?;
     let mut v = d.subscriber_json(sub);
     let created = !d.taggings.contains_key(&(tag_id, sub_id));
+    if created {
+        d.room()?;
+    }
     let at = *d.taggings.entry((tag_id, sub_id)).or_insert(now);
     v["tagged_at"] = json!(iso(at));
     let hooks = if created {

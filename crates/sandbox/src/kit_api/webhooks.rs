@@ -94,7 +94,7 @@ pub(crate) async fn create(State(api): State<Arc<Api>>, caller: Caller, raw: Byt
         }
     };
     api.with(caller.account, |d, _| {
-        let id = d.next_id();
+        let id = d.new_id()?;
         let w = Webhook {
             id,
             name: (*name).to_owned(),

@@ -100,7 +100,7 @@ struct Pair {
     successor: Option<u64>,
     rotated_at_ms: i64,
     grace_used: bool,
-    /// Accepted API calls within the last 60 s (sandbox-clock milliseconds).
+    /// Accepted API calls within the last rate window (sandbox-clock milliseconds).
     window: VecDeque<i64>,
 }
 

@@ -236,6 +236,7 @@ impl Model {
         token: &str,
         now_ms: i64,
         rate_limit: u32,
+        rate_window_secs: u64,
     ) -> Result<(Account, Option<String>), ApiRefusal> {
         let Some(&id) = self.by_access.get(token) else {
             return Err(ApiRefusal::Invalid);
@@ -256,7 +257,8 @@ impl Model {
         if now_ms >= entry.expires_at_ms() {
             return Err(ApiRefusal::Expired);
         }
-        let horizon = now_ms.saturating_sub(60_000);
+        let window_ms = i64::try_from(rate_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let horizon = now_ms.saturating_sub(window_ms);
         while entry.window.front().is_some_and(|&t| t <= horizon) {
             entry.window.pop_front();
         }

@@ -33,7 +33,7 @@ pub(crate) fn api_auth(
     let now = s.now_ms();
     let mut m = s.model();
     let result = match bearer(headers) {
-        Some(token) => m.authenticate_api(token, now, s.config.rate_limit),
+        Some(token) => m.authenticate_api(token, now, s.config.rate_limit, s.config.rate_window),
         None => Err(ApiRefusal::Invalid),
     };
     match result {

@@ -26,7 +26,7 @@ use kit_oauth_server::webhook::WebhookConfig;
 use kit_oauth_server::{
     ApiKeys, DashboardAccess, InstallLinks, RouteLimits, SignIn, SignInLimits, TrustedProxies,
 };
-use kit_sandbox::{Sandbox, SandboxHandle};
+use kit_sandbox::{Sandbox, SandboxBuilder, SandboxHandle};
 use reqwest::redirect::Policy;
 use tokio::net::TcpListener;
 
@@ -54,15 +54,17 @@ pub async fn listener() -> (TcpListener, String) {
 
 /// A sandbox whose App Store sends installs to the server at `base`.
 pub async fn sandbox(base: &str) -> SandboxHandle {
+    sandbox_builder(base).spawn().await.unwrap()
+}
+
+/// [`sandbox`]'s settings, for a test that changes one (the rate limit, its window).
+pub fn sandbox_builder(base: &str) -> SandboxBuilder {
     Sandbox::builder()
         .client_id(APP)
         .client_secret(CLIENT_SECRET)
         .redirect_uri(format!("{base}/kit/oauth/callback"))
         .app_authorization_url(format!("{base}/kit/oauth"))
         .rotation(kit_sandbox::Rotation::Strict)
-        .spawn()
-        .await
-        .unwrap()
 }
 
 pub fn sqlite_url(dir: &Path) -> String {
@@ -89,6 +91,8 @@ pub struct Extra {
     pub route_limits: Option<RouteLimits>,
     /// Start without an install-link secret (every `tenant` parameter is then refused).
     pub no_install_links: bool,
+    /// The per-connection Kit budget (default: Kit's 600 per 60 s).
+    pub kit_rate_budget: Option<kit_oauth::http::kit_api::RateBudget>,
 }
 
 /// The `tenant` parameter of an install link for `tenant`, signed with [`LINK_SECRET`].
@@ -137,6 +141,7 @@ pub async fn start(
         sign_in_limits: extra.sign_in_limits.unwrap_or_default(),
         trusted_proxies: extra.trusted_proxies.unwrap_or_default(),
         route_limits: extra.route_limits.unwrap_or_default(),
+        kit_rate_budget: extra.kit_rate_budget,
         install_links: (!extra.no_install_links)
             .then(|| InstallLinks::new(LINK_SECRET.to_owned().into())),
     })
