@@ -37,14 +37,15 @@ impl Connection<Unauthorized> {
     /// Removes an ended connection (revoked, or refused by Kit): nothing is left at Kit.
     ///
     /// # Errors
-    /// Gives the connection back when it was never stored (a fresh install has no row).
-    pub fn remove(self) -> Result<Removed, Self> {
+    /// Gives the connection back (boxed: it is large, and this path is rare) when it was
+    /// never stored: a fresh install has no row.
+    pub fn remove(self) -> Result<Removed, Box<Self>> {
         match self.state.id {
             Some(id) => Ok(Removed {
                 id,
                 grant_left_at_kit: false,
             }),
-            None => Err(self),
+            None => Err(Box::new(self)),
         }
     }
 }

@@ -225,12 +225,12 @@ pub(crate) async fn round_trips_every_state(f: &Fixture) {
         Connection::<Authorized>::revoke,
     ];
     let mut current = single;
-    for (i, end) in ends.into_iter().enumerate() {
+    for (i, end) in (1u32..).zip(ends) {
         let ended = end(active(typed(&store, &current.id).await));
         let settled = Settled::Ended {
             connection: &ended,
             health: health.clone(),
-            at: NOW.saturating_add(MINUTE * (i as u32 + 1)),
+            at: NOW.saturating_add(MINUTE * i),
         };
         let version = store.put(&settled, current.version).await.unwrap();
         assert_eq!(version, current.version.next());
