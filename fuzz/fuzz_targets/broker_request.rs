@@ -20,8 +20,8 @@ use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt as _;
 use kit_oauth::KitOAuth;
 use kit_oauth::core::{
-    AccessToken, ConnectionId, ConnectionRecord, ConnectionStore as _, Grant, KitAccount,
-    KitAccountId, RefreshHealth, RefreshToken, TenantName, Timestamp, TokenSet, Version,
+    AccessToken, Connection, ConnectionId, ConnectionStore as _, Installed, KitAccount,
+    KitAccountId, RefreshToken, TenantName, Timestamp, TokenSet, Unauthorized,
 };
 use kit_oauth::http::KitEndpoints;
 use kit_oauth::store::{KeyRing, SeaOrmStore};
@@ -127,28 +127,28 @@ async fn setup(seen: Arc<Mutex<Vec<Seen>>>) -> (Router, KitOAuth, tempfile::Temp
     );
     let year = Duration::from_secs(365 * 24 * 3600);
     for (i, (id, tenant, token)) in CONNECTIONS.iter().enumerate() {
-        let record = ConnectionRecord {
-            id: ConnectionId::parse(id).expect("an id"),
-            tenant: tenant.map(|t| TenantName::parse(t).expect("a tenant")),
-            account: KitAccount {
-                id: KitAccountId::parse(&format!("{}", 100 + i)).expect("an account"),
-                name: format!("Account {i}"),
-                primary_email: None,
-            },
-            grant: Grant::Active(TokenSet::from_parts(
-                AccessToken::new(*token),
-                RefreshToken::new(format!("rt-{token}")),
-                Some("public".into()),
-                now,
-                now.saturating_add(year),
-            )),
-            version: Version::INITIAL,
-            health: RefreshHealth::default(),
-            next_refresh_at: Some(now.saturating_add(year / 2)),
-            created_at: now,
-            updated_at: now,
-        };
-        store.upsert_installed(&record).await.expect("seeded");
+        // Through the flow's import transition, as every stored connection is.
+        let connection =
+            Connection::<Unauthorized>::new(tenant.map(|t| TenantName::parse(t).expect("a tenant")))
+                .import(
+                    ConnectionId::parse(id).expect("an id"),
+                    KitAccount {
+                        id: KitAccountId::parse(&format!("{}", 100 + i)).expect("an account"),
+                        name: format!("Account {i}"),
+                        primary_email: None,
+                    },
+                    TokenSet::from_parts(
+                        AccessToken::new(*token),
+                        RefreshToken::new(format!("rt-{token}")),
+                        Some("public".into()),
+                        now,
+                        now.saturating_add(year),
+                    ),
+                );
+        store
+            .upsert_installed(&Installed::new(&connection, now.saturating_add(year / 2), now))
+            .await
+            .expect("seeded");
     }
     let endpoints = KitEndpoints::builder()
         .base_url(kit_url.clone())

@@ -13,9 +13,10 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use kit_oauth::core::{
-    AccessToken, ConnectionId, ConnectionRecord, ConnectionStore as _, ConnectionStoreExt as _, Grant, KitAccount,
-    KitAccountId, KitRedirect, PendingRecord, PendingTake, PkceVerifier, RefreshHealth, RefreshToken,
-    Sha256Hash, StoreError, TenantName, Timestamp, TokenSet, Version,
+    AccessToken, Connection, ConnectionId, ConnectionRecord, ConnectionStore as _,
+    ConnectionStoreExt as _, Installed, KitAccount, KitAccountId, KitRedirect, PendingRecord,
+    PendingTake, PkceVerifier, RefreshToken, Sha256Hash, StoreError, TenantName, Timestamp,
+    TokenSet, Unauthorized,
 };
 use kit_oauth::store::{KeyRing, SeaOrmStore};
 use libfuzzer_sys::fuzz_target;
@@ -98,29 +99,28 @@ fn fixture() -> &'static Fixture {
         let store = runtime
             .block_on(SeaOrmStore::connect(&url, keys))
             .expect("a SQLite store");
-        let record = ConnectionRecord {
-            id: ConnectionId::parse("fuzz-connection-1").expect("an id"),
-            tenant: Some(TenantName::parse("acme").expect("a tenant")),
-            account: KitAccount {
+        // Through the flow's import transition, as every stored connection is.
+        let connection = Connection::<Unauthorized>::new(Some(
+            TenantName::parse("acme").expect("a tenant"),
+        ))
+        .import(
+            ConnectionId::parse("fuzz-connection-1").expect("an id"),
+            KitAccount {
                 id: KitAccountId::parse("1234").expect("an account"),
                 name: "Fuzz".into(),
                 primary_email: None,
             },
-            grant: Grant::Active(TokenSet::from_parts(
+            TokenSet::from_parts(
                 AccessToken::new(ACCESS),
                 RefreshToken::new(REFRESH),
                 Some("public".into()),
                 NOW,
                 NOW.saturating_add(std::time::Duration::from_secs(7200)),
-            )),
-            version: Version::INITIAL,
-            health: RefreshHealth::default(),
-            next_refresh_at: Some(NOW.saturating_add(std::time::Duration::from_secs(6000))),
-            created_at: NOW,
-            updated_at: NOW,
-        };
+            ),
+        );
+        let next_refresh_at = NOW.saturating_add(std::time::Duration::from_secs(6000));
         let record = runtime
-            .block_on(store.upsert_installed(&record))
+            .block_on(store.upsert_installed(&Installed::new(&connection, next_refresh_at, NOW)))
             .expect("the row is written");
         let row = runtime
             .block_on(

@@ -9,9 +9,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use kit_oauth::core::{
     AccessToken, AccountLookup, AuthorizationCode, AuthorizeRequest, ConnectionId,
-    ConnectionStore as _, ConnectionStoreExt as _, EndpointError, Grant, KitAccount, LeaseOutcome,
-    LeaseOwner, LookupError, NoEvents, PkceVerifier, RefreshToken, RevocableToken, StateName,
-    Timestamp, TokenEndpoint, TokenResponse, TokenSet, Url,
+    ConnectionStore as _, ConnectionStoreExt as _, Due, EndpointError, Freshness, KitAccount,
+    LeaseOutcome, LeaseOwner, LookupError, NoEvents, PkceVerifier, RefreshToken, RevocableToken,
+    Settled, StateName, StoredConnection, Timestamp, TokenEndpoint, TokenResponse, Url,
 };
 use kit_oauth::http::KitOAuthClient;
 use kit_oauth::{ManagerError, TokenManager};
@@ -80,17 +80,26 @@ async fn invalid_grant_after_a_rotation_elsewhere_is_a_lost_race_not_a_dead_gran
         Box::new(move || {
             Box::pin(async move {
                 // "Another instance" refreshes the same token and commits first.
-                let mut record = store.get(&id).await.unwrap().unwrap();
-                let Grant::Active(tokens) = &record.grant else {
+                // It goes through the flow as an instance does: read, due, refreshed, CAS.
+                let (record, StoredConnection::Active(read)) =
+                    store.load(&id).await.unwrap().unwrap()
+                else {
                     panic!("ended")
                 };
-                let response = other.refresh(tokens.refresh()).await.unwrap();
-                let fresh =
-                    TokenSet::from_response(response, kit_oauth::core::Clock::now(&now), None)
-                        .unwrap();
-                *rotated.lock().unwrap() = Some(fresh.access().clone());
-                record.grant = Grant::Active(fresh);
-                store.put(&record, record.version).await.unwrap();
+                let mine = read.tokens().access().fingerprint();
+                let Freshness::Due(expired) = read.observe_for(Due::Replacing(mine), &now) else {
+                    panic!("the token it holds is due on its word")
+                };
+                let response = other.refresh(expired.refresh_token()).await.unwrap();
+                let at = kit_oauth::core::Clock::now(&now);
+                let fresh = expired.refreshed_with(response, at).unwrap();
+                *rotated.lock().unwrap() = Some(fresh.tokens().access().clone());
+                let settled = Settled::Refreshed {
+                    connection: &fresh,
+                    next_refresh_at: fresh.tokens().due_at(),
+                    at,
+                };
+                store.put(&settled, record.version).await.unwrap();
             })
         })
     };

@@ -22,19 +22,21 @@
 //!    the row ([`crate::restore::ConsumedPending::into_pending`]); [`Connection::<Pending>::callback`]
 //!    checks the `state` and the deadline (install expiry is this check) and yields a
 //!    [`CodeGrant`], which [`CodeGrant::authorize`] turns into `Authorized` once Kit has
-//!    exchanged the code. The manager stores it with `ConnectionRecord::authorized`.
+//!    exchanged the code. The manager stores it as a [`crate::writes::Installed`].
 //! 2. **Refresh** (`flow/grant.rs`): every read of the row under the refresh lease comes back typed
 //!    ([`crate::restore::Restore`]); [`Connection::<Authorized>::observe_for`] spends it into
 //!    `Expired` only on evidence ([`Due`]); [`Connection::<Expired>::refreshed_with`] applies
-//!    Kit's answer, and the manager commits the `Authorized` it returns with
-//!    `ConnectionRecord::refreshed`.
+//!    Kit's answer, and the manager commits the `Authorized` it returns as a
+//!    [`crate::writes::Settled::Refreshed`].
 //! 3. **End**: `invalid_grant` (once no one else rotated the token) is
 //!    [`Connection::reauth_required`] on the `Expired` that was sent; a 401 "revoked/invalid"
 //!    confirmed on the stored token is `reauth_required` on the `Authorized` read back; an
 //!    uninstall is [`Connection::revoke`] after Kit confirmed it. The manager writes the
-//!    `Unauthorized` they return with `ConnectionRecord::ended`.
-//! 4. **Removal** deletes the row after `revoke` (or, forced, without Kit: an audit event says
-//!    so); a reinstall begins from the `Unauthorized`, remembering the id it replaces.
+//!    `Unauthorized` they return as a [`crate::writes::Settled::Ended`].
+//! 4. **Removal** (`flow/removal.rs`): [`Connection::<Unauthorized>::remove`] after `revoke`
+//!    (or, forced, [`Connection::<Authorized>::remove_unrevoked`] without Kit: an audit event
+//!    says so) makes the [`Removed`] the store deletes by; a reinstall begins from the
+//!    `Unauthorized`, remembering the id it replaces.
 //!
 //! No state is `Clone` or `Deserialize`, and only the store port is handed the constructor that
 //! types a stored row ([`crate::restore::Restore`]), so the only way to a second `Expired` or
@@ -54,9 +56,11 @@ use crate::token::TokenSet;
 mod grant;
 mod import;
 mod install;
+mod removal;
 
 pub use grant::{Due, Freshness, TokenDue, UnusableAnswer};
 pub use install::{CallbackRejected, CodeGrant};
+pub use removal::Removed;
 
 /// How long an install may take from `begin` to the callback.
 pub const PENDING_TTL: Duration = Duration::from_secs(10 * 60);

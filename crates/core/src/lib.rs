@@ -99,6 +99,7 @@ pub mod restore;
 pub mod secret;
 pub mod store;
 pub mod token;
+pub mod writes;
 
 pub use any::StateName;
 pub use callback::Callback;
@@ -110,7 +111,7 @@ pub use error::{
 pub use event::{Event, EventId, EventKind, EventSink, NoEvents};
 pub use flow::{
     Authorized, CallbackRejected, CodeGrant, Connection, Due, Expired, Freshness, Granted,
-    HoldsGrant, InstallStart, KitAccount, PENDING_TTL, Pending, TokenDue, Unauthorized,
+    HoldsGrant, InstallStart, KitAccount, PENDING_TTL, Pending, Removed, TokenDue, Unauthorized,
     UnauthorizedReason, UnusableAnswer,
 };
 pub use ids::{ClientId, ConnectionId, KitAccountId, TenantName};
@@ -123,9 +124,10 @@ pub use secret::{
 };
 pub use store::{
     ConnectionRecord, ConnectionStore, Grant, InFlight, Lease, LeaseOutcome, LeaseOwner, ListQuery,
-    PendingRecord, RefreshHealth, Settled, SettledRow, Version,
+    PendingRecord, RefreshHealth, Version,
 };
 pub use token::{Jitter, NoJitter, TokenResponse, TokenSet, refresh_margin};
+pub use writes::{Installed, Settled, SettledRow};
 
 /// Re-exported so adapters and apps use the same `Url` type the ports speak.
 pub use url::Url;

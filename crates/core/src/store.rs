@@ -15,7 +15,9 @@
 //! - Expiry is never persisted as a state: it is derived from `expires_at` and a clock.
 //!
 //! A typed connection or pending install comes back from storage only through [`Restore`], the
-//! sealed constructor this crate hands the store on each typed read (see [`crate::restore`]).
+//! sealed constructor this crate hands the store on each typed read (see [`crate::restore`]),
+//! and every write takes a value a transition made (see [`crate::writes`]): a
+//! [`ConnectionRecord`] is what a read returns, never what a write takes.
 
 use std::future::Future;
 use std::time::Duration;
@@ -26,12 +28,13 @@ use crate::any::StateName;
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::event::Event;
-use crate::flow::{Authorized, Connection, KitAccount, Pending, Unauthorized, UnauthorizedReason};
+use crate::flow::{Connection, KitAccount, Pending, Removed, UnauthorizedReason};
 use crate::ids::{ConnectionId, KitAccountId, TenantName};
 use crate::redirect::KitRedirect;
 use crate::restore::{PendingTake, Restore, StoredConnection};
 use crate::secret::{PkceVerifier, Sha256Hash};
 use crate::token::TokenSet;
+use crate::writes::{Installed, Settled};
 
 /// A row's version for compare-and-swap; every successful write increments it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -103,26 +106,6 @@ pub struct ConnectionRecord {
 }
 
 impl ConnectionRecord {
-    /// A record for a freshly authorized connection.
-    #[must_use]
-    pub fn authorized(
-        connection: &Connection<Authorized>,
-        next_refresh_at: Timestamp,
-        now: Timestamp,
-    ) -> Self {
-        Self {
-            id: connection.id().clone(),
-            tenant: connection.tenant().cloned(),
-            account: connection.account().clone(),
-            grant: Grant::Active(connection.tokens().clone()),
-            version: Version::INITIAL,
-            health: RefreshHealth::default(),
-            next_refresh_at: Some(next_refresh_at),
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
     /// The state name as the dashboard and the `state` column show it: `authorized` or
     /// `unauthorized` (expiry is derived from the clock, see [`TokenSet::is_due`]).
     #[must_use]
@@ -132,145 +115,6 @@ impl ConnectionRecord {
             Grant::Ended(_) => StateName::Unauthorized,
         }
     }
-
-    /// The row after a refresh the flow committed: `renewed` is what
-    /// [`Connection::<Expired>::refreshed`] returned, the health is reset to a success at `now`.
-    #[must_use]
-    pub fn refreshed(
-        &self,
-        renewed: &Connection<Authorized>,
-        next_refresh_at: Timestamp,
-        now: Timestamp,
-    ) -> Self {
-        Self {
-            account: renewed.account().clone(),
-            grant: Grant::Active(renewed.tokens().clone()),
-            health: RefreshHealth {
-                consecutive_failures: 0,
-                cooldown_until: None,
-                early_retry_after: None,
-                last_error: None,
-                last_refresh_at: Some(now),
-            },
-            next_refresh_at: Some(next_refresh_at),
-            updated_at: now,
-            ..self.clone()
-        }
-    }
-
-    /// The row after the flow ended the grant (`revoke`, `reauth_required`): no tokens, no
-    /// refresh scheduled, `health` as the caller counted it.
-    #[must_use]
-    pub fn ended(
-        &self,
-        ended: &Connection<Unauthorized>,
-        health: RefreshHealth,
-        now: Timestamp,
-    ) -> Self {
-        Self {
-            grant: Grant::Ended(ended.reason().clone()),
-            next_refresh_at: None,
-            health,
-            updated_at: now,
-            ..self.clone()
-        }
-    }
-}
-
-/// What the flow made of a grant under the refresh lease, for
-/// [`ConnectionStore::commit_refresh`]: only a transition's result can be committed.
-#[derive(Debug)]
-pub enum Settled<'a> {
-    /// [`Connection::<Expired>::refreshed_with`] returned this: new tokens, the refresh health
-    /// reset to a success at `at`.
-    Refreshed {
-        /// The renewed connection.
-        connection: &'a Connection<Authorized>,
-        /// When the background refresher should renew it.
-        next_refresh_at: Timestamp,
-        /// Now.
-        at: Timestamp,
-    },
-    /// [`Connection::reauth_required`] returned this (Kit's `invalid_grant`, confirmed).
-    Ended {
-        /// The ended connection (read back from the store, so it has its id and account).
-        connection: &'a Connection<Unauthorized>,
-        /// The failure, counted.
-        health: RefreshHealth,
-        /// Now.
-        at: Timestamp,
-    },
-}
-
-impl Settled<'_> {
-    /// The connection id.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] for an ended connection that was never stored (no id).
-    pub fn id(&self) -> Result<&ConnectionId, StoreError> {
-        match self {
-            Self::Refreshed { connection, .. } => Ok(connection.id()),
-            Self::Ended { connection, .. } => connection.id().ok_or_else(|| {
-                StoreError::Backend("an install that never completed has no row".into())
-            }),
-        }
-    }
-
-    /// The row's data columns as the transition left them, over `id` and the stored account.
-    ///
-    /// # Errors
-    /// As [`Self::id`], and for an ended connection without its account.
-    pub fn row(&self) -> Result<SettledRow, StoreError> {
-        let id = self.id()?.clone();
-        Ok(match self {
-            Self::Refreshed {
-                connection,
-                next_refresh_at,
-                at,
-            } => SettledRow {
-                id,
-                account: connection.account().clone(),
-                grant: Grant::Active(connection.tokens().clone()),
-                health: RefreshHealth {
-                    last_refresh_at: Some(*at),
-                    ..RefreshHealth::default()
-                },
-                next_refresh_at: Some(*next_refresh_at),
-                updated_at: *at,
-            },
-            Self::Ended {
-                connection,
-                health,
-                at,
-            } => SettledRow {
-                id,
-                account: connection.account().cloned().ok_or_else(|| {
-                    StoreError::Backend("an ended connection read back has its account".into())
-                })?,
-                grant: Grant::Ended(connection.reason().clone()),
-                health: health.clone(),
-                next_refresh_at: None,
-                updated_at: *at,
-            },
-        })
-    }
-}
-
-/// The data columns a [`Settled`] transition writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettledRow {
-    /// The connection.
-    pub id: ConnectionId,
-    /// The Kit account (its name and email are refreshed on every write).
-    pub account: KitAccount,
-    /// The grant the transition left.
-    pub grant: Grant,
-    /// The refresh health after it.
-    pub health: RefreshHealth,
-    /// The next scheduled refresh (`None` once the grant ended).
-    pub next_refresh_at: Option<Timestamp>,
-    /// When it was written.
-    pub updated_at: Timestamp,
 }
 
 /// A pending install as stored: the `state` only as its hash.
@@ -394,24 +238,27 @@ pub trait ConnectionStore: Send + Sync {
         account: &KitAccountId,
     ) -> impl Future<Output = Result<Option<ConnectionRecord>, StoreError>> + Send;
 
-    /// Stores a completed install atomically: inserts `record`, or — when (tenant, account) is
-    /// already connected — replaces that row's account details, grant and health, keeps its id
-    /// and `created_at`, and bumps its version. Returns the row as stored.
+    /// Stores a completed install atomically: inserts the [`Installed`] connection's row, or —
+    /// when (tenant, account) is already connected — replaces that row's account details,
+    /// grant and health, keeps its id and `created_at`, and bumps its version. Returns the row
+    /// as stored.
     fn upsert_installed(
         &self,
-        record: &ConnectionRecord,
+        installed: &Installed<'_>,
     ) -> impl Future<Output = Result<ConnectionRecord, StoreError>> + Send;
 
-    /// Compare-and-swap: writes `record` (grant, account, health, next refresh) only if the row
-    /// is still at `expected`. Returns the new version.
+    /// Compare-and-swap outside the refresh lease: writes what the flow made of the grant
+    /// ([`Settled`]: `revoke`, `reauth_required`, or a refresh whose lease lapsed after Kit had
+    /// rotated) only if the row is still at `expected`. Returns the new version.
     fn put(
         &self,
-        record: &ConnectionRecord,
+        settled: &Settled<'_>,
         expected: Version,
     ) -> impl Future<Output = Result<Version, StoreError>> + Send;
 
-    /// Removes a connection (and its lease). `false` if it did not exist.
-    fn delete(&self, id: &ConnectionId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes the connection the flow [`Removed`] (and its lease). `false` if it did not
+    /// exist.
+    fn delete(&self, removed: &Removed) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// A page of connections ordered by id.
     fn list(

@@ -268,24 +268,40 @@ fn store_records_are_made_from_the_flow_s_values() {
     assert_eq!(&record.verifier, pending.verifier());
 
     let conn = authorized(&clock);
-    let row = ConnectionRecord::authorized(&conn, conn.tokens().due_at(), clock.now());
+    let row = Installed::new(&conn, conn.tokens().due_at(), clock.now()).row();
     assert_eq!(row.state_name(), StateName::Authorized);
     assert_eq!(row.grant, Grant::Active(conn.tokens().clone()));
+    assert_eq!(row.health, RefreshHealth::default());
 
     clock.advance(Duration::from_secs(7200));
     let Freshness::Due(expired) = conn.observe(&clock) else {
         panic!("due")
     };
     let renewed = expired.refreshed(tokens(2, &clock, 7200));
-    let next = row.refreshed(&renewed, renewed.tokens().due_at(), clock.now());
+    let next = Settled::Refreshed {
+        connection: &renewed,
+        next_refresh_at: renewed.tokens().due_at(),
+        at: clock.now(),
+    }
+    .row()
+    .unwrap();
     assert_eq!(next.grant, Grant::Active(renewed.tokens().clone()));
     assert_eq!(next.health.last_refresh_at, Some(clock.now()));
     assert_eq!(next.id, row.id);
 
-    let ended = next.ended(&renewed.revoke(), RefreshHealth::default(), clock.now());
+    let revoked = renewed.revoke();
+    let ended = Settled::Ended {
+        connection: &revoked,
+        health: RefreshHealth::default(),
+        at: clock.now(),
+    }
+    .row()
+    .unwrap();
     assert_eq!(ended.grant, Grant::Ended(UnauthorizedReason::Revoked));
-    assert_eq!(ended.state_name(), StateName::Unauthorized);
     assert_eq!(ended.next_refresh_at, None);
+    let removed = revoked.remove().unwrap();
+    assert_eq!(removed.id(), &row.id);
+    assert!(!removed.grant_left_at_kit());
 }
 
 #[test]

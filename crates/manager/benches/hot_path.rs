@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kit_oauth::KitOAuth;
 use kit_oauth::core::{
-    AccessToken, Callback, Connection, ConnectionId, ConnectionRecord, ConnectionStore as _,
-    CsrfState, InstallStart, KitAccount, KitAccountId, KitRedirect, ManualClock, PkceVerifier,
-    RedirectAllowlist, RefreshToken, Timestamp, TokenSet, Unauthorized,
+    AccessToken, Callback, Connection, ConnectionId, ConnectionStore as _, CsrfState, InstallStart,
+    Installed, KitAccount, KitAccountId, KitRedirect, ManualClock, PkceVerifier, RedirectAllowlist,
+    RefreshToken, Timestamp, TokenSet, Unauthorized,
 };
 use kit_oauth::http::KitEndpoints;
 use kit_oauth::store::{KeyRing, SeaOrmStore};
@@ -77,8 +77,10 @@ async fn fixture(connections: usize) -> Fixture {
                 },
                 tokens.clone(),
             );
-        let record = ConnectionRecord::authorized(&connection, tokens.due_at(), now);
-        store.upsert_installed(&record).await.unwrap();
+        store
+            .upsert_installed(&Installed::new(&connection, tokens.due_at(), now))
+            .await
+            .unwrap();
         ids.push(id);
     }
     let kit = KitOAuth::builder()

@@ -17,9 +17,9 @@
 //! - an ended connection (reauth required, revoked) takes the imported pair either way.
 
 use kit_oauth_core::{
-    AccessToken, AccountLookup, Connection, ConnectionId, ConnectionRecord, ConnectionStore,
-    EndpointError, EventKind, Grant, KitAccount, LookupError, RefreshToken, RevocableToken,
-    StoreError, TenantName, Timestamp, TokenEndpoint, TokenError, TokenSet, Unauthorized,
+    AccessToken, AccountLookup, Connection, ConnectionId, ConnectionStore, EndpointError,
+    EventKind, Grant, Installed, KitAccount, LookupError, RefreshToken, RevocableToken, StoreError,
+    TenantName, Timestamp, TokenEndpoint, TokenError, TokenSet, Unauthorized,
 };
 
 use crate::facade::Manager;
@@ -190,7 +190,7 @@ impl Manager {
         let now = inner.clock.now();
         let stored = inner
             .store
-            .upsert_installed(&ConnectionRecord::authorized(&connection, next, now))
+            .upsert_installed(&Installed::new(&connection, next, now))
             .await?;
         inner.cache.put(
             &stored.id,

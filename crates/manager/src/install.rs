@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use kit_oauth_core::{
     AccountLookup, AuthorizeRequest, Callback, CallbackError, Connection, ConnectionId,
-    ConnectionRecord, ConnectionStore, ConnectionStoreExt as _, CsrfState, EventKind, InstallStart,
-    KitAccount, KitRedirect, PendingRecord, PendingTake, PkceVerifier, RedirectAllowlist,
-    RevocableToken, Sha256Hash, TenantName, Timestamp, TokenEndpoint, TokenSet, Unauthorized, Url,
+    ConnectionStore, ConnectionStoreExt as _, CsrfState, EventKind, InstallStart, KitAccount,
+    KitRedirect, PendingRecord, PendingTake, PkceVerifier, RedirectAllowlist, RevocableToken,
+    Sha256Hash, TenantName, Timestamp, TokenEndpoint, TokenSet, Unauthorized, Url,
 };
 
 use crate::error::InstallError;
@@ -281,7 +281,11 @@ where
         let next = connection.tokens().next_refresh_at(&mut rng);
         let stored = inner
             .store
-            .upsert_installed(&ConnectionRecord::authorized(&connection, next, now))
+            .upsert_installed(&kit_oauth_core::writes::Installed::new(
+                &connection,
+                next,
+                now,
+            ))
             .await?;
         inner.cache.put(
             &stored.id,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use kit_oauth_core::{
     AccessToken, AccountLookup, Clock, ConnectionId, ConnectionRecord, ConnectionStore,
     ConnectionStoreExt as _, Event, EventId, EventKind, EventSink, Grant, KitAccount, LeaseOwner,
-    ListQuery, RefreshHealth, StateName, StoredConnection, TenantName, Timestamp, TokenEndpoint,
-    UnauthorizedReason,
+    ListQuery, RefreshHealth, Settled, StateName, StoredConnection, TenantName, Timestamp,
+    TokenEndpoint, UnauthorizedReason,
 };
 
 use crate::cache::{Lookup, TokenCache};
@@ -345,8 +345,12 @@ where
                 last_error: Some(reason.to_owned()),
                 ..record.health.clone()
             };
-            let dead = record.ended(&ended, health, self.inner.clock.now());
-            match self.inner.store.put(&dead, record.version).await {
+            let settled = Settled::Ended {
+                connection: &ended,
+                health,
+                at: self.inner.clock.now(),
+            };
+            match self.inner.store.put(&settled, record.version).await {
                 Ok(_) => {
                     self.inner.cache.evict(id);
                     self.inner

@@ -2,8 +2,8 @@
 //! an unrevocable grant behind without saying so (issue 13.9).
 
 use kit_oauth_core::{
-    AccountLookup, ConnectionId, ConnectionStore, EventKind, RevocableToken, StoredConnection,
-    TokenEndpoint,
+    AccountLookup, Connection, ConnectionId, ConnectionStore, EventKind, Removed, RevocableToken,
+    Settled, StoreError, StoredConnection, TokenEndpoint, Unauthorized,
 };
 
 use crate::error::ManagerError;
@@ -34,11 +34,20 @@ where
     /// [`ManagerError::KitKeptGrant`] when Kit refused the revocation or could not be reached
     /// (nothing is changed then), [`ManagerError::NotFound`].
     pub async fn revoke(&self, id: &ConnectionId) -> Result<(), ManagerError> {
+        self.revoked(id).await.map(drop)
+    }
+
+    /// As [`Self::revoke`], giving back the ended connection the flow made (or found: a grant
+    /// that had already ended has nothing to revoke).
+    async fn revoked(&self, id: &ConnectionId) -> Result<Connection<Unauthorized>, ManagerError> {
         loop {
             let (record, connection) = self.load(id).await?;
-            let StoredConnection::Active(connection) = connection else {
-                self.inner.cache.evict(id);
-                return Ok(());
+            let connection = match connection {
+                StoredConnection::Active(connection) => connection,
+                StoredConnection::Ended(ended) => {
+                    self.inner.cache.evict(id);
+                    return Ok(ended);
+                }
             };
             self.inner
                 .endpoint
@@ -50,12 +59,16 @@ where
                     transient: error.is_transient(),
                 })?;
             let ended = connection.revoke();
-            let next = record.ended(&ended, record.health.clone(), self.inner.clock.now());
-            match self.inner.store.put(&next, record.version).await {
+            let settled = Settled::Ended {
+                connection: &ended,
+                health: record.health.clone(),
+                at: self.inner.clock.now(),
+            };
+            match self.inner.store.put(&settled, record.version).await {
                 Ok(_) => {
                     self.inner.cache.evict(id);
                     self.inner.emit(&record, EventKind::Revoked).await;
-                    return Ok(());
+                    return Ok(ended);
                 }
                 // A refresh or reinstall landed meanwhile: revoke what is there now.
                 Err(kit_oauth_core::StoreError::Conflict { .. }) => {}
@@ -73,8 +86,8 @@ where
     /// (the connection is kept; [`Self::remove_forced`] removes it anyway),
     /// [`ManagerError::NotFound`], or a storage error.
     pub async fn remove(&self, id: &ConnectionId) -> Result<(), ManagerError> {
-        self.revoke(id).await?;
-        self.delete(id).await
+        let ended = self.revoked(id).await?;
+        self.delete(ended_removal(ended)?).await
     }
 
     /// Removes the connection even when Kit will not revoke its grant (a client secret that
@@ -85,37 +98,55 @@ where
     /// # Errors
     /// [`ManagerError::NotFound`], or a storage error.
     pub async fn remove_forced(&self, id: &ConnectionId) -> Result<Removal, ManagerError> {
-        match self.revoke(id).await {
-            Ok(()) => {
-                self.delete(id).await?;
+        match self.revoked(id).await {
+            Ok(ended) => {
+                self.delete(ended_removal(ended)?).await?;
                 Ok(Removal::Revoked)
             }
             Err(ManagerError::KitKeptGrant { reason, .. }) => {
-                let record = self.read(id).await?;
-                self.delete(id).await?;
-                self.inner
-                    .emit(
-                        &record,
-                        EventKind::RemovedWithoutRevoke {
-                            reason: reason.clone(),
-                        },
-                    )
-                    .await;
-                tracing::warn!(connection = %id, %reason,
-                    "connection removed without Kit revoking its grant");
+                let (record, connection) = self.load(id).await?;
+                let removed = match connection {
+                    StoredConnection::Active(live) => live.remove_unrevoked(),
+                    // It ended meanwhile (Kit refused it, or another caller revoked it).
+                    StoredConnection::Ended(ended) => ended_removal(ended)?,
+                };
+                let left_at_kit = removed.grant_left_at_kit();
+                self.delete(removed).await?;
+                if left_at_kit {
+                    self.inner
+                        .emit(
+                            &record,
+                            EventKind::RemovedWithoutRevoke {
+                                reason: reason.clone(),
+                            },
+                        )
+                        .await;
+                    tracing::warn!(connection = %id, %reason,
+                        "connection removed without Kit revoking its grant");
+                }
                 Ok(Removal::KitNotTold { reason })
             }
             Err(other) => Err(other),
         }
     }
 
-    async fn delete(&self, id: &ConnectionId) -> Result<(), ManagerError> {
+    /// Deletes the row the flow removed.
+    async fn delete(&self, removed: Removed) -> Result<(), ManagerError> {
         self.inner
             .store
-            .delete(id)
+            .delete(&removed)
             .await
             .map_err(ManagerError::from_store)?;
-        self.inner.cache.evict(id);
+        self.inner.cache.evict(removed.id());
         Ok(())
     }
+}
+
+/// The flow's removal of a connection read back from the store (which always has an id).
+fn ended_removal(ended: Connection<Unauthorized>) -> Result<Removed, ManagerError> {
+    ended.remove().map_err(|_| {
+        ManagerError::from_store(StoreError::Backend(
+            "a connection read back from the store has an id".into(),
+        ))
+    })
 }

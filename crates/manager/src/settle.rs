@@ -32,7 +32,6 @@ where
         let now = self.clock.now();
         let mut rng = rand::rngs::OsRng;
         let next_refresh_at = renewed.tokens().next_refresh_at(&mut rng);
-        let next = record.refreshed(&renewed, next_refresh_at, now);
         let settled = Settled::Refreshed {
             connection: &renewed,
             next_refresh_at,
@@ -49,7 +48,7 @@ where
                 // Our lease lapsed and was taken, but Kit has already rotated: these tokens are
                 // the only working ones. A plain CAS still refuses to overwrite anything newer;
                 // the new holder's refresh then fails `invalid_grant`, re-reads, and finds ours.
-                Err(StoreError::LeaseLost(_)) => self.store.put(&next, record.version).await,
+                Err(StoreError::LeaseLost(_)) => self.store.put(&settled, record.version).await,
                 other => other,
             };
             match written {
@@ -79,9 +78,9 @@ where
             }
         };
         self.cache
-            .put(&record.id, tokens, version, next.next_refresh_at, now);
+            .put(&record.id, tokens, version, Some(next_refresh_at), now);
         self.emit(
-            &next,
+            &record,
             EventKind::Refreshed {
                 expires_at: tokens.expires_at(),
             },
@@ -121,7 +120,6 @@ where
             last_error: Some(detail.clone()),
             last_refresh_at: record.health.last_refresh_at,
         };
-        let dead = record.ended(&ended, health.clone(), now);
         let settled = Settled::Ended {
             connection: &ended,
             health,
@@ -135,7 +133,7 @@ where
             Ok(_) => {
                 self.cache.evict(&record.id);
                 self.emit(
-                    &dead,
+                    &record,
                     EventKind::ReauthRequired {
                         reason: detail.clone(),
                     },

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use kit_oauth::core::{
     AccessToken, Callback, Clock, Connection, ConnectionId, ConnectionRecord, ConnectionStore,
-    CsrfState, Event, InFlight, InstallStart, KitAccount, KitAccountId, KitRedirect, Lease,
-    LeaseOutcome, LeaseOwner, ListQuery, ManualClock, PendingRecord, PendingTake, PkceVerifier,
-    RedirectAllowlist, RefreshHealth, RefreshToken, Restore, Settled, Sha256Hash, StoreError,
-    StoredConnection, TenantName, Timestamp, TokenSet, Unauthorized, Version,
+    CsrfState, Event, InFlight, InstallStart, Installed, KitAccount, KitAccountId, KitRedirect,
+    Lease, LeaseOutcome, LeaseOwner, ListQuery, ManualClock, PendingRecord, PendingTake,
+    PkceVerifier, RedirectAllowlist, RefreshHealth, RefreshToken, Removed, Restore, Settled,
+    Sha256Hash, StoreError, StoredConnection, TenantName, Timestamp, TokenSet, Unauthorized,
+    Version,
 };
 use kit_oauth::http::{KitEndpoints, KitOAuthClient};
 use kit_oauth::store::{KeyRing, SeaOrmStore};
@@ -53,19 +54,19 @@ impl ConnectionStore for Counting {
     }
     fn upsert_installed(
         &self,
-        record: &ConnectionRecord,
+        installed: &Installed<'_>,
     ) -> impl Future<Output = Result<ConnectionRecord, StoreError>> + Send {
-        self.tick().upsert_installed(record)
+        self.tick().upsert_installed(installed)
     }
     fn put(
         &self,
-        record: &ConnectionRecord,
+        settled: &Settled<'_>,
         expected: Version,
     ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        self.tick().put(record, expected)
+        self.tick().put(settled, expected)
     }
-    fn delete(&self, id: &ConnectionId) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        self.tick().delete(id)
+    fn delete(&self, removed: &Removed) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.tick().delete(removed)
     }
     fn list(
         &self,
@@ -253,8 +254,12 @@ async fn install(f: &Fixture, tenant: Option<&str>, account: u64) -> (Connection
             },
             tokens.clone(),
         );
-    let record = ConnectionRecord::authorized(&connection, tokens.due_at(), now);
-    let stored = f.store.inner.upsert_installed(&record).await.unwrap();
+    let stored = f
+        .store
+        .inner
+        .upsert_installed(&Installed::new(&connection, tokens.due_at(), now))
+        .await
+        .unwrap();
     (stored.id, tokens.expires_at())
 }
 

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kit_oauth_core::{
-    AccessToken, ConnectionId, ConnectionRecord, ConnectionStore, ConnectionStoreExt as _, Grant,
-    KitAccount, KitAccountId, LeaseOutcome, LeaseOwner, RefreshHealth, RefreshToken, Timestamp,
-    TokenSet, Url, Version,
+    AccessToken, Authorized, Connection, ConnectionId, ConnectionStore, ConnectionStoreExt as _,
+    Installed, KitAccount, KitAccountId, LeaseOutcome, LeaseOwner, RefreshToken, Settled,
+    Timestamp, TokenSet, Unauthorized, Url, Version,
 };
 use kit_oauth_store::{KeyRing, SeaOrmStore};
 use sea_orm::{ConnectionTrait as _, Database};
@@ -20,29 +20,26 @@ use sea_orm::{ConnectionTrait as _, Database};
 const NOW: Timestamp = Timestamp::from_unix_seconds(1_750_000_000);
 const ROWS: u32 = 100_000;
 
-fn record(account: &str) -> ConnectionRecord {
-    ConnectionRecord {
-        id: ConnectionId::generate(&mut rand::rngs::OsRng),
-        tenant: None,
-        account: KitAccount {
+/// A connection as the flow makes one (the import transition).
+fn imported(account: &str) -> Connection<Authorized> {
+    Connection::<Unauthorized>::new(None).import(
+        ConnectionId::generate(&mut rand::rngs::OsRng),
+        KitAccount {
             id: KitAccountId::parse(account).unwrap(),
             name: "Bench".into(),
             primary_email: None,
         },
-        grant: Grant::Active(TokenSet::from_parts(
+        TokenSet::from_parts(
             AccessToken::new("a".repeat(43)),
             RefreshToken::new("r".repeat(43)),
             Some("public".into()),
             NOW,
             NOW.saturating_add(Duration::from_secs(7200)),
-        )),
-        version: Version::INITIAL,
-        health: RefreshHealth::default(),
-        next_refresh_at: Some(NOW.saturating_add(Duration::from_secs(6000))),
-        created_at: NOW,
-        updated_at: NOW,
-    }
+        ),
+    )
 }
+
+const NEXT_REFRESH: Timestamp = Timestamp::from_unix_seconds(1_750_006_000);
 
 /// 100,000 active rows (only `list_due` reads them, and it reads ids only), 1 % of them due.
 async fn fill(store: &SeaOrmStore, postgres: bool) {
@@ -71,7 +68,16 @@ async fn fill(store: &SeaOrmStore, postgres: bool) {
 
 fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, store: &SeaOrmStore) {
     let postgres = name == "postgres";
-    let row = rt.block_on(store.upsert_installed(&record("1"))).unwrap();
+    let connection = imported("1");
+    let row = rt
+        .block_on(store.upsert_installed(&Installed::new(&connection, NEXT_REFRESH, NOW)))
+        .unwrap();
+    // The CAS write a refresh makes (the same tokens each time: only the write is measured).
+    let refreshed = Settled::Refreshed {
+        connection: &connection,
+        next_refresh_at: NEXT_REFRESH,
+        at: NOW,
+    };
     rt.block_on(fill(store, postgres));
     let mut group = c.benchmark_group(format!("store/{name}"));
     group
@@ -87,10 +93,10 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, st
     group.bench_function("put_cas", |b| {
         b.to_async(rt).iter(|| {
             let version = Arc::clone(&version);
-            let row = row.clone();
+            let refreshed = &refreshed;
             async move {
                 let expected = Version(version.load(Ordering::SeqCst));
-                let next = store.put(&row, expected).await.unwrap();
+                let next = store.put(refreshed, expected).await.unwrap();
                 version.store(next.0, Ordering::SeqCst);
             }
         });

@@ -77,10 +77,7 @@ impl SeaOrmStore {
             }
             Grant::Ended(reason) => Ok(GrantColumns {
                 state: StateName::Unauthorized.as_str(),
-                ended_reason: Some(
-                    serde_json::to_string(reason)
-                        .map_err(|e| E::Backend(format!("encoding the reason: {e}")))?,
-                ),
+                ended_reason: Some(encode_reason(reason)?),
                 key_id: None,
                 access_nonce: None,
                 access_ct: None,
@@ -91,24 +88,6 @@ impl SeaOrmStore {
                 expires_at: None,
             }),
         }
-    }
-
-    /// `SET` assignments for the data columns of `record` (sealed for `new_version`).
-    pub(crate) fn data_assignments(
-        &self,
-        record: &ConnectionRecord,
-        new_version: u64,
-        p: &mut Params,
-    ) -> Result<String, StoreError> {
-        let row = SettledRow {
-            id: record.id.clone(),
-            account: record.account.clone(),
-            grant: record.grant.clone(),
-            health: record.health.clone(),
-            next_refresh_at: record.next_refresh_at,
-            updated_at: record.updated_at,
-        };
-        self.row_assignments(&row, new_version, p)
     }
 
     /// `SET` assignments for the data columns of `row` (sealed for `new_version`): the one list
@@ -200,7 +179,7 @@ impl SeaOrmStore {
                 let reason = reason
                     .ok_or_else(|| E::Corrupt(format!("connection {id}: reason is missing")))?;
                 Grant::Ended(
-                    serde_json::from_str::<UnauthorizedReason>(&reason)
+                    decode_reason(&reason)
                         .map_err(|e| E::Corrupt(format!("connection {id}: reason: {e}")))?,
                 )
             }
@@ -256,4 +235,57 @@ pub(crate) fn health_assignments(h: &RefreshHealth, p: &mut Params) -> String {
         p.push(h.last_error.clone()),
         p.push(millis(h.last_refresh_at))
     )
+}
+
+/// The `ended_reason` column of an ended grant: the reason as JSON (`{"kind": …}`).
+pub(crate) fn encode_reason(reason: &UnauthorizedReason) -> Result<String, StoreError> {
+    serde_json::to_string(reason).map_err(|e| E::Backend(format!("encoding the reason: {e}")))
+}
+
+/// An `ended_reason` column read back. Every reason the type has is read, including those the
+/// flow no longer stores on a row (`not_installed`, `denied`, `install_expired`,
+/// `install_failed` end an install, which never had a row): rows written before the port took
+/// only the flow's values may hold them.
+pub(crate) fn decode_reason(column: &str) -> Result<UnauthorizedReason, serde_json::Error> {
+    serde_json::from_str(column)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn every_reason_column_reads_back_including_those_only_old_rows_hold() {
+        let columns = [
+            (
+                r#"{"kind":"not_installed"}"#,
+                UnauthorizedReason::NotInstalled,
+            ),
+            (r#"{"kind":"denied"}"#, UnauthorizedReason::Denied),
+            (
+                r#"{"kind":"install_expired"}"#,
+                UnauthorizedReason::InstallExpired,
+            ),
+            (
+                r#"{"kind":"install_failed","detail":"bad state"}"#,
+                UnauthorizedReason::InstallFailed {
+                    detail: "bad state".into(),
+                },
+            ),
+            (
+                r#"{"kind":"reauth_required","detail":"invalid_grant"}"#,
+                UnauthorizedReason::ReauthRequired {
+                    detail: "invalid_grant".into(),
+                },
+            ),
+            (r#"{"kind":"revoked"}"#, UnauthorizedReason::Revoked),
+        ];
+        for (column, reason) in columns {
+            assert_eq!(decode_reason(column).unwrap(), reason, "{column}");
+            assert_eq!(encode_reason(&reason).unwrap(), column);
+        }
+        assert!(decode_reason(r#"{"kind":"forgotten"}"#).is_err());
+    }
 }

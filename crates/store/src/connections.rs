@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use kit_oauth_core::StoreError as E;
 use kit_oauth_core::{
-    ConnectionId, ConnectionRecord, ConnectionStore, Event, InFlight, KitAccountId, Lease,
-    LeaseOutcome, LeaseOwner, ListQuery, PendingRecord, PendingTake, RefreshHealth, Restore,
-    Settled, Sha256Hash, StateName, StoreError, StoredConnection, TenantName, Timestamp, Version,
+    ConnectionId, ConnectionRecord, ConnectionStore, Event, InFlight, Installed, KitAccountId,
+    Lease, LeaseOutcome, LeaseOwner, ListQuery, PendingRecord, PendingTake, RefreshHealth, Removed,
+    Restore, Settled, Sha256Hash, StateName, StoreError, StoredConnection, TenantName, Timestamp,
+    Version,
 };
 use sea_orm::DbBackend;
 
@@ -54,19 +55,16 @@ impl ConnectionStore for SeaOrmStore {
 
     async fn upsert_installed(
         &self,
-        record: &ConnectionRecord,
+        installed: &Installed<'_>,
     ) -> Result<ConnectionRecord, StoreError> {
-        self.install_upsert(record).await
+        self.install_upsert(&installed.row()).await
     }
 
-    async fn put(
-        &self,
-        record: &ConnectionRecord,
-        expected: Version,
-    ) -> Result<Version, StoreError> {
+    async fn put(&self, settled: &Settled<'_>, expected: Version) -> Result<Version, StoreError> {
+        let record = settled.row()?;
         let new_version = expected.next();
         let mut p = Params::new();
-        let set = self.data_assignments(record, new_version.0, &mut p)?;
+        let set = self.row_assignments(&record, new_version.0, &mut p)?;
         let sql = format!(
             "UPDATE connections SET {set} WHERE id = {} AND version = {}",
             p.push(record.id.as_str()),
@@ -85,9 +83,12 @@ impl ConnectionStore for SeaOrmStore {
         }
     }
 
-    async fn delete(&self, id: &ConnectionId) -> Result<bool, StoreError> {
+    async fn delete(&self, removed: &Removed) -> Result<bool, StoreError> {
         let mut p = Params::new();
-        let sql = format!("DELETE FROM connections WHERE id = {}", p.push(id.as_str()));
+        let sql = format!(
+            "DELETE FROM connections WHERE id = {}",
+            p.push(removed.id().as_str())
+        );
         Ok(self.exec(sql, p).await? > 0)
     }
 

@@ -9,6 +9,7 @@ use kit_oauth_core::{
 };
 use sea_orm::{ConnectionTrait, TransactionTrait};
 
+use crate::codec::encode_reason;
 use crate::error::map_db_err;
 use crate::sql::{Params, get, millis, tenant_column, to_i64, to_u64};
 use crate::store::SeaOrmStore;
@@ -33,10 +34,7 @@ impl SeaOrmStore {
             ),
             Grant::Ended(r) => (
                 StateName::Unauthorized.as_str(),
-                Some(
-                    serde_json::to_string(r)
-                        .map_err(|e| E::Backend(format!("encoding the reason: {e}")))?,
-                ),
+                Some(encode_reason(r)?),
                 None,
                 None,
                 None,

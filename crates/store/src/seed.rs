@@ -3,6 +3,12 @@
 //! is indistinguishable from an installed one. For load harnesses and tests that need a large
 //! table without a million installs; a production path writes rows one at a time through the
 //! install flow.
+//!
+//! **A bench and test seeding path, not a write of the store port.** It is the one place that
+//! writes a hand-built [`ConnectionRecord`], and it is deliberately outside
+//! [`kit_oauth_core::ConnectionStore`] (whose writes take only what the flow's transitions made,
+//! see `kit_oauth_core::writes`): an inherent method of [`SeaOrmStore`] that nothing in the
+//! broker, the manager or the CLI calls.
 
 use std::time::Duration;
 
@@ -120,8 +126,9 @@ fn scramble(n: u64) -> u64 {
 }
 
 impl SeaOrmStore {
-    /// Inserts `records` as they are (each at its own `version`, no lease), [`SEED_BATCH`]
-    /// rows per multi-row `INSERT`. Returns how many rows were inserted.
+    /// Bench and test seeding only (see the module documentation): inserts `records` as they
+    /// are (each at its own `version`, no lease), [`SEED_BATCH`] rows per multi-row `INSERT`,
+    /// bypassing the typed flow. Returns how many rows were inserted.
     ///
     /// # Errors
     /// A database error, or a row that would break a unique key (an id, or a tenant and

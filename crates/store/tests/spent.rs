@@ -11,9 +11,9 @@ mod fixture;
 use std::time::Duration;
 
 use kit_oauth_core::{
-    AccessToken, Connection, ConnectionId, ConnectionRecord, ConnectionStore as _,
-    ConnectionStoreExt as _, InFlight, KitAccount, KitAccountId, LeaseOutcome, LeaseOwner,
-    RefreshToken, Sha256Hash, Timestamp, TokenSet, Unauthorized,
+    AccessToken, Connection, ConnectionId, ConnectionStore as _, ConnectionStoreExt as _, InFlight,
+    Installed, KitAccount, KitAccountId, LeaseOutcome, LeaseOwner, RefreshToken, Sha256Hash,
+    Timestamp, TokenSet, Unauthorized,
 };
 use kit_oauth_store::SPENT_RETENTION;
 use sea_orm::{ConnectionTrait as _, Statement};
@@ -40,7 +40,7 @@ async fn spent_hashes_are_recorded_found_and_purged(f: &Fixture) {
     let id = ConnectionId::generate(&mut rand::rngs::OsRng);
     let connection = Connection::<Unauthorized>::new(None).import(id, account, tokens);
     let row = store
-        .upsert_installed(&ConnectionRecord::authorized(&connection, NOW, NOW))
+        .upsert_installed(&Installed::new(&connection, NOW, NOW))
         .await
         .unwrap();
     let spent = RefreshToken::new("refresh-1").fingerprint();

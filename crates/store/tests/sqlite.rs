@@ -4,36 +4,32 @@
 use std::time::Duration;
 
 use kit_oauth_core::{
-    AccessToken, ConnectionId, ConnectionRecord, ConnectionStore, Grant, KitAccount, KitAccountId,
-    RefreshHealth, RefreshToken, StoreError, Timestamp, TokenSet, Version,
+    AccessToken, Authorized, Connection, ConnectionId, ConnectionStore, ConnectionStoreExt as _,
+    Due, Freshness, Installed, KitAccount, KitAccountId, ManualClock, RefreshToken, Settled,
+    StoreError, StoredConnection, Timestamp, TokenSet, Unauthorized, Version,
 };
 use kit_oauth_store::{KeyRing, KeyRingError, SeaOrmStore, StoreOptions};
 use sea_orm::{ConnectionTrait as _, Statement};
 
 const NOW: Timestamp = Timestamp::from_unix_seconds(1_750_000_000);
 
-fn record() -> ConnectionRecord {
-    ConnectionRecord {
-        id: ConnectionId::generate(&mut rand::rngs::OsRng),
-        tenant: None,
-        account: KitAccount {
+/// A connection as the flow makes one (the import transition).
+fn imported() -> Connection<Authorized> {
+    Connection::<Unauthorized>::new(None).import(
+        ConnectionId::generate(&mut rand::rngs::OsRng),
+        KitAccount {
             id: KitAccountId::parse("1").unwrap(),
             name: "A".into(),
             primary_email: None,
         },
-        grant: Grant::Active(TokenSet::from_parts(
+        TokenSet::from_parts(
             AccessToken::new("a"),
             RefreshToken::new("r"),
             None,
             NOW,
             NOW.saturating_add(Duration::from_secs(60)),
-        )),
-        version: Version::INITIAL,
-        health: RefreshHealth::default(),
-        next_refresh_at: None,
-        created_at: NOW,
-        updated_at: NOW,
-    }
+        ),
+    )
 }
 
 async fn pragma(store: &SeaOrmStore, name: &str) -> String {
@@ -76,7 +72,11 @@ async fn in_memory_database_works_on_one_connection() {
     let store = SeaOrmStore::connect("sqlite::memory:", KeyRing::generate())
         .await
         .unwrap();
-    let stored = store.upsert_installed(&record()).await.unwrap();
+    let connection = imported();
+    let stored = store
+        .upsert_installed(&Installed::new(&connection, NOW, NOW))
+        .await
+        .unwrap();
     assert_eq!(store.get(&stored.id).await.unwrap().unwrap(), stored);
 }
 
@@ -88,7 +88,11 @@ async fn a_held_write_lock_is_unavailable_not_a_panic() {
     let holder = SeaOrmStore::connect(&url, KeyRing::from_env_value(&keys.to_env_value()).unwrap())
         .await
         .unwrap();
-    let row = holder.upsert_installed(&record()).await.unwrap();
+    let connection = imported();
+    let row = holder
+        .upsert_installed(&Installed::new(&connection, NOW, NOW))
+        .await
+        .unwrap();
     let impatient = SeaOrmStore::connect_with(
         &url,
         keys,
@@ -99,6 +103,21 @@ async fn a_held_write_lock_is_unavailable_not_a_panic() {
     )
     .await
     .unwrap();
+    // What the flow writes next: the row's grant, refreshed after Kit refused its access token.
+    let Some((_, StoredConnection::Active(read))) = impatient.load(&row.id).await.unwrap() else {
+        panic!("an active row")
+    };
+    let refused = read.tokens().access().fingerprint();
+    let Freshness::Due(expired) = read.observe_for(Due::Replacing(refused), &ManualClock::new(NOW))
+    else {
+        panic!("the refused token is due")
+    };
+    let renewed = expired.refreshed(imported().tokens().clone());
+    let settled = Settled::Refreshed {
+        connection: &renewed,
+        next_refresh_at: NOW,
+        at: NOW,
+    };
     // Another process holds the write lock.
     let pool = holder.connection().get_sqlite_connection_pool();
     let mut conn = pool.acquire().await.unwrap();
@@ -106,7 +125,7 @@ async fn a_held_write_lock_is_unavailable_not_a_panic() {
         .execute(&mut *conn)
         .await
         .unwrap();
-    let result = impatient.put(&row, row.version).await;
+    let result = impatient.put(&settled, row.version).await;
     assert!(
         matches!(result, Err(StoreError::Unavailable(_))),
         "got {result:?}"
@@ -118,7 +137,7 @@ async fn a_held_write_lock_is_unavailable_not_a_panic() {
         .await
         .unwrap();
     drop(conn);
-    assert_eq!(impatient.put(&row, row.version).await, Ok(Version(2)));
+    assert_eq!(impatient.put(&settled, row.version).await, Ok(Version(2)));
 }
 
 #[tokio::test]

@@ -74,6 +74,16 @@ pub struct UnusableAnswer {
 }
 
 /// What, besides the token's own refresh margin, makes a grant due.
+///
+/// Public on purpose, `Scheduled` and `Replacing` included: the evidence for them is not the
+/// core's to check (the row's schedule, Kit's 401 on an API call, an operator's force-refresh
+/// all arrive in other crates), so any holder of a `Connection<Authorized>` may spend it into an
+/// `Expired` on their word. That costs nothing the types promise: `observe_for` consumes the
+/// `Authorized`, so one read still gives at most one `Expired`, and a refresh still needs the
+/// store's fenced lease, so an early one is one extra call to Kit, never a lost or doubly spent
+/// refresh token. What it cannot do is make a grant due without either the clock or a claim
+/// about the exact access token it holds (`Replacing` is due only while the connection still
+/// holds the refused token, so a stale claim after someone else refreshed is a no-op).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Due {
     /// Only the refresh margin, by the clock.

@@ -11,10 +11,10 @@
 use std::time::Duration;
 
 use kit_oauth::core::{
-    AccessToken, Callback, Clock as _, Connection, ConnectionId, ConnectionRecord,
-    ConnectionStore as _, CsrfState, Event, EventId, EventKind, InstallStart, KitAccount,
-    KitAccountId, KitRedirect, PkceVerifier, RedirectAllowlist, RefreshToken, SystemClock,
-    TenantName, Timestamp, TokenSet, Unauthorized,
+    AccessToken, Callback, Clock as _, Connection, ConnectionId, ConnectionStore as _, CsrfState,
+    Event, EventId, EventKind, InstallStart, Installed, KitAccount, KitAccountId, KitRedirect,
+    PkceVerifier, RedirectAllowlist, RefreshToken, SystemClock, TenantName, Timestamp, TokenSet,
+    Unauthorized,
 };
 use kit_oauth::store::{KeyRing, SeaOrmStore};
 use sea_orm::{ConnectionTrait as _, Database};
@@ -90,8 +90,11 @@ async fn active(store: &SeaOrmStore, i: usize) -> ConnectionId {
         },
         tokens.clone(),
     );
-    let record = ConnectionRecord::authorized(&connection, tokens.due_at(), now);
-    store.upsert_installed(&record).await.unwrap().id
+    store
+        .upsert_installed(&Installed::new(&connection, tokens.due_at(), now))
+        .await
+        .unwrap()
+        .id
 }
 
 /// Seeds `n` connections into `url` (one in `active_every` active, every 25th of those failing;

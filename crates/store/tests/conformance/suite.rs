@@ -6,10 +6,10 @@ use std::time::Duration;
 use kit_oauth_core::{
     AccessToken, Authorized, Connection, ConnectionId, ConnectionRecord, ConnectionStore,
     ConnectionStoreExt as _, CsrfState, Due, Event, EventId, EventKind, Freshness, Grant, InFlight,
-    KitAccount, KitAccountId, KitRedirect, LeaseOutcome, LeaseOwner, ListQuery, ManualClock,
-    PendingRecord, PendingTake, PkceVerifier, RefreshHealth, RefreshToken, Settled, Sha256Hash,
-    StateName, StoreError, StoredConnection, TenantName, Timestamp, TokenSet, UnauthorizedReason,
-    Version,
+    Installed, KitAccount, KitAccountId, KitRedirect, LeaseOutcome, LeaseOwner, ListQuery,
+    ManualClock, PendingRecord, PendingTake, PkceVerifier, RefreshHealth, RefreshToken, Settled,
+    SettledRow, Sha256Hash, StateName, StoreError, StoredConnection, TenantName, Timestamp,
+    TokenSet, Unauthorized, UnauthorizedReason, Version,
 };
 use kit_oauth_store::{CreateTables, KeyRing, Migrator, MigratorTrait as _, SeaOrmStore};
 use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
@@ -34,22 +34,81 @@ fn tokens(tag: &str) -> TokenSet {
     )
 }
 
-fn record(tenant: Option<&str>, account: &str, tag: &str) -> ConnectionRecord {
-    ConnectionRecord {
-        id: ConnectionId::generate(&mut rng()),
-        tenant: tenant.map(|t| TenantName::parse(t).unwrap()),
-        account: KitAccount {
-            id: KitAccountId::parse(account).unwrap(),
-            name: format!("Account {account}"),
-            primary_email: Some(format!("{account}@example.com")),
-        },
-        grant: Grant::Active(tokens(tag)),
-        version: Version::INITIAL,
-        health: RefreshHealth::default(),
-        next_refresh_at: Some(NOW.saturating_add(Duration::from_secs(6000))),
-        created_at: NOW,
-        updated_at: NOW,
+fn account(account: &str, name: &str) -> KitAccount {
+    KitAccount {
+        id: KitAccountId::parse(account).unwrap(),
+        name: name.to_owned(),
+        primary_email: Some(format!("{account}@example.com")),
     }
+}
+
+/// A connection as the flow makes one: the import transition, for a grant proven live at Kit.
+fn imported(tenant: Option<&str>, account_id: &str, tag: &str) -> Connection<Authorized> {
+    Connection::<Unauthorized>::new(tenant.map(|t| TenantName::parse(t).unwrap())).import(
+        ConnectionId::generate(&mut rng()),
+        account(account_id, &format!("Account {account_id}")),
+        tokens(tag),
+    )
+}
+
+/// Where every test install schedules its first refresh, unless it says otherwise.
+const NEXT_REFRESH: Timestamp = Timestamp::from_unix_seconds(1_750_006_000);
+
+async fn install_at(
+    store: &SeaOrmStore,
+    connection: &Connection<Authorized>,
+    next_refresh_at: Timestamp,
+) -> ConnectionRecord {
+    store
+        .upsert_installed(&Installed::new(connection, next_refresh_at, NOW))
+        .await
+        .unwrap()
+}
+
+/// The stored row, typed, as the flow reads it back.
+async fn typed(store: &SeaOrmStore, id: &ConnectionId) -> StoredConnection {
+    store.load(id).await.unwrap().unwrap().1
+}
+
+fn active(connection: StoredConnection) -> Connection<Authorized> {
+    let StoredConnection::Active(connection) = connection else {
+        panic!("an active row is typed `Authorized`")
+    };
+    connection
+}
+
+/// The row a [`Settled`] write leaves, over what it does not touch.
+fn stored(before: &ConnectionRecord, row: &SettledRow, version: Version) -> ConnectionRecord {
+    ConnectionRecord {
+        id: row.id.clone(),
+        tenant: before.tenant.clone(),
+        account: row.account.clone(),
+        grant: row.grant.clone(),
+        version,
+        health: row.health.clone(),
+        next_refresh_at: row.next_refresh_at,
+        created_at: before.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+/// Ends the stored grant as the flow does (`revoke`, `reauth_required`), by compare-and-swap;
+/// returns the row as stored.
+async fn end(
+    store: &SeaOrmStore,
+    row: &ConnectionRecord,
+    end: fn(Connection<Authorized>) -> Connection<Unauthorized>,
+) -> ConnectionRecord {
+    let ended = end(active(typed(store, &row.id).await));
+    let settled = Settled::Ended {
+        connection: &ended,
+        health: row.health.clone(),
+        at: NOW,
+    };
+    let version = store.put(&settled, row.version).await.unwrap();
+    let read = store.get(&row.id).await.unwrap().unwrap();
+    assert_eq!(read, stored(row, &settled.row().unwrap(), version));
+    read
 }
 
 fn pending(tag: u8) -> (CsrfState, PendingRecord) {
@@ -89,18 +148,13 @@ async fn scalar_i64(store: &SeaOrmStore, statement: &str) -> i64 {
 }
 
 async fn insert(store: &SeaOrmStore, tenant: Option<&str>, account: &str) -> ConnectionRecord {
-    store
-        .upsert_installed(&record(tenant, account, account))
-        .await
-        .unwrap()
+    install_at(store, &imported(tenant, account, account), NEXT_REFRESH).await
 }
 
 /// What the flow makes of a leased row: its `Authorized`, made due by Kit's refusal of its
 /// access token, refreshed with `tag`'s tokens.
 fn renewed(connection: StoredConnection, tag: &str) -> Connection<Authorized> {
-    let StoredConnection::Active(connection) = connection else {
-        panic!("an active row is typed `Authorized`")
-    };
+    let connection = active(connection);
     let refused = connection.tokens().access().fingerprint();
     let clock = ManualClock::new(NOW);
     let Freshness::Due(expired) = connection.observe_for(Due::Replacing(refused), &clock) else {
@@ -112,7 +166,7 @@ fn renewed(connection: StoredConnection, tag: &str) -> Connection<Authorized> {
 fn settled<'a>(connection: &'a Connection<Authorized>, row: &ConnectionRecord) -> Settled<'a> {
     Settled::Refreshed {
         connection,
-        next_refresh_at: NOW.saturating_add(Duration::from_secs(6000)),
+        next_refresh_at: NEXT_REFRESH,
         at: row.updated_at,
     }
 }
@@ -156,66 +210,78 @@ pub(crate) async fn round_trips_every_state(f: &Fixture) {
             .is_none()
     );
 
-    let reasons = [
-        UnauthorizedReason::NotInstalled,
-        UnauthorizedReason::Denied,
-        UnauthorizedReason::InstallExpired,
-        UnauthorizedReason::InstallFailed {
-            detail: "bad".into(),
-        },
-        UnauthorizedReason::ReauthRequired {
-            detail: "invalid_grant".into(),
-        },
-        UnauthorizedReason::Revoked,
+    // The reasons the flow stores on a row: Kit refused the grant, the app revoked it. (The
+    // install-time reasons end installs that never had a row; the codec's own test reads them
+    // back from old rows.) After each, a reinstall makes the row authorized again.
+    let health = RefreshHealth {
+        consecutive_failures: 3,
+        cooldown_until: Some(NOW),
+        early_retry_after: Some(NOW),
+        last_error: Some("boom".into()),
+        last_refresh_at: Some(NOW),
+    };
+    let ends: [fn(Connection<Authorized>) -> Connection<Unauthorized>; 2] = [
+        |c| c.reauth_required("invalid_grant".into()),
+        Connection::<Authorized>::revoke,
     ];
     let mut current = single;
-    for reason in reasons {
-        let next = ConnectionRecord {
-            grant: Grant::Ended(reason),
-            next_refresh_at: None,
-            health: RefreshHealth {
-                consecutive_failures: 3,
-                cooldown_until: Some(NOW),
-                early_retry_after: Some(NOW),
-                last_error: Some("boom".into()),
-                last_refresh_at: Some(NOW),
-            },
-            ..current.clone()
+    for (i, end) in (1u32..).zip(ends) {
+        let ended = end(active(typed(&store, &current.id).await));
+        let settled = Settled::Ended {
+            connection: &ended,
+            health: health.clone(),
+            at: NOW.saturating_add(MINUTE * i),
         };
-        let version = store.put(&next, current.version).await.unwrap();
+        let version = store.put(&settled, current.version).await.unwrap();
         assert_eq!(version, current.version.next());
-        let read = store.get(&next.id).await.unwrap().unwrap();
-        assert_eq!(read, ConnectionRecord { version, ..next });
+        let read = store.get(&current.id).await.unwrap().unwrap();
+        assert_eq!(read, stored(&current, &settled.row().unwrap(), version));
+        assert_eq!(read.grant, Grant::Ended(ended.reason().clone()));
         assert_eq!(read.state_name(), StateName::Unauthorized);
-        current = read;
+        let StoredConnection::Ended(back) = typed(&store, &current.id).await else {
+            panic!("an ended row is typed `Unauthorized`")
+        };
+        assert_eq!(back.reason(), ended.reason());
+        // Reinstalled, with no scope this time.
+        let again = Connection::<Unauthorized>::new(None).import(
+            ConnectionId::generate(&mut rng()),
+            account("1", "Account 1"),
+            TokenSet::from_parts(
+                AccessToken::new(format!("a{i}")),
+                RefreshToken::new(format!("r{i}")),
+                None,
+                NOW,
+                NOW.saturating_add(MINUTE),
+            ),
+        );
+        let reinstalled = install_at(&store, &again, NEXT_REFRESH).await;
+        assert_eq!(
+            reinstalled.id, current.id,
+            "a reinstall keeps the connection"
+        );
+        assert_eq!(reinstalled.grant, Grant::Active(again.tokens().clone()));
+        assert_eq!(store.get(&current.id).await.unwrap().unwrap(), reinstalled);
+        current = reinstalled;
     }
-    // And back to authorized, with no scope.
-    let back = ConnectionRecord {
-        grant: Grant::Active(TokenSet::from_parts(
-            AccessToken::new("a2"),
-            RefreshToken::new("r2"),
-            None,
-            NOW,
-            NOW.saturating_add(MINUTE),
-        )),
-        ..current.clone()
-    };
-    let version = store.put(&back, current.version).await.unwrap();
-    assert_eq!(
-        store.get(&back.id).await.unwrap().unwrap(),
-        ConnectionRecord { version, ..back }
-    );
 }
 
 pub(crate) async fn upsert_keeps_id_and_created_at(f: &Fixture) {
     let store = f.store().await;
     let first = insert(&store, Some("t"), "42").await;
     assert_eq!(first.version, Version::INITIAL);
-    let mut again = record(Some("t"), "42", "second");
-    again.created_at = NOW.saturating_add(MINUTE);
-    again.updated_at = NOW.saturating_add(MINUTE);
-    again.account.name = "Renamed".into();
-    let stored = store.upsert_installed(&again).await.unwrap();
+    let again = Connection::<Unauthorized>::new(Some(TenantName::parse("t").unwrap())).import(
+        ConnectionId::generate(&mut rng()),
+        account("42", "Renamed"),
+        tokens("second"),
+    );
+    let stored = store
+        .upsert_installed(&Installed::new(
+            &again,
+            NEXT_REFRESH,
+            NOW.saturating_add(MINUTE),
+        ))
+        .await
+        .unwrap();
     assert_eq!(stored.id, first.id);
     assert_eq!(stored.created_at, first.created_at);
     assert_eq!(stored.version, Version(2));
@@ -223,7 +289,7 @@ pub(crate) async fn upsert_keeps_id_and_created_at(f: &Fixture) {
     assert_eq!(read, stored);
     assert_eq!(read.grant, Grant::Active(tokens("second")));
     assert_eq!(read.account.name, "Renamed");
-    assert!(store.get(&again.id).await.unwrap().is_none());
+    assert!(store.get(again.id()).await.unwrap().is_none());
 }
 
 pub(crate) async fn concurrent_upserts_make_one_row(f: &Fixture) {
@@ -235,10 +301,8 @@ pub(crate) async fn concurrent_upserts_make_one_row(f: &Fixture) {
     for i in 0..16 {
         let store = stores[i % stores.len()].clone();
         tasks.push(tokio::spawn(async move {
-            store
-                .upsert_installed(&record(Some("race"), "7", &format!("r{i}")))
-                .await
-                .unwrap()
+            let connection = imported(Some("race"), "7", &format!("r{i}"));
+            install_at(&store, &connection, NEXT_REFRESH).await
         }));
     }
     let mut ids = Vec::new();
@@ -266,18 +330,16 @@ pub(crate) async fn concurrent_upserts_make_one_row(f: &Fixture) {
 pub(crate) async fn put_is_compare_and_swap(f: &Fixture) {
     let store = f.store().await;
     let row = insert(&store, None, "5").await;
-    let newer = ConnectionRecord {
-        grant: Grant::Active(tokens("newer")),
-        ..row.clone()
-    };
-    let v2 = store.put(&newer, row.version).await.unwrap();
-    // A stale writer, still at version 1, must not overwrite.
-    let stale = ConnectionRecord {
-        grant: Grant::Active(tokens("stale")),
-        ..row.clone()
-    };
+    // Two writers read the row at version 1, and both refresh it.
+    let newer = renewed(typed(&store, &row.id).await, "newer");
+    let stale = renewed(typed(&store, &row.id).await, "stale");
+    let v2 = store
+        .put(&settled(&newer, &row), row.version)
+        .await
+        .unwrap();
+    // The stale one, still at version 1, must not overwrite.
     assert_eq!(
-        store.put(&stale, row.version).await,
+        store.put(&settled(&stale, &row), row.version).await,
         Err(StoreError::Conflict {
             id: row.id.clone(),
             expected: 1
@@ -286,10 +348,11 @@ pub(crate) async fn put_is_compare_and_swap(f: &Fixture) {
     let read = store.get(&row.id).await.unwrap().unwrap();
     assert_eq!(read.grant, Grant::Active(tokens("newer")));
     assert_eq!(read.version, v2);
-    let ghost = record(None, "404", "x");
+    // A connection the flow made but no store holds.
+    let ghost = imported(None, "404", "x");
     assert_eq!(
-        store.put(&ghost, Version::INITIAL).await,
-        Err(StoreError::NotFound(ghost.id.clone()))
+        store.put(&settled(&ghost, &row), Version::INITIAL).await,
+        Err(StoreError::NotFound(ghost.id().clone()))
     );
 }
 
@@ -302,12 +365,10 @@ pub(crate) async fn concurrent_puts_one_winner(f: &Fixture) {
     let mut tasks = Vec::new();
     for i in 0..12 {
         let store = stores[i % stores.len()].clone();
-        let next = ConnectionRecord {
-            grant: Grant::Active(tokens(&format!("w{i}"))),
-            ..row.clone()
-        };
+        let next = renewed(typed(&store, &row.id).await, &format!("w{i}"));
+        let row = row.clone();
         tasks.push(tokio::spawn(async move {
-            store.put(&next, Version::INITIAL).await
+            store.put(&settled(&next, &row), Version::INITIAL).await
         }));
     }
     let mut ok = 0;
@@ -328,12 +389,24 @@ pub(crate) async fn concurrent_puts_one_winner(f: &Fixture) {
 pub(crate) async fn delete_removes_the_row(f: &Fixture) {
     let store = f.store().await;
     let row = insert(&store, None, "3").await;
-    assert!(store.delete(&row.id).await.unwrap());
-    assert!(!store.delete(&row.id).await.unwrap());
+    // Forced, Kit not told: the flow says the grant is left at Kit.
+    let removed = active(typed(&store, &row.id).await).remove_unrevoked();
+    assert!(removed.grant_left_at_kit());
+    assert!(store.delete(&removed).await.unwrap());
+    assert!(!store.delete(&removed).await.unwrap());
     assert!(store.get(&row.id).await.unwrap().is_none());
     // The (tenant, account) is free again.
     let again = insert(&store, None, "3").await;
     assert_ne!(again.id, row.id);
+    // Revoked first, then removed.
+    end(&store, &again, Connection::<Authorized>::revoke).await;
+    let StoredConnection::Ended(ended) = typed(&store, &again.id).await else {
+        panic!("a revoked row is typed `Unauthorized`")
+    };
+    let removed = ended.remove().unwrap();
+    assert!(!removed.grant_left_at_kit());
+    assert!(store.delete(&removed).await.unwrap());
+    assert!(store.get(&again.id).await.unwrap().is_none());
 }
 
 // ----- pending installs -----
@@ -621,10 +694,7 @@ pub(crate) async fn commit_refresh_refuses_a_stale_version(f: &Fixture) {
         panic!()
     };
     // A reinstall replaces the grant while the refresh is in flight.
-    let reinstalled = store
-        .upsert_installed(&record(None, "13", "reinstalled"))
-        .await
-        .unwrap();
+    let reinstalled = install_at(&store, &imported(None, "13", "reinstalled"), NEXT_REFRESH).await;
     assert_eq!(reinstalled.id, row.id);
     let renewed = renewed(*connection, "refreshed");
     let refreshed = settled(&renewed, &row);
@@ -744,7 +814,9 @@ pub(crate) async fn wait_for_change_wakes_on_commit(f: &Fixture) {
         .unwrap();
     assert_eq!(seen, Version(2));
     // A deleted row wakes its waiters too.
-    a.delete(&row.id).await.unwrap();
+    a.delete(&active(typed(&a, &row.id).await).remove_unrevoked())
+        .await
+        .unwrap();
     tokio::time::timeout(
         Duration::from_secs(30),
         b.wait_for_change(&row.id, Version(2), Duration::from_secs(120)),
@@ -767,16 +839,7 @@ pub(crate) async fn list_pages_and_filters(f: &Fixture) {
         };
         let mut row = insert(&store, tenant, &format!("{}", 100 + i)).await;
         if i % 5 == 0 {
-            let ended = ConnectionRecord {
-                grant: Grant::Ended(UnauthorizedReason::Revoked),
-                next_refresh_at: None,
-                ..row.clone()
-            };
-            let v = store.put(&ended, row.version).await.unwrap();
-            row = ConnectionRecord {
-                version: v,
-                ..ended
-            };
+            row = end(&store, &row, Connection::<Authorized>::revoke).await;
         }
         all.push(row);
     }
@@ -852,41 +915,40 @@ pub(crate) async fn list_pages_and_filters(f: &Fixture) {
 
 pub(crate) async fn list_due_selects_due_unleased_rows(f: &Fixture) {
     let store = f.store().await;
-    let make = |account: &str, next: Option<u64>| {
-        let mut r = record(None, account, account);
-        r.next_refresh_at = next.map(|s| NOW.saturating_sub(Duration::from_secs(s)));
-        r
+    let install = |account: &'static str, next: Timestamp| {
+        let store = store.clone();
+        async move { install_at(&store, &imported(None, account, account), next).await }
     };
-    let early = store.upsert_installed(&make("1", Some(300))).await.unwrap();
-    let later = store.upsert_installed(&make("2", Some(100))).await.unwrap();
-    let exactly_now = store.upsert_installed(&make("3", Some(0))).await.unwrap();
-    let _future = store
-        .upsert_installed(&{
-            let mut r = make("4", None);
-            r.next_refresh_at = Some(NOW.saturating_add(MINUTE));
-            r
-        })
+    let ago = |s: u64| NOW.saturating_sub(Duration::from_secs(s));
+    let early = install("1", ago(300)).await;
+    let later = install("2", ago(100)).await;
+    let exactly_now = install("3", ago(0)).await;
+    let _future = install("4", NOW.saturating_add(MINUTE)).await;
+    let cooling = install("5", ago(200)).await;
+    let leased = install("6", ago(250)).await;
+    let ended = install("7", ago(400)).await;
+    // A failed refresh cools the connection down: what its lease release records.
+    let LeaseOutcome::Acquired { lease, .. } = store
+        .acquire_lease(&cooling.id, &LeaseOwner("w".into()), NOW, MINUTE)
         .await
-        .unwrap();
-    let cooling = store.upsert_installed(&make("5", Some(200))).await.unwrap();
-    let leased = store.upsert_installed(&make("6", Some(250))).await.unwrap();
-    let ended = store.upsert_installed(&make("7", Some(400))).await.unwrap();
-    let cooled = ConnectionRecord {
-        health: RefreshHealth {
-            consecutive_failures: 1,
-            cooldown_until: Some(NOW.saturating_add(MINUTE)),
-            early_retry_after: None,
-            last_error: Some("503".into()),
-            last_refresh_at: None,
-        },
-        ..cooling.clone()
+        .unwrap()
+    else {
+        panic!("nobody holds it")
     };
-    store.put(&cooled, cooling.version).await.unwrap();
-    let dead = ConnectionRecord {
-        grant: Grant::Ended(UnauthorizedReason::Revoked),
-        ..ended.clone()
+    let cooled = RefreshHealth {
+        consecutive_failures: 1,
+        cooldown_until: Some(NOW.saturating_add(MINUTE)),
+        early_retry_after: None,
+        last_error: Some("503".into()),
+        last_refresh_at: None,
     };
-    store.put(&dead, ended.version).await.unwrap();
+    assert!(
+        store
+            .release_lease(&lease, Some(&cooled), false)
+            .await
+            .unwrap()
+    );
+    end(&store, &ended, Connection::<Authorized>::revoke).await;
     assert!(matches!(
         store
             .acquire_lease(&leased.id, &LeaseOwner("w".into()), NOW, MINUTE)
@@ -957,14 +1019,9 @@ pub(crate) async fn no_plaintext_at_rest(f: &Fixture) {
         };
         secrets.push(t.access().expose_secret().as_bytes().to_vec());
         secrets.push(t.refresh().expose_secret().as_bytes().to_vec());
-        let next = ConnectionRecord {
-            grant: Grant::Active(tokens(&format!("rotated{i}"))),
-            ..row.clone()
-        };
-        store.put(&next, row.version).await.unwrap();
-        let Grant::Active(t) = &next.grant else {
-            panic!()
-        };
+        let next = renewed(typed(&store, &row.id).await, &format!("rotated{i}"));
+        store.put(&settled(&next, &row), row.version).await.unwrap();
+        let t = next.tokens();
         secrets.push(t.access().expose_secret().as_bytes().to_vec());
         secrets.push(t.refresh().expose_secret().as_bytes().to_vec());
     }
@@ -1199,11 +1256,7 @@ pub(crate) async fn key_rotation_reencrypts_everything_resumably(f: &Fixture) {
         old.insert_pending(&p).await.unwrap();
     }
     // Ended grants have no secrets and nothing to re-encrypt.
-    let ended = ConnectionRecord {
-        grant: Grant::Ended(UnauthorizedReason::Revoked),
-        ..rows[0].clone()
-    };
-    old.put(&ended, rows[0].version).await.unwrap();
+    end(&old, &rows[0], Connection::<Authorized>::revoke).await;
 
     let rotated = f
         .keys()
@@ -1215,16 +1268,16 @@ pub(crate) async fn key_rotation_reencrypts_everything_resumably(f: &Fixture) {
     assert_eq!(first.remaining, 29 + 3 - first.reencrypted);
 
     // Concurrent writes while the rotation runs: refreshes through the old and new rings.
+    // Each reads its row through the new ring (the old one cannot open what was already
+    // re-encrypted) and writes through the old.
     let writer = {
         let old = old.clone();
+        let reader = store.clone();
         let rows = rows.clone();
         tokio::spawn(async move {
             for (i, row) in rows.iter().enumerate().skip(20) {
-                let next = ConnectionRecord {
-                    grant: Grant::Active(tokens(&format!("during{i}"))),
-                    ..row.clone()
-                };
-                old.put(&next, row.version).await.unwrap();
+                let next = renewed(typed(&reader, &row.id).await, &format!("during{i}"));
+                old.put(&settled(&next, row), row.version).await.unwrap();
             }
         })
     };
@@ -1400,7 +1453,10 @@ pub(crate) async fn events_are_appended_once(f: &Fixture) {
     assert_eq!(events[0].0, "refresh_failed");
     assert_eq!(events[1].0, "refreshed");
     // The trail outlives the connection.
-    store.delete(&row.id).await.unwrap();
+    store
+        .delete(&active(typed(&store, &row.id).await).remove_unrevoked())
+        .await
+        .unwrap();
     assert_eq!(store.events(&row.id).await.unwrap().len(), 2);
 }
 
