@@ -21,6 +21,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod count_snapshot;
 pub mod dashboard;
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -167,6 +168,7 @@ pub struct AppState {
     pub(crate) sessions: sessions::Sessions,
     pub(crate) sign_in_throttle: throttle::SignInThrottle,
     pub(crate) route_limits: RouteLimits,
+    pub(crate) counts: count_snapshot::CountSnapshot,
 }
 
 /// The broker's routes, with request ids, request logs and HTTP metrics.
@@ -178,6 +180,7 @@ pub fn router(engine: Engine, options: BrokerOptions) -> Router {
         engine: Arc::new(engine),
         sign_in_throttle: throttle::SignInThrottle::new(options.sign_in_limits),
         route_limits: options.route_limits,
+        counts: count_snapshot::CountSnapshot::default(),
         sessions: sessions::Sessions::new(
             options
                 .session_key
