@@ -293,8 +293,16 @@ async fn a_lost_code_exchange_answer_leaves_an_orphan_pair_and_stores_nothing() 
         );
         assert_eq!(stored(&kit).await, 0, "nothing stored");
         let stats = world.stats();
-        assert_eq!(stats.requests.get("token"), Some(&1), "not retried: {stats:?}");
-        assert_eq!((stats.codes_redeemed, stats.grants_alive), (1, 1), "{stats:?}");
+        assert_eq!(
+            stats.requests.get("token"),
+            Some(&1),
+            "not retried: {stats:?}"
+        );
+        assert_eq!(
+            (stats.codes_redeemed, stats.grants_alive),
+            (1, 1),
+            "{stats:?}"
+        );
         assert_eq!(live_pairs(), 1, "the orphan pair");
 
         // The person tries again: a new code, a second pair of the same grant, one connection.
@@ -303,7 +311,11 @@ async fn a_lost_code_exchange_answer_leaves_an_orphan_pair_and_stores_nothing() 
         assert_eq!(kit.client().account(&id).await.unwrap().name, "lost");
         let stats = world.stats();
         assert_eq!(stats.codes_redeemed, 2, "{stats:?}");
-        assert_eq!((stats.grants_created, stats.grants_alive), (1, 1), "{stats:?}");
+        assert_eq!(
+            (stats.grants_created, stats.grants_alive),
+            (1, 1),
+            "{stats:?}"
+        );
         assert_eq!(live_pairs(), if revoke_on_reauthorization { 1 } else { 2 });
 
         // Revoking the connection revokes the pair it holds (RFC 7009 revokes a token, not the
