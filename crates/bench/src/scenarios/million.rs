@@ -126,7 +126,11 @@ async fn measure(cluster: &mut Cluster, m: u64, concurrency: usize) -> Result<Re
     let left = wait_drained(&store).await?;
     report.row(
         "backlog drained by the broker's refresher (after the first walk)",
-        format!("{} more, {} left due", ms(drained.elapsed()), thousands(left)),
+        format!(
+            "{} more, {} left due",
+            ms(drained.elapsed()),
+            thousands(left)
+        ),
     );
     let (pages, listed, _) = walk_pages(cluster, &broker.base, broker_key(cluster)).await?;
     report.row(
@@ -139,7 +143,10 @@ async fn measure(cluster: &mut Cluster, m: u64, concurrency: usize) -> Result<Re
     // (recounted in the background when older than 10 s: `count_snapshot.rs`).
     let first = Instant::now();
     scrape(cluster, &broker.base).await?;
-    report.row("first `/metrics` scrape (counts inline)", ms(first.elapsed()));
+    report.row(
+        "first `/metrics` scrape (counts inline)",
+        ms(first.elapsed()),
+    );
     let mut scrapes = Latencies::default();
     for _ in 0..SCRAPES {
         let at = Instant::now();
