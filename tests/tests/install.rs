@@ -259,3 +259,71 @@ async fn revoke_kills_the_grant_at_kit_then_marks_the_connection() {
     kit.manager().remove(&id).await.unwrap();
     assert_eq!(stored(&kit).await, 0);
 }
+
+/// The code exchange's answer is lost after Kit issued a token pair (`rotate_then_drop` on the
+/// token endpoint): the install fails with a transient exchange error, is not retried (the code
+/// is single-use) and stores nothing. The pair Kit issued is an orphan nobody holds (so nobody
+/// can use or revoke it). The person's retry adds a second pair to the same grant: under
+/// Doorkeeper's default the orphan stays live, even after we revoke the connection; a Kit that
+/// revokes earlier pairs on reauthorization ends it at the retry.
+#[tokio::test]
+async fn a_lost_code_exchange_answer_leaves_an_orphan_pair_and_stores_nothing() {
+    for revoke_on_reauthorization in [false, true] {
+        let world = World::new(|b| b.revoke_on_reauthorization(revoke_on_reauthorization)).await;
+        let db = Db::sqlite();
+        let kit = world.instance(&db).await;
+        let live_pairs = || {
+            let sizes = world.sandbox.sizes();
+            sizes.access_tokens - sizes.retired
+        };
+        world
+            .sandbox
+            .add_fault(kit_sandbox::Fault::new(
+                kit_sandbox::FaultEndpoint::Token,
+                kit_sandbox::FaultKind::RotateThenDrop,
+            ))
+            .unwrap();
+        let err = world.try_install(&kit, "lost", None).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                InstallError::Exchange(kit_oauth::core::EndpointError::Transient { .. })
+            ),
+            "{err}"
+        );
+        assert_eq!(stored(&kit).await, 0, "nothing stored");
+        let stats = world.stats();
+        assert_eq!(
+            stats.requests.get("token"),
+            Some(&1),
+            "not retried: {stats:?}"
+        );
+        assert_eq!(
+            (stats.codes_redeemed, stats.grants_alive),
+            (1, 1),
+            "{stats:?}"
+        );
+        assert_eq!(live_pairs(), 1, "the orphan pair");
+
+        // The person tries again: a new code, a second pair of the same grant, one connection.
+        let id = world.install(&kit, "lost", None).await;
+        assert_eq!(stored(&kit).await, 1);
+        assert_eq!(kit.client().account(&id).await.unwrap().name, "lost");
+        let stats = world.stats();
+        assert_eq!(stats.codes_redeemed, 2, "{stats:?}");
+        assert_eq!(
+            (stats.grants_created, stats.grants_alive),
+            (1, 1),
+            "{stats:?}"
+        );
+        assert_eq!(live_pairs(), if revoke_on_reauthorization { 1 } else { 2 });
+
+        // Revoking the connection revokes the pair it holds (RFC 7009 revokes a token, not the
+        // grant): the orphan outlives it, and keeps the grant alive, until the account owner
+        // removes the app at Kit. Nothing of ours can reach it: we never had its tokens.
+        kit.manager().revoke(&id).await.unwrap();
+        let orphan = usize::from(!revoke_on_reauthorization);
+        assert_eq!(world.stats().grants_alive, orphan as u64);
+        assert_eq!(live_pairs(), orphan);
+    }
+}

@@ -5,8 +5,14 @@
 //! without a grace window; SQLite and PostgreSQL.
 //!
 //! After every step (safety):
-//! - with one caller per connection, every token handed out works at Kit (`GET /v4/account`),
-//!   unless a fault lost a rotated answer;
+//! - every token handed out works at Kit (`GET /v4/account`), unless a fault lost a rotated
+//!   answer, with exactly two exceptions, both a token that was the connection's current one a
+//!   moment before: one the store held when the step began and a refresh replaced during it
+//!   (another caller's refresh raced this one: a caller that finds the row leased is handed the
+//!   current token, which a strict Kit revokes as the refresh lands, and revoke-on-use once the
+//!   new token is first used); and, with the cache on (`cache_max_age` 15 s, half the cases),
+//!   one replaced no longer than `cache_max_age` ago on the managers' clock (another manager's
+//!   cache still held it);
 //! - no refresh token was presented outside the grace window, and no `invalid_grant` happened,
 //!   except as many as the faults that lose a rotated answer (rotate-then-drop, latency past the
 //!   request timeout, a kill mid-refresh) could cause;
@@ -25,7 +31,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kit_oauth::core::{ConnectionId, ConnectionStore as _, Grant, ListQuery};
+use kit_oauth::core::{
+    Clock as _, ConnectionId, ConnectionStore as _, Grant, ListQuery, Sha256Hash,
+};
 use kit_oauth::http::KitEndpoints;
 use kit_oauth::{KitOAuth, ManagerConfig, ManagerError};
 use kit_oauth_tests::{
@@ -74,21 +82,25 @@ fn rotation() -> impl Strategy<Value = Rotation> {
     ]
 }
 
-fn config() -> ManagerConfig {
+/// The cache's ages the cases run with: off (every read goes to the row), and the default, under
+/// which a manager serves a token up to this long after another instance replaced it (a
+/// documented staleness, `tests/tests/instances.rs`), which the safety check bounds.
+fn cache_max_age() -> impl Strategy<Value = Duration> {
+    prop_oneof![Just(Duration::ZERO), Just(Duration::from_secs(15))]
+}
+
+fn config(cache_max_age: Duration) -> ManagerConfig {
     ManagerConfig {
         lease_ttl: Duration::from_secs(1),
         lease_heartbeat: Duration::from_millis(100),
         wait_timeout: Duration::from_secs(5),
-        // The cache serves a token up to this long after another instance replaced it (a
-        // documented staleness, `tests/tests/instances.rs`); the properties here are the
-        // refresh protocol's, so every read goes to the row.
-        cache_max_age: Duration::ZERO,
+        cache_max_age,
         ..World::manager_config()
     }
 }
 
 /// A manager with its own pool on `db`, the shared clock and the short request timeout.
-async fn instance(world: &World, db: &Db) -> KitOAuth {
+async fn instance(world: &World, db: &Db, cache_max_age: Duration) -> KitOAuth {
     let endpoints = KitEndpoints::builder()
         .base_url(world.sandbox.base_url())
         .client_id(CLIENT_ID)
@@ -101,7 +113,7 @@ async fn instance(world: &World, db: &Db) -> KitOAuth {
         .endpoints(endpoints)
         .store(db.store().await)
         .clock(Arc::new(world.clock.clone()))
-        .manager_config(config())
+        .manager_config(config(cache_max_age))
         .redirect_allow(
             kit_oauth::core::RedirectAllowlist::new([format!(
                 "{}/apps/",
@@ -122,6 +134,12 @@ struct Run {
     revoked: HashSet<ConnectionId>,
     /// Faults armed that can lose a rotated answer: each may cost one spent-token resend.
     lost_answers: u64,
+    cache_max_age: Duration,
+    /// Each connection's access token in the store (fingerprint), as of the last step's end.
+    current: HashMap<ConnectionId, Option<String>>,
+    /// Access tokens the store has replaced (fingerprint → the managers' clock, Unix ms, at the
+    /// end of the step that replaced it: the clock moves only between steps).
+    replaced: HashMap<String, i64>,
 }
 
 impl Run {
@@ -175,22 +193,25 @@ impl Run {
                     }
                 }
                 let mut handed_out = HashSet::new();
-                for call in calls {
+                let ids = self
+                    .ids
+                    .iter()
+                    .flat_map(|id| (0..*callers).map(move |_| id));
+                for (call, id) in calls.into_iter().zip(ids) {
                     if let Ok(token) = call.await.unwrap() {
-                        handed_out.insert(token.expose_secret().to_owned());
+                        handed_out.insert((id.clone(), token.expose_secret().to_owned()));
                     }
                 }
-                // With one caller per connection, every token handed out works. Not with more:
-                // a caller that finds another instance refreshing is handed the current token
-                // while it is still valid by its expiry, and a strict Kit revokes it the moment
-                // the other refresh lands (the caller learns so from a 401, `report_rejected`).
-                // Nor after a lost answer: Kit may already have replaced the stored token.
-                if *callers == 1 && self.lost_answers == 0 {
-                    for token in handed_out {
-                        assert!(
-                            self.works_at_kit(&token).await,
-                            "handed out a token Kit refuses"
-                        );
+                // After a lost answer Kit may already have replaced the stored token: no claim.
+                if self.lost_answers == 0 {
+                    let before = self.current.clone();
+                    self.observe_store().await;
+                    for (id, token) in handed_out {
+                        if self.works_at_kit(&token).await {
+                            continue;
+                        }
+                        let print = Sha256Hash::of(token.as_bytes()).to_string();
+                        self.assert_just_replaced(&id, &print, &before);
                     }
                 }
             }
@@ -236,7 +257,7 @@ impl Run {
             }
             Step::Restart(n) => {
                 let i = usize::from(*n) % self.kits.len();
-                self.kits[i] = instance(&self.world, &self.db).await;
+                self.kits[i] = instance(&self.world, &self.db, self.cache_max_age).await;
             }
             Step::KillMidRefresh(n) => {
                 if let Some(id) = self.pick(*n) {
@@ -274,7 +295,7 @@ impl Run {
                         .build()
                         .unwrap();
                     doomed.block_on(async {
-                        let victim = instance(world, db).await;
+                        let victim = instance(world, db, Duration::ZERO).await;
                         let manager = victim.manager().clone();
                         let id = id.clone();
                         tokio::spawn(async move { manager.force_refresh(&id, None).await });
@@ -292,6 +313,51 @@ impl Run {
         });
         self.world.sandbox.clear_faults();
         self.world.advance(2);
+    }
+
+    /// Records what the store holds now; a token it no longer holds is replaced as of now.
+    async fn observe_store(&mut self) {
+        let now = self.world.clock.now().unix_millis();
+        for record in self.records().await {
+            let print = match &record.grant {
+                Grant::Active(tokens) => Some(tokens.access().fingerprint().to_string()),
+                Grant::Ended(_) => None,
+            };
+            let previous = self.current.insert(record.id.clone(), print.clone());
+            if let Some(Some(old)) = previous
+                && Some(&old) != print.as_ref()
+            {
+                self.replaced.entry(old).or_insert(now);
+            }
+        }
+    }
+
+    /// A token Kit refuses was handed out: it must be one of the two exceptions of the module
+    /// doc, checked exactly (the store's token of the step's start, replaced during it; or one
+    /// replaced within `cache_max_age`), and never the store's current token.
+    fn assert_just_replaced(
+        &self,
+        id: &ConnectionId,
+        print: &str,
+        before: &HashMap<ConnectionId, Option<String>>,
+    ) {
+        let current = self.current.get(id).cloned().flatten();
+        assert_ne!(
+            current.as_deref(),
+            Some(print),
+            "handed out the store's current token, and Kit refuses it"
+        );
+        let raced = before.get(id).cloned().flatten().as_deref() == Some(print);
+        let now = self.world.clock.now().unix_millis();
+        let age = i64::try_from(self.cache_max_age.as_millis()).unwrap();
+        let cached = self.replaced.get(print).is_some_and(|at| now - at <= age);
+        assert!(
+            raced || cached,
+            "handed out a token Kit refuses that was neither replaced during this step nor \
+             within the cache's {:?} (replaced at {:?}, now {now})",
+            self.cache_max_age,
+            self.replaced.get(print)
+        );
     }
 
     /// Whether Kit accepts `token` (`GET /v4/account`). Not "the grant's current token": under
@@ -422,7 +488,13 @@ fn proptest_config(default_cases: u32) -> ProptestConfig {
     }
 }
 
-fn run_case(rotation: Rotation, grace: u64, steps: &[Step], postgres: bool) {
+fn run_case(
+    rotation: Rotation,
+    grace: u64,
+    cache_max_age: Duration,
+    steps: &[Step],
+    postgres: bool,
+) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -438,7 +510,10 @@ fn run_case(rotation: Rotation, grace: u64, steps: &[Step], postgres: bool) {
             Db::sqlite()
         };
         let world = World::new(|b| b.rotation(rotation).reuse_grace(grace)).await;
-        let kits = vec![instance(&world, &db).await, instance(&world, &db).await];
+        let kits = vec![
+            instance(&world, &db, cache_max_age).await,
+            instance(&world, &db, cache_max_age).await,
+        ];
         let mut run = Run {
             world,
             db,
@@ -446,10 +521,14 @@ fn run_case(rotation: Rotation, grace: u64, steps: &[Step], postgres: bool) {
             ids: Vec::new(),
             revoked: HashSet::new(),
             lost_answers: 0,
+            cache_max_age,
+            current: HashMap::new(),
+            replaced: HashMap::new(),
         };
         for step in steps {
             run.apply(step).await;
             run.check().await;
+            run.observe_store().await;
         }
         run.settle().await;
         drop(run.kits);
@@ -470,10 +549,11 @@ fn the_refresh_protocol_keeps_its_properties(
         rotation(),
         prop_oneof![Just(0u64), Just(300u64)],
         proptest::collection::vec(step(), 1..25),
+        cache_max_age(),
     );
     runner
-        .run(&programs, |(rotation, grace, steps)| {
-            run_case(rotation, grace, &steps, postgres);
+        .run(&programs, |(rotation, grace, steps, cache_max_age)| {
+            run_case(rotation, grace, cache_max_age, &steps, postgres);
             Ok(())
         })
         .map_err(|failure| Failed::from(failure.to_string()))

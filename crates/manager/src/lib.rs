@@ -7,7 +7,7 @@
 //! - [`TokenManager`]: `access_token(&id)` from an in-memory cache on the hot path; when the
 //!   token is due, exactly one refresh per connection — single-flight inside the process, a
 //!   fenced lease in the database across processes — committed with a compare-and-swap before
-//!   anyone sees it. `invalid_grant` re-reads the row before declaring a grant dead; transient
+//!   anyone sees it. `invalid_grant` ends a grant only through the same fenced swap; transient
 //!   failures keep the tokens and cool down.
 //! - [`InstallFlow`]: `begin` (validated Kit `redirect`, hashed single-use `state`, PKCE,
 //!   browser binding) and `complete` (exactly-once consumption, code exchange, account lookup,

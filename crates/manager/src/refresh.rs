@@ -7,7 +7,8 @@
 //!    token about to be sent, call Kit, and commit the new tokens with a compare-and-swap that
 //!    also releases the lease — before any caller sees them.
 //! 4. Classify failures: transient ones keep the tokens and start a cooldown; `invalid_grant`
-//!    re-reads the row first and only a grant nobody else rotated becomes "reinstall needed".
+//!    ends the grant with the same fenced compare-and-swap, so only a grant nobody else rotated
+//!    becomes "reinstall needed" (a rotation elsewhere moved the version on).
 //!
 //! This module runs steps 1–3 and calls Kit; `settle` writes what the answer means (the commit
 //! of step 3, and step 4).

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use kit_oauth_core::{
     AccessToken, AccountLookup, Authorized, Connection, ConnectionRecord, ConnectionStore,
-    EndpointError, EventKind, Expired, Grant, Lease, RefreshHealth, Settled, StoreError,
-    TokenEndpoint,
+    EndpointError, EventKind, Expired, Lease, RefreshHealth, Settled, StoreError, TokenEndpoint,
 };
 use rand::Rng as _;
 
@@ -47,7 +46,8 @@ where
             {
                 // Our lease lapsed and was taken, but Kit has already rotated: these tokens are
                 // the only working ones. A plain CAS still refuses to overwrite anything newer;
-                // the new holder's refresh then fails `invalid_grant`, re-reads, and finds ours.
+                // the new holder's refresh then fails `invalid_grant`, its fenced swap is refused
+                // (the version moved on), and it starts over and finds ours.
                 Err(StoreError::LeaseLost(_)) => self.store.put(&settled, record.version).await,
                 other => other,
             };
@@ -89,8 +89,12 @@ where
         Ok(tokens.access().clone())
     }
 
-    /// `invalid_grant` is not trusted blindly: if the row moved on, another worker rotated the
-    /// tokens and we lost a race; only a grant nobody rotated is dead.
+    /// `invalid_grant` is not trusted blindly: the grant is ended by the same fenced
+    /// compare-and-swap as a commit, against the version read with the lease. If another worker
+    /// rotated the tokens meanwhile (its commit bumped the version: a former holder's late
+    /// commit, a reinstall, a revocation), the swap is refused and the caller starts over and
+    /// finds their tokens. No separate re-read: the swap is that check, made atomically
+    /// (docs/refresh-protocol.md, "invalid_grant").
     pub(crate) async fn on_invalid_grant(
         &self,
         lease: &Lease,
@@ -98,18 +102,6 @@ where
         expired: Connection<Expired>,
         description: String,
     ) -> Result<Option<AccessToken>, ManagerError> {
-        let sent = expired.refresh_token().fingerprint();
-        let current = self.read(&record.id).await?;
-        let rotated_elsewhere = match &current.grant {
-            Grant::Active(tokens) => {
-                current.version != record.version || tokens.refresh().fingerprint() != sent
-            }
-            Grant::Ended(_) => true,
-        };
-        if rotated_elsewhere {
-            self.release(lease, None).await;
-            return Ok(None);
-        }
         let detail = format!("Kit refused the refresh token (invalid_grant): {description}");
         let now = self.clock.now();
         let ended = expired.reauth_required(detail.clone());
@@ -144,7 +136,13 @@ where
                     reason: detail,
                 })
             }
-            Err(StoreError::Conflict { .. } | StoreError::LeaseLost(_)) => Ok(None),
+            // The row moved on under our lease: someone else's tokens won. Our lease is still
+            // ours; hand it back so the next attempt (or another instance) need not wait it out.
+            Err(StoreError::Conflict { .. }) => {
+                self.release(lease, None).await;
+                Ok(None)
+            }
+            Err(StoreError::LeaseLost(_)) => Ok(None),
             Err(e) => Err(ManagerError::from_store(e)),
         }
     }

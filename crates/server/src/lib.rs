@@ -23,6 +23,7 @@ pub mod app;
 pub mod bulk;
 pub mod client_addr;
 pub mod config;
+pub mod count_snapshot;
 pub mod dashboard;
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -177,6 +178,7 @@ pub struct AppState {
     pub(crate) sessions: sessions::Sessions,
     pub(crate) sign_in_throttle: throttle::SignInThrottle,
     pub(crate) route_limits: RouteLimits,
+    pub(crate) counts: count_snapshot::CountSnapshot,
 }
 
 /// The broker's routes, with request ids, request logs and HTTP metrics.
@@ -188,6 +190,7 @@ pub fn router(engine: Engine, options: BrokerOptions) -> Router {
         engine: Arc::new(engine),
         sign_in_throttle: throttle::SignInThrottle::new(options.sign_in_limits),
         route_limits: options.route_limits,
+        counts: count_snapshot::CountSnapshot::default(),
         sessions: sessions::Sessions::new(
             options
                 .session_key

@@ -1,6 +1,6 @@
 //! Prometheus metrics: HTTP requests by route and status, connection events (refresh
 //! outcomes), refresh latency and lease waits (from the manager's [`RefreshObserver`]),
-//! connections by state and tokens due, webhook outcomes.
+//! connections by state and tokens due (from `count_snapshot`), webhook outcomes.
 //!
 //! The exporter keeps every histogram sample in an unbounded list until an "upkeep" folds the
 //! samples into their buckets; `render()` does one, but nothing else does unless someone runs it
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use kit_oauth::core::{Event, EventKind, EventSink, StateName};
+use kit_oauth::core::{Event, EventKind, EventSink};
 use kit_oauth::{LeaseWaitOutcome, RefreshObserver, RefreshOutcome};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -111,6 +111,14 @@ fn describe() {
         "kit_oauth_tokens_due",
         "active connections whose token is inside its refresh margin"
     );
+    metrics::describe_gauge!(
+        "kit_oauth_connection_counts_age_seconds",
+        "age of the snapshot the connection gauges come from (recounted when older than 10 s)"
+    );
+    metrics::describe_gauge!(
+        "kit_oauth_connection_counts_duration_seconds",
+        "how long the database took to count the connections of that snapshot"
+    );
     metrics::describe_counter!(
         "kit_oauth_webhook_deliveries_total",
         "webhook delivery attempts by outcome"
@@ -184,31 +192,4 @@ impl RefreshObserver for MetricsObserver {
         metrics::counter!("kit_oauth_lease_waits_total", "outcome" => outcome.name()).increment(1);
         metrics::histogram!("kit_oauth_lease_wait_seconds").record(waited.as_secs_f64());
     }
-}
-
-/// Sets the `kit_oauth_connections` and `kit_oauth_tokens_due` gauges from one `COUNT … GROUP
-/// BY` in the database: exact at any table size, and as cheap at a million rows as at ten
-/// (it used to page through the connections and stop counting at 20,000). On a database error
-/// the gauges keep their last values and the scrape still answers.
-pub async fn update_connection_gauges(manager: &kit_oauth::Manager) {
-    let now = manager.clock().now();
-    let counts = match manager.store().connection_counts(now).await {
-        Ok(counts) => counts,
-        Err(error) => {
-            tracing::warn!(%error, "could not count connections for metrics");
-            return;
-        }
-    };
-    // A gauge is an f64: exact for any count below 2^53.
-    #[allow(clippy::cast_precision_loss)]
-    let gauge = |count: u64| count as f64;
-    for (name, count) in [
-        (StateName::Authorized, counts.authorized),
-        (StateName::Expired, counts.expired),
-        (StateName::Unauthorized, counts.unauthorized),
-    ] {
-        metrics::gauge!("kit_oauth_connections", "state" => name.as_str()).set(gauge(count));
-    }
-    // `expired` is the manager's name for "inside the refresh margin or past expiry".
-    metrics::gauge!("kit_oauth_tokens_due").set(gauge(counts.expired));
 }

@@ -51,7 +51,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         )
             .into_response();
     };
-    crate::metrics::update_connection_gauges(&state.engine.manager).await;
+    state.counts.update_gauges(&state.engine.manager).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),
