@@ -58,7 +58,7 @@ mod import;
 mod install;
 mod removal;
 
-pub use grant::{Due, Freshness, TokenDue, UnusableAnswer};
+pub use grant::{Due, Freshness, Renewed, TokenDue, UnusableAnswer};
 pub use install::{CallbackRejected, CodeGrant};
 pub use removal::Removed;
 

@@ -61,7 +61,8 @@
 //! let Freshness::Due(expired) = authorized.observe(&clock) else { unreachable!() };
 //! assert_eq!(expired.refresh_token().expose_secret(), "rt-1");
 //!
-//! // Expired --refreshed--> Authorized, with rotated tokens.
+//! // Expired --refreshed--> Authorized, with rotated tokens (a `Renewed`: the evidence a
+//! // refresh commit asks for, read as the connection it holds).
 //! let renewed = TokenSet::from_response(
 //!     TokenResponse {
 //!         access_token: AccessToken::new("at-2"),
@@ -73,7 +74,7 @@
 //!     clock.now(),
 //!     None,
 //! )?;
-//! let authorized = expired.refreshed(renewed);
+//! let authorized = expired.refreshed(renewed).into_connection();
 //! assert_eq!(authorized.access_token(&clock)?.expose_secret(), "at-2");
 //!
 //! // Authorized --revoke--> Unauthorized.
@@ -111,8 +112,8 @@ pub use error::{
 pub use event::{Event, EventId, EventKind, EventSink, NoEvents};
 pub use flow::{
     Authorized, CallbackRejected, CodeGrant, Connection, Due, Expired, Freshness, Granted,
-    HoldsGrant, InstallStart, KitAccount, PENDING_TTL, Pending, Removed, TokenDue, Unauthorized,
-    UnauthorizedReason, UnusableAnswer,
+    HoldsGrant, InstallStart, KitAccount, PENDING_TTL, Pending, Removed, Renewed, TokenDue,
+    Unauthorized, UnauthorizedReason, UnusableAnswer,
 };
 pub use ids::{ClientId, ConnectionId, KitAccountId, TenantName};
 pub use ports::{AccountLookup, AuthorizeRequest, RevocableToken, TokenEndpoint};

@@ -15,7 +15,7 @@
 
 use crate::clock::Timestamp;
 use crate::error::StoreError;
-use crate::flow::{Authorized, Connection, KitAccount, Unauthorized};
+use crate::flow::{Authorized, Connection, KitAccount, Renewed, Unauthorized};
 use crate::ids::ConnectionId;
 use crate::store::{ConnectionRecord, Grant, RefreshHealth, Version};
 
@@ -77,8 +77,8 @@ pub enum Settled<'a> {
     /// [`Connection::<crate::flow::Expired>::refreshed_with`] returned this: new tokens, the
     /// refresh health reset to a success at `at`.
     Refreshed {
-        /// The renewed connection.
-        connection: &'a Connection<Authorized>,
+        /// The renewed connection (only the refresh transition makes a [`Renewed`]).
+        connection: &'a Renewed,
         /// When the background refresher should renew it.
         next_refresh_at: Timestamp,
         /// Now.

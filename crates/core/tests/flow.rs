@@ -289,7 +289,7 @@ fn store_records_are_made_from_the_flow_s_values() {
     assert_eq!(next.health.last_refresh_at, Some(clock.now()));
     assert_eq!(next.id, row.id);
 
-    let revoked = renewed.revoke();
+    let revoked = renewed.into_connection().revoke();
     let ended = Settled::Ended {
         connection: &revoked,
         health: RefreshHealth::default(),

@@ -236,7 +236,7 @@ impl World {
                 self.model = Model::Authorized {
                     due_ms: model_due_ms(self.now_ms(), *lifetime),
                 };
-                e.refreshed(tokens).into()
+                e.refreshed(tokens).into_connection().into()
             }
             // A transient failure never reached the server: nothing is spent, nothing changes.
             (AnyConnection::Expired(e), Step::RefreshTransient) => e.into(),

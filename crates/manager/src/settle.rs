@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use kit_oauth_core::{
-    AccessToken, AccountLookup, Authorized, Connection, ConnectionRecord, ConnectionStore,
-    EndpointError, EventKind, Expired, Lease, RefreshHealth, Settled, StoreError, TokenEndpoint,
+    AccessToken, AccountLookup, Connection, ConnectionRecord, ConnectionStore, EndpointError,
+    EventKind, Expired, Lease, RefreshHealth, Renewed, Settled, StoreError, TokenEndpoint,
 };
 use rand::Rng as _;
 
@@ -26,7 +26,7 @@ where
         &self,
         lease: &Lease,
         record: ConnectionRecord,
-        renewed: Connection<Authorized>,
+        renewed: Renewed,
     ) -> Result<AccessToken, ManagerError> {
         let now = self.clock.now();
         let mut rng = rand::rngs::OsRng;

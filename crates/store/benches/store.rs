@@ -73,8 +73,16 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, st
         .block_on(store.upsert_installed(&Installed::new(&connection, NEXT_REFRESH, NOW)))
         .unwrap();
     // The CAS write a refresh makes (the same tokens each time: only the write is measured).
+    let refused = connection.tokens().access().fingerprint();
+    let clock = kit_oauth_core::ManualClock::new(NOW);
+    let kit_oauth_core::Freshness::Due(expired) =
+        connection.observe_for(kit_oauth_core::Due::Replacing(refused), &clock)
+    else {
+        panic!("the token Kit refused is due")
+    };
+    let renewed = expired.refreshed(imported("1").tokens().clone());
     let refreshed = Settled::Refreshed {
-        connection: &connection,
+        connection: &renewed,
         next_refresh_at: NEXT_REFRESH,
         at: NOW,
     };

@@ -208,7 +208,7 @@ impl Connection<Expired> {
         self,
         response: TokenResponse,
         received_at: Timestamp,
-    ) -> Result<Connection<Authorized>, Box<UnusableAnswer>> {
+    ) -> Result<Renewed, Box<UnusableAnswer>> {
         let kept = response
             .refresh_token
             .is_none()
@@ -224,13 +224,36 @@ impl Connection<Expired> {
 
     /// The refresh succeeded: the old tokens are dropped, the new ones take over.
     #[must_use]
-    pub fn refreshed(self, tokens: TokenSet) -> Connection<Authorized> {
-        Connection {
+    pub fn refreshed(self, tokens: TokenSet) -> Renewed {
+        Renewed(Connection {
             state: Authorized(Granted {
                 tokens,
                 ..self.state.0
             }),
-        }
+        })
+    }
+}
+
+/// An `Authorized` connection that the refresh transition made, and only it: the evidence
+/// [`crate::writes::Settled::Refreshed`] asks for, so that no other `Authorized` (an install's,
+/// an import's) can be written as a refresh with its health reset to a success. It reads as the
+/// connection it holds; [`Self::into_connection`] gives that up once it is committed.
+#[derive(Debug)]
+pub struct Renewed(Connection<Authorized>);
+
+impl Renewed {
+    /// The renewed connection, to hold after the commit.
+    #[must_use]
+    pub fn into_connection(self) -> Connection<Authorized> {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Renewed {
+    type Target = Connection<Authorized>;
+
+    fn deref(&self) -> &Connection<Authorized> {
+        &self.0
     }
 }
 

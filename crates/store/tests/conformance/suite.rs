@@ -7,9 +7,9 @@ use kit_oauth_core::{
     AccessToken, Authorized, Connection, ConnectionId, ConnectionRecord, ConnectionStore,
     ConnectionStoreExt as _, CsrfState, Due, Event, EventId, EventKind, Freshness, Grant, InFlight,
     Installed, KitAccount, KitAccountId, KitRedirect, LeaseOutcome, LeaseOwner, ListQuery,
-    ManualClock, PendingRecord, PendingTake, PkceVerifier, RefreshHealth, RefreshToken, Settled,
-    SettledRow, Sha256Hash, StateName, StoreError, StoredConnection, TenantName, Timestamp,
-    TokenSet, Unauthorized, UnauthorizedReason, Version,
+    ManualClock, PendingRecord, PendingTake, PkceVerifier, RefreshHealth, RefreshToken, Renewed,
+    Settled, SettledRow, Sha256Hash, StateName, StoreError, StoredConnection, TenantName,
+    Timestamp, TokenSet, Unauthorized, UnauthorizedReason, Version,
 };
 use kit_oauth_store::{CreateTables, KeyRing, Migrator, MigratorTrait as _, SeaOrmStore};
 use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
@@ -153,7 +153,7 @@ async fn insert(store: &SeaOrmStore, tenant: Option<&str>, account: &str) -> Con
 
 /// What the flow makes of a leased row: its `Authorized`, made due by Kit's refusal of its
 /// access token, refreshed with `tag`'s tokens.
-fn renewed(connection: StoredConnection, tag: &str) -> Connection<Authorized> {
+fn renewed(connection: StoredConnection, tag: &str) -> Renewed {
     let connection = active(connection);
     let refused = connection.tokens().access().fingerprint();
     let clock = ManualClock::new(NOW);
@@ -163,7 +163,7 @@ fn renewed(connection: StoredConnection, tag: &str) -> Connection<Authorized> {
     expired.refreshed(tokens(tag))
 }
 
-fn settled<'a>(connection: &'a Connection<Authorized>, row: &ConnectionRecord) -> Settled<'a> {
+fn settled<'a>(connection: &'a Renewed, row: &ConnectionRecord) -> Settled<'a> {
     Settled::Refreshed {
         connection,
         next_refresh_at: NEXT_REFRESH,
@@ -349,7 +349,14 @@ pub(crate) async fn put_is_compare_and_swap(f: &Fixture) {
     assert_eq!(read.grant, Grant::Active(tokens("newer")));
     assert_eq!(read.version, v2);
     // A connection the flow made but no store holds.
-    let ghost = imported(None, "404", "x");
+    let unstored = imported(None, "404", "x");
+    let refused = unstored.tokens().access().fingerprint();
+    let Freshness::Due(expired) =
+        unstored.observe_for(Due::Replacing(refused), &ManualClock::new(NOW))
+    else {
+        panic!("the token Kit refused is due")
+    };
+    let ghost = expired.refreshed(tokens("x2"));
     assert_eq!(
         store.put(&settled(&ghost, &row), Version::INITIAL).await,
         Err(StoreError::NotFound(ghost.id().clone()))
