@@ -257,7 +257,8 @@ pub trait ConnectionStore: Send + Sync {
     ) -> impl Future<Output = Result<Version, StoreError>> + Send;
 
     /// Removes the connection the flow [`Removed`] (and its lease). `false` if it did not
-    /// exist.
+    /// exist — or, for the removal of an ended connection, if it is no longer ended: a
+    /// reinstall that landed since holds a live grant, which must be revoked first.
     fn delete(&self, removed: &Removed) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// A page of connections ordered by id.

@@ -126,8 +126,32 @@ where
     /// (the connection is kept; [`Self::remove_forced`] removes it anyway),
     /// [`ManagerError::NotFound`], or a storage error.
     pub async fn remove(&self, id: &ConnectionId) -> Result<(), ManagerError> {
-        let ended = self.revoked(id).await?;
-        self.delete(ended_removal(ended)?).await
+        loop {
+            let ended = self.revoked(id).await?;
+            if self.delete_ended(id, ended).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Deletes the ended connection; `false` when a reinstall landed since the revocation (its
+    /// grant must be revoked in turn). A row already gone is done.
+    async fn delete_ended(
+        &self,
+        id: &ConnectionId,
+        ended: Connection<Unauthorized>,
+    ) -> Result<bool, ManagerError> {
+        if self.delete(ended_removal(ended)?).await? {
+            return Ok(true);
+        }
+        let still_there = self
+            .inner
+            .store
+            .get(id)
+            .await
+            .map_err(ManagerError::from_store)?
+            .is_some();
+        Ok(!still_there)
     }
 
     /// Removes the connection even when Kit will not revoke its grant (a client secret that
@@ -140,8 +164,12 @@ where
     pub async fn remove_forced(&self, id: &ConnectionId) -> Result<Removal, ManagerError> {
         match self.revoked(id).await {
             Ok(ended) => {
-                self.delete(ended_removal(ended)?).await?;
-                Ok(Removal::Revoked)
+                if self.delete_ended(id, ended).await? {
+                    Ok(Removal::Revoked)
+                } else {
+                    // Reinstalled meanwhile: that grant is revoked (or forced) in turn.
+                    Box::pin(self.remove_forced(id)).await
+                }
             }
             Err(ManagerError::KitKeptGrant { reason, .. }) => {
                 let (record, connection) = self.load(id).await?;
@@ -170,15 +198,16 @@ where
         }
     }
 
-    /// Deletes the row the flow removed.
-    async fn delete(&self, removed: Removed) -> Result<(), ManagerError> {
-        self.inner
+    /// Deletes the row the flow removed; whether it did (see [`ConnectionStore::delete`]).
+    async fn delete(&self, removed: Removed) -> Result<bool, ManagerError> {
+        let deleted = self
+            .inner
             .store
             .delete(&removed)
             .await
             .map_err(ManagerError::from_store)?;
         self.inner.cache.evict(removed.id());
-        Ok(())
+        Ok(deleted)
     }
 }
 

@@ -85,10 +85,18 @@ impl ConnectionStore for SeaOrmStore {
 
     async fn delete(&self, removed: &Removed) -> Result<bool, StoreError> {
         let mut p = Params::new();
-        let sql = format!(
+        let mut sql = format!(
             "DELETE FROM connections WHERE id = {}",
             p.push(removed.id().as_str())
         );
+        // An ended grant's removal deletes only while the row is still ended: a reinstall
+        // that landed since (same id) holds a live grant nobody revoked.
+        if !removed.grant_left_at_kit() {
+            sql.push_str(&format!(
+                " AND state = {}",
+                p.push(StateName::Unauthorized.as_str())
+            ));
+        }
         Ok(self.exec(sql, p).await? > 0)
     }
 

@@ -60,6 +60,7 @@ conformance!(
     put_is_compare_and_swap,
     concurrent_puts_one_winner,
     delete_removes_the_row,
+    removing_an_ended_connection_spares_a_reinstall,
     pending_is_consumed_exactly_once,
     pending_is_consumed_only_by_its_browser,
     pending_purge_removes_only_expired,

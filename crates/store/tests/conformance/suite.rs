@@ -416,6 +416,27 @@ pub(crate) async fn delete_removes_the_row(f: &Fixture) {
     assert!(store.get(&again.id).await.unwrap().is_none());
 }
 
+pub(crate) async fn removing_an_ended_connection_spares_a_reinstall(f: &Fixture) {
+    let store = f.store().await;
+    let row = insert(&store, None, "4").await;
+    end(&store, &row, Connection::<Authorized>::revoke).await;
+    let StoredConnection::Ended(ended) = typed(&store, &row.id).await else {
+        panic!("a revoked row is typed `Unauthorized`")
+    };
+    let removed = ended.remove().unwrap();
+    // The person reinstalls between the revocation and the delete: same id, a live grant.
+    let reinstalled = insert(&store, None, "4").await;
+    assert_eq!(reinstalled.id, row.id);
+    assert!(
+        !store.delete(&removed).await.unwrap(),
+        "the live grant stays"
+    );
+    assert!(matches!(
+        store.get(&row.id).await.unwrap().unwrap().grant,
+        Grant::Active(_)
+    ));
+}
+
 // ----- pending installs -----
 
 pub(crate) async fn pending_is_consumed_exactly_once(f: &Fixture) {
