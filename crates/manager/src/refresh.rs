@@ -36,10 +36,6 @@ pub(crate) enum Want {
     Scheduled,
     /// Replace the token with this fingerprint (Kit refused it, or an operator forced it).
     Replace(Sha256Hash),
-    /// Replace the expired token with this fingerprint so that its grant can be revoked
-    /// (`removal.rs`): one real attempt even while the refresh cools down, because an
-    /// operator's removal must not wait out a backoff that can reach an hour.
-    Revoke(Sha256Hash),
 }
 
 impl Want {
@@ -50,7 +46,7 @@ impl Want {
             Self::Scheduled => Due::Scheduled {
                 next_refresh_at: record.next_refresh_at,
             },
-            Self::Replace(stale) | Self::Revoke(stale) => Due::Replacing(stale),
+            Self::Replace(stale) => Due::Replacing(stale),
         }
     }
 
@@ -64,13 +60,8 @@ impl Want {
     fn accepts_current(self, tokens: &TokenSet, now: Timestamp) -> bool {
         match self {
             Self::Token | Self::Scheduled => now < tokens.expires_at(),
-            Self::Replace(_) | Self::Revoke(_) => false,
+            Self::Replace(_) => false,
         }
-    }
-
-    /// Whether a cooldown stops this caller (see [`Self::Revoke`]).
-    fn respects_cooldown(self) -> bool {
-        !matches!(self, Self::Revoke(_))
     }
 }
 
@@ -104,9 +95,7 @@ where
             if cooldown != Cooldown::Over && want.accepts_current(tokens, now) {
                 return Ok(tokens.access().clone());
             }
-            if let Cooldown::Holds(until) = cooldown
-                && want.respects_cooldown()
-            {
+            if let Cooldown::Holds(until) = cooldown {
                 return Err(ManagerError::Unavailable {
                     reason: format!(
                         "refresh is cooling down after {} failures: {}",

@@ -65,7 +65,10 @@ where
             let skew = EXPIRY_SKEW.min(tokens.lifetime() / 2);
             if !renewed && tokens.expires_at().saturating_sub(skew) <= self.inner.clock.now() {
                 renewed = true;
-                match self.renew_to_revoke(id, connection.tokens().access()).await {
+                match self
+                    .force_refresh(id, Some(connection.tokens().access()))
+                    .await
+                {
                     Ok(fresh) => {
                         // Under Doorkeeper's default rotation the previous refresh token works
                         // until the new access token is first used, and revoking the new pair
