@@ -91,7 +91,11 @@ async fn a_bulk_above_100_completes_once_by_callback_and_is_readable_by_id() {
     assert_eq!(started.status(), 202);
     let started: Value = started.json().await.unwrap();
     let bulk = started["id"].as_str().unwrap().to_owned();
-    assert_eq!(started["status"], "pending");
+    // Kit may call back before the broker has answered the app: either is the truth then.
+    assert!(
+        started["status"] == "pending" || started["status"] == "completed",
+        "{started}"
+    );
 
     // Kit (the sandbox) processes the queue and POSTs the result back; wait for it, bounded.
     let show = format!("{base}/v1/bulk/{bulk}");
