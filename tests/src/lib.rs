@@ -181,9 +181,14 @@ impl World {
     }
 
     pub async fn instance_with(&self, db: &Db, config: ManagerConfig) -> KitOAuth {
+        self.instance_on(db.store().await, config).await
+    }
+
+    /// A `KitOAuth` on `store` (a pool the test opened itself, say through a proxy).
+    pub async fn instance_on(&self, store: SeaOrmStore, config: ManagerConfig) -> KitOAuth {
         KitOAuth::builder()
             .endpoints(self.endpoints())
-            .store(db.store().await)
+            .store(store)
             .clock(Arc::new(self.clock.clone()))
             .manager_config(config)
             .redirect_allow(

@@ -256,7 +256,13 @@ where
         let settled = match result {
             Ok(renewed) => {
                 self.kit_answers.record(received_at);
-                self.commit(lease, record, renewed).await.map(Some)
+                // Kit has rotated: these tokens may be the only working ones, and the commit
+                // retries while the database is away. The heartbeat goes on meanwhile, so the
+                // lease is renewed the moment the database is back, before anyone who saw the
+                // outage may take it over (`SeaOrmStore`'s lease rule after a cut-off).
+                self.with_heartbeat(lease, self.commit(lease, record, renewed))
+                    .await
+                    .map(Some)
             }
             Err((EndpointError::InvalidGrant { description }, expired)) => {
                 self.kit_answers.record(received_at);
@@ -291,9 +297,9 @@ where
         }
     }
 
-    /// Awaits `call` (the request to Kit) while renewing `lease` every `lease_heartbeat`, so
-    /// the lease can be short (a dead holder's lapses within seconds) without a slow answer
-    /// costing a live holder its lease. A renewal that finds the lease taken changes nothing
+    /// Awaits `call` (the request to Kit, then the commit of its answer) while renewing `lease`
+    /// every `lease_heartbeat`, so the lease can be short (a dead holder's lapses within
+    /// seconds) without a slow answer or a slow commit costing a live holder its lease. A renewal that finds the lease taken changes nothing
     /// here: the answer is still awaited, and the fenced commit then decides what it is worth.
     async fn with_heartbeat<F: Future>(&self, lease: &Lease, call: F) -> F::Output {
         let mut call = std::pin::pin!(call);
@@ -316,7 +322,7 @@ where
                         Ok(false) => {
                             ours = false;
                             tracing::warn!(connection = %lease.connection,
-                                "the refresh lease lapsed and was taken while Kit was answering");
+                                "the refresh lease lapsed and was taken during the refresh");
                         }
                         Err(error) => tracing::warn!(connection = %lease.connection, %error,
                             "could not renew a refresh lease; retrying at the next heartbeat"),

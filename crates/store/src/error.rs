@@ -28,6 +28,35 @@ pub(crate) fn map_db_err(err: &DbErr) -> StoreError {
     }
 }
 
+/// Whether `err` means the database could not be reached at all — a lost, refused or
+/// timed-out connection, or a server shutting down — as opposed to a busy, locked or
+/// conflicting one that answered. Only this is an outage for `reachability`.
+pub(crate) fn cuts_off(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            cuts_off_sqlx(e)
+        }
+        _ => false,
+    }
+}
+
+pub(crate) fn cuts_off_sqlx(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        // PostgreSQL: connection exceptions (class 08) and shutdowns (57P01–57P03).
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.deref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
 /// `Duplicate` means "this Kit account is already connected for this tenant" (or "this install
 /// state exists"), a fact callers act on; any other unique violation (two migrators recording
 /// the same migration, say) is a database error and must not read as one. The driver's message

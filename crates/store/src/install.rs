@@ -10,7 +10,6 @@ use kit_oauth_core::{
 use sea_orm::{ConnectionTrait, TransactionTrait};
 
 use crate::codec::encode_reason;
-use crate::error::map_db_err;
 use crate::sql::{Params, get, millis, tenant_column, to_i64, to_u64};
 use crate::store::SeaOrmStore;
 
@@ -81,11 +80,11 @@ impl SeaOrmStore {
             p.push(record.created_at.unix_millis()),
             p.push(record.updated_at.unix_millis()),
         );
-        let txn = self.inner.db.begin().await.map_err(|e| map_db_err(&e))?;
+        let txn = self.inner.db.begin().await.map_err(|e| self.db_error(&e))?;
         let row = txn
             .query_one_raw(self.stmt(sql, p))
             .await
-            .map_err(|e| map_db_err(&e))?
+            .map_err(|e| self.db_error(&e))?
             .ok_or_else(|| E::Backend("upsert returned no row".into()))?;
         let raw_id: String = get(&row, "id")?;
         let version = to_u64(get(&row, "version")?, "version")?;
@@ -108,12 +107,12 @@ impl SeaOrmStore {
             let written = txn
                 .execute_raw(self.stmt(sql, p))
                 .await
-                .map_err(|e| map_db_err(&e))?;
+                .map_err(|e| self.db_error(&e))?;
             if written.rows_affected() != 1 {
                 return Err(E::Backend("sealing the installed tokens failed".into()));
             }
         }
-        txn.commit().await.map_err(|e| map_db_err(&e))?;
+        txn.commit().await.map_err(|e| self.db_error(&e))?;
         Ok(ConnectionRecord {
             id: ConnectionId::parse(&raw_id).map_err(|e| E::Corrupt(format!("id: {e}")))?,
             version: Version(version),

@@ -36,19 +36,29 @@ impl SeaOrmStore {
         restore: Restore,
     ) -> Result<LeaseOutcome, StoreError> {
         let until = ttl_until(now, ttl);
+        // Right after an outage a lapsed lease is no evidence that its holder died (nobody
+        // could renew): only a free lease is taken until the store has been back for a TTL.
+        let hold_back = self.inner.reachability.hold_back(ttl);
         // A lease released between our refused UPDATE and the read that says who holds it is
         // simply tried again; a handful of rounds covers any real interleaving.
         for _ in 0..5 {
             let mut p = Params::new();
+            let owner_param = p.push(owner.0.clone());
+            let until_param = p.push(until.unix_millis());
+            let id_param = p.push(id.as_str());
+            let free = if hold_back.is_some() {
+                "lease_owner IS NULL".to_owned()
+            } else {
+                format!(
+                    "(lease_owner IS NULL OR lease_until <= {})",
+                    p.push(now.unix_millis())
+                )
+            };
             let sql = format!(
-                "UPDATE connections SET lease_owner = {}, lease_until = {}, \
+                "UPDATE connections SET lease_owner = {owner_param}, lease_until = {until_param}, \
                  lease_fence = lease_fence + 1 \
-                 WHERE id = {} AND (lease_owner IS NULL OR lease_until <= {}) \
-                 RETURNING {CONNECTION_COLUMNS}",
-                p.push(owner.0.clone()),
-                p.push(until.unix_millis()),
-                p.push(id.as_str()),
-                p.push(now.unix_millis())
+                 WHERE id = {id_param} AND {free} \
+                 RETURNING {CONNECTION_COLUMNS}"
             );
             if let Some(row) = self.query_one(sql, p).await? {
                 let fence: i64 = get(&row, "lease_fence")?;
@@ -93,13 +103,19 @@ impl SeaOrmStore {
             };
             let holder: Option<String> = get(&row, "lease_owner")?;
             let held_until: Option<i64> = get(&row, "lease_until")?;
-            if let (Some(holder), Some(held_until)) = (holder, held_until)
-                && held_until > now.unix_millis()
-            {
-                return Ok(LeaseOutcome::Held {
-                    owner: LeaseOwner(holder),
-                    until: Timestamp::from_unix_millis(held_until),
-                });
+            if let (Some(holder), Some(held_until)) = (holder, held_until) {
+                let held_until = Timestamp::from_unix_millis(held_until);
+                // Lapsed during our outage: its holder gets the rest of a TTL to show it lives.
+                let until = match hold_back {
+                    Some(rest) => held_until.max(now.saturating_add(rest)),
+                    None => held_until,
+                };
+                if until > now {
+                    return Ok(LeaseOutcome::Held {
+                        owner: LeaseOwner(holder),
+                        until,
+                    });
+                }
             }
         }
         Err(E::Unavailable(format!(
@@ -323,7 +339,7 @@ impl SeaOrmStore {
         match self
             .inner
             .notifier
-            .get_or_try_init(|| Notifier::start(pool.clone()))
+            .get_or_try_init(|| Notifier::start(pool.clone(), self.inner.reachability.clone()))
             .await
         {
             Ok(notifier) => Some(notifier),

@@ -36,6 +36,7 @@ mod lease;
 mod migration;
 mod notify;
 mod pending;
+mod reachability;
 mod rotation;
 mod seed;
 mod spent;

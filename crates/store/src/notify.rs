@@ -16,7 +16,11 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 #[cfg(feature = "postgres")]
+use crate::error::cuts_off_sqlx;
+#[cfg(feature = "postgres")]
 use crate::migration::CHANGE_CHANNEL;
+#[cfg(feature = "postgres")]
+use crate::reachability::Reachability;
 
 /// How often a waiter re-reads the row even without a notification.
 pub(crate) const FALLBACK_POLL: Duration = Duration::from_millis(500);
@@ -36,21 +40,33 @@ impl Drop for Notifier {
 impl Notifier {
     /// Connects a dedicated listener and starts forwarding notifications.
     #[cfg(feature = "postgres")]
-    pub(crate) async fn start(pool: PgPool) -> Result<Self, sea_orm::sqlx::Error> {
+    pub(crate) async fn start(
+        pool: PgPool,
+        reachability: Arc<Reachability>,
+    ) -> Result<Self, sea_orm::sqlx::Error> {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANGE_CHANNEL).await?;
         let (sender, _) = broadcast::channel(1024);
         let forward = sender.clone();
         let task = tokio::spawn(async move {
             loop {
-                // `recv` reconnects by itself after a lost connection (and re-LISTENs);
-                // an error here is a failed reconnect: back off and try again.
-                match listener.recv().await {
-                    Ok(notification) => {
+                // `try_recv` says when the connection was lost (`Ok(None)`) and reconnects
+                // (and re-LISTENs) on the next call; an error is a failed reconnect. Either
+                // way the server went away, even for a process with no query running: an
+                // outage for the lease takeover rule (`reachability`).
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => {
                         let _ = forward.send(Arc::from(notification.payload()));
                     }
+                    Ok(None) => {
+                        reachability.cut_off();
+                        tracing::warn!("change listener lost its connection; reconnecting");
+                    }
                     Err(error) => {
-                        tracing::warn!(%error, "change listener lost its connection; retrying");
+                        if cuts_off_sqlx(&error) {
+                            reachability.cut_off();
+                        }
+                        tracing::warn!(%error, "change listener could not reconnect; retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }

@@ -4,9 +4,9 @@
 
 use kit_oauth_core::{StoreError, StoreError as E, TenantName, Timestamp};
 use sea_orm::sea_query::Value;
-use sea_orm::{ConnectionTrait, QueryResult, Statement};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement};
 
-use crate::error::map_db_err;
+use crate::error::{cuts_off, map_db_err};
 use crate::store::SeaOrmStore;
 
 /// Positional parameters: `p.push(v)` returns the `$n` placeholder for `v` (both backends
@@ -72,12 +72,8 @@ impl SeaOrmStore {
         sql: impl Into<String>,
         params: Params,
     ) -> Result<u64, StoreError> {
-        self.inner
-            .db
-            .execute_raw(self.stmt(sql, params))
-            .await
-            .map(|r| r.rows_affected())
-            .map_err(|e| map_db_err(&e))
+        let done = self.inner.db.execute_raw(self.stmt(sql, params)).await;
+        self.observed(done).map(|r| r.rows_affected())
     }
 
     pub(crate) async fn query_one(
@@ -85,11 +81,8 @@ impl SeaOrmStore {
         sql: impl Into<String>,
         params: Params,
     ) -> Result<Option<QueryResult>, StoreError> {
-        self.inner
-            .db
-            .query_one_raw(self.stmt(sql, params))
-            .await
-            .map_err(|e| map_db_err(&e))
+        let done = self.inner.db.query_one_raw(self.stmt(sql, params)).await;
+        self.observed(done)
     }
 
     pub(crate) async fn query_all(
@@ -97,10 +90,27 @@ impl SeaOrmStore {
         sql: impl Into<String>,
         params: Params,
     ) -> Result<Vec<QueryResult>, StoreError> {
-        self.inner
-            .db
-            .query_all_raw(self.stmt(sql, params))
-            .await
-            .map_err(|e| map_db_err(&e))
+        let done = self.inner.db.query_all_raw(self.stmt(sql, params)).await;
+        self.observed(done)
+    }
+
+    /// Every statement's outcome passes here: the error is mapped, and whether the database
+    /// was reached is recorded for the lease rule in `reachability`.
+    pub(crate) fn observed<T>(&self, done: Result<T, DbErr>) -> Result<T, StoreError> {
+        match done {
+            Ok(value) => {
+                self.inner.reachability.reached();
+                Ok(value)
+            }
+            Err(e) => Err(self.db_error(&e)),
+        }
+    }
+
+    /// Maps a database error, recording a cut-off (see `reachability`).
+    pub(crate) fn db_error(&self, e: &DbErr) -> StoreError {
+        if cuts_off(e) {
+            self.inner.reachability.cut_off();
+        }
+        map_db_err(e)
     }
 }

@@ -22,6 +22,7 @@ use crate::crypto::KeyRing;
 use crate::error::map_db_err;
 use crate::migration::Migrator;
 use crate::notify::Notifier;
+use crate::reachability::Reachability;
 
 /// Connection settings. The defaults suit both backends.
 #[derive(Debug, Clone)]
@@ -63,6 +64,8 @@ pub(crate) struct Inner {
     /// Only PostgreSQL has a listener; without the feature it stays empty.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) notifier: OnceCell<Notifier>,
+    /// When the database was last cut off and reached again (the lease takeover rule).
+    pub(crate) reachability: Arc<Reachability>,
 }
 
 impl fmt::Debug for SeaOrmStore {
@@ -111,6 +114,7 @@ impl SeaOrmStore {
                 backend,
                 keys,
                 notifier: OnceCell::new(),
+                reachability: Arc::new(Reachability::new()),
             }),
         }
     }
@@ -167,14 +171,16 @@ impl SeaOrmStore {
     async fn migrate_once(&self) -> Result<(), StoreError> {
         let db = &self.inner.db;
         if self.inner.backend == DbBackend::Postgres {
-            let txn = db.begin().await.map_err(|e| map_db_err(&e))?;
+            let txn = db.begin().await.map_err(|e| self.db_error(&e))?;
             txn.execute_unprepared("SELECT pg_advisory_xact_lock(7427116735219301)")
                 .await
-                .map_err(|e| map_db_err(&e))?;
-            Migrator::up(&txn, None).await.map_err(|e| map_db_err(&e))?;
-            txn.commit().await.map_err(|e| map_db_err(&e))
+                .map_err(|e| self.db_error(&e))?;
+            Migrator::up(&txn, None)
+                .await
+                .map_err(|e| self.db_error(&e))?;
+            txn.commit().await.map_err(|e| self.db_error(&e))
         } else {
-            Migrator::up(db, None).await.map_err(|e| map_db_err(&e))
+            Migrator::up(db, None).await.map_err(|e| self.db_error(&e))
         }
     }
 
@@ -182,7 +188,7 @@ impl SeaOrmStore {
     async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
         let pending = Migrator::get_pending_migrations_read_only(&self.inner.db)
             .await
-            .map_err(|e| map_db_err(&e))?;
+            .map_err(|e| self.db_error(&e))?;
         Ok(pending.iter().map(|m| m.name().to_owned()).collect())
     }
 
@@ -195,7 +201,7 @@ impl SeaOrmStore {
         let db = &self.inner.db;
         db.execute_unprepared("SELECT 1")
             .await
-            .map_err(|e| map_db_err(&e))?;
+            .map_err(|e| self.db_error(&e))?;
         let pending = self.pending_migrations().await?;
         if pending.is_empty() {
             Ok(())
