@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kit_oauth::core::{ConnectionId, ManualClock, Timestamp};
+use kit_oauth::core::{ConnectionId, ConnectionStore as _, ManualClock, Timestamp};
 use kit_oauth::http::KitEndpoints;
 use kit_oauth::{KitOAuth, ManagerConfig, ManagerError};
 use kit_oauth_tests::doorkeeper::{
@@ -116,6 +116,40 @@ impl DoorkeeperWorld {
         installed.connection_id
     }
 
+    /// A refresh straight at Doorkeeper with `refresh_token`: (status, body).
+    async fn refresh_raw(&self, refresh_token: &str) -> (u16, Value) {
+        let response = http_client()
+            .post(self.peer.url("/oauth/token"))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", CLIENT_ID),
+                ("client_secret", CLIENT_SECRET),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until Doorkeeper's wall clock is past `expires_at`, and sets ours just past it.
+    async fn wait_past(&self, expires_at: Timestamp) {
+        let past = expires_at.unix_seconds() + 1;
+        while i64::try_from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap()
+            < past
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.clock.set(Timestamp::from_unix_seconds(past));
+    }
+
     /// `GET /v4/account` straight at Doorkeeper with `token`: (status, body).
     async fn account_raw(&self, token: &str) -> (u16, Value) {
         let response = http_client()
@@ -204,19 +238,7 @@ async fn two_instance_storm_at_expiry(rotation: PeerRotation) {
     // the short-lived token has really expired, with the manager's clock just past it. The new
     // token, issued after that instant, is then not yet due itself.
     let expires_at = a.manager().status(&id).await.unwrap().expires_at.unwrap();
-    let past = expires_at.unix_seconds() + 1;
-    while i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-        < past
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    world.clock.set(Timestamp::from_unix_seconds(past));
+    world.wait_past(expires_at).await;
     let mut callers = Vec::new();
     for _ in 0..CALLERS_PER_INSTANCE {
         for kit in [&a, &b] {
@@ -286,6 +308,46 @@ async fn revoke(rotation: PeerRotation) {
         world.peer.refreshes().await,
         0,
         "revoking refreshes nothing"
+    );
+}
+
+/// Doorkeeper revokes only a pair whose access token still works: the refresh token of an
+/// expired one survives its revocation (docs/doorkeeper-observed.md). Revoking a connection
+/// whose token expired must still end the grant, so the manager renews it first and revokes
+/// the pair that came back: afterwards neither refresh token works at Doorkeeper.
+async fn revoke_after_expiry(rotation: PeerRotation) {
+    let world = DoorkeeperWorld::new(rotation, STORM_TTL).await;
+    let db = Db::sqlite();
+    let a = world.instance(&db).await;
+    let id = world.install(&a).await;
+    let stored = db.store().await.get(&id).await.unwrap().unwrap();
+    let kit_oauth::core::Grant::Active(tokens) = stored.grant else {
+        panic!("a fresh install has tokens");
+    };
+    let first_refresh = tokens.refresh().expose_secret().to_owned();
+    world.wait_past(tokens.expires_at()).await;
+
+    a.manager().revoke(&id).await.unwrap();
+    assert_eq!(
+        world.peer.refreshes().await,
+        1,
+        "one renewal, so that the revocation lands on a working pair"
+    );
+    let (status, body) = world.refresh_raw(&first_refresh).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "the install's refresh token is dead after the revocation: {body}"
+    );
+    assert_eq!(
+        world.peer.refreshes().await,
+        1,
+        "and nothing refreshed since"
+    );
+    let err = a.manager().access_token(&id).await.unwrap_err();
+    assert!(
+        matches!(&err, ManagerError::ReauthRequired { reason, .. } if reason.contains("revoked")),
+        "{err}"
     );
 }
 
@@ -506,6 +568,10 @@ fn main() {
         cases.push(Case::new(format!("doorkeeper::{m}::revoke"), move || {
             revoke(mode)
         }));
+        cases.push(Case::new(
+            format!("doorkeeper::{m}::revoke_after_expiry"),
+            move || revoke_after_expiry(mode),
+        ));
         cases.push(Case::new(
             format!("doorkeeper::{m}::broker_install_token_proxy_refresh_delete"),
             move || broker_install_token_proxy_refresh_delete(mode),

@@ -265,6 +265,17 @@ where
         Ok(outcome)
     }
 
+    /// Renews `expired` so that its grant can be revoked: as [`Self::force_refresh`], but one
+    /// attempt is made even while the refresh cools down after failures.
+    pub(crate) async fn renew_to_revoke(
+        &self,
+        id: &ConnectionId,
+        expired: &AccessToken,
+    ) -> Result<AccessToken, ManagerError> {
+        self.inner.cache.evict_if(id, expired);
+        self.obtain(id, Want::Revoke(expired.fingerprint())).await
+    }
+
     /// Renews the token if the background schedule says so (`next_refresh_at` has passed).
     ///
     /// # Errors
@@ -286,7 +297,8 @@ where
             // A flight started for another purpose may have returned the very token we were
             // asked to replace: run our own.
             match (&result, want) {
-                (Ok(token), Want::Replace(stale)) if token.fingerprint() == stale => {}
+                (Ok(token), Want::Replace(stale) | Want::Revoke(stale))
+                    if token.fingerprint() == stale => {}
                 _ => return result,
             }
         }

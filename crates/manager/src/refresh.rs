@@ -36,6 +36,10 @@ pub(crate) enum Want {
     Scheduled,
     /// Replace the token with this fingerprint (Kit refused it, or an operator forced it).
     Replace(Sha256Hash),
+    /// Replace the expired token with this fingerprint so that its grant can be revoked
+    /// (`removal.rs`): one real attempt even while the refresh cools down, because an
+    /// operator's removal must not wait out a backoff that can reach an hour.
+    Revoke(Sha256Hash),
 }
 
 impl Want {
@@ -46,7 +50,7 @@ impl Want {
             Self::Scheduled => Due::Scheduled {
                 next_refresh_at: record.next_refresh_at,
             },
-            Self::Replace(stale) => Due::Replacing(stale),
+            Self::Replace(stale) | Self::Revoke(stale) => Due::Replacing(stale),
         }
     }
 
@@ -60,8 +64,13 @@ impl Want {
     fn accepts_current(self, tokens: &TokenSet, now: Timestamp) -> bool {
         match self {
             Self::Token | Self::Scheduled => now < tokens.expires_at(),
-            Self::Replace(_) => false,
+            Self::Replace(_) | Self::Revoke(_) => false,
         }
+    }
+
+    /// Whether a cooldown stops this caller (see [`Self::Revoke`]).
+    fn respects_cooldown(self) -> bool {
+        !matches!(self, Self::Revoke(_))
     }
 }
 
@@ -95,7 +104,9 @@ where
             if cooldown != Cooldown::Over && want.accepts_current(tokens, now) {
                 return Ok(tokens.access().clone());
             }
-            if let Cooldown::Holds(until) = cooldown {
+            if let Cooldown::Holds(until) = cooldown
+                && want.respects_cooldown()
+            {
                 return Err(ManagerError::Unavailable {
                     reason: format!(
                         "refresh is cooling down after {} failures: {}",
@@ -200,8 +211,12 @@ where
             }
         };
         // Another attempt failed between our read and our lease: its cooldown stands, unless
-        // Kit has answered since (then this attempt ends it early, and says so if it fails).
+        // Kit has answered since (then this attempt ends it early, and says so if it fails),
+        // or this caller makes its one attempt regardless (a revocation). The same test as in
+        // `obtain`: a caller let through there must not be turned back here, or it would take
+        // and release the lease for ever.
         let early = match self.kit_answers.cooldown(&record.health, now) {
+            Cooldown::Holds(_) if !want.respects_cooldown() => false,
             Cooldown::Holds(_) => {
                 self.release(lease, None).await;
                 return Ok(None);

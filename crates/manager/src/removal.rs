@@ -9,6 +9,10 @@ use kit_oauth_core::{
 use crate::error::ManagerError;
 use crate::manager::TokenManager;
 
+/// How close to its expiry an access token is treated as expired before a revocation: Kit's
+/// clock may run ahead of ours by this much.
+const EXPIRY_SKEW: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What [`TokenManager::remove_forced`] did at Kit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {
@@ -40,6 +44,7 @@ where
     /// As [`Self::revoke`], giving back the ended connection the flow made (or found: a grant
     /// that had already ended has nothing to revoke).
     async fn revoked(&self, id: &ConnectionId) -> Result<Connection<Unauthorized>, ManagerError> {
+        let mut renewed = false;
         loop {
             let (record, connection) = self.load(id).await?;
             let connection = match connection {
@@ -49,6 +54,38 @@ where
                     return Ok(ended);
                 }
             };
+            // Doorkeeper revokes only a pair whose access token still works: revoking the
+            // refresh token of an expired one answers 200 and the refresh token keeps working
+            // (docs/doorkeeper-observed.md, "revoke the RT of an expired AT"). So a pair at or
+            // near expiry is renewed first, under the lease like any refresh, and the loop
+            // revokes the pair that came back (whatever its age: one renewal is enough, and a
+            // lifetime shorter than the skew must not renew for ever); a grant Kit already
+            // ended is found ended.
+            let tokens = connection.tokens();
+            let skew = EXPIRY_SKEW.min(tokens.lifetime() / 2);
+            if !renewed && tokens.expires_at().saturating_sub(skew) <= self.inner.clock.now() {
+                renewed = true;
+                match self.renew_to_revoke(id, connection.tokens().access()).await {
+                    Ok(fresh) => {
+                        // Under Doorkeeper's default rotation the previous refresh token works
+                        // until the new access token is first used, and revoking the new pair
+                        // does not end it: one use retires it. Its answer does not matter.
+                        let _ = self.inner.endpoint.account(&fresh).await;
+                        continue;
+                    }
+                    Err(ManagerError::ReauthRequired { .. }) => continue,
+                    Err(error) => {
+                        return Err(ManagerError::KitKeptGrant {
+                            id: id.clone(),
+                            reason: format!(
+                                "its expired access token could not be renewed to revoke the \
+                                 grant: {error}"
+                            ),
+                            transient: error.is_transient(),
+                        });
+                    }
+                }
+            }
             self.inner
                 .endpoint
                 .revoke(RevocableToken::Refresh(connection.tokens().refresh()))
