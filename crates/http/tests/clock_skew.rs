@@ -2,6 +2,8 @@
 //! Kit's clock 3 h ahead (the sandbox's clock moved forward) a 2-day token must not be listed as
 //! living 2 days and 3 h, and with Kit's clock 3 h behind (a loopback token endpoint that stamps
 //! `created_at` 3 h in the past; the sandbox clock only moves forward) it must not arrive due.
+//! A skew over a minute is still logged (it may point at a wrong clock here), and the log carries
+//! no token.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -61,14 +63,15 @@ async fn kit_clock_ahead_does_not_stretch_the_lifetime() {
     );
 }
 
-/// A token endpoint whose clock is `SKEW` behind ours (only its `created_at` matters here).
-async fn lagging_token_endpoint() -> String {
+/// A token endpoint whose clock is `behind` seconds behind ours (only its `created_at` matters
+/// here).
+async fn lagging_token_endpoint(behind: i64) -> String {
     use axum::routing::post;
 
     let app = axum::Router::new().route(
         "/oauth/token",
-        post(|| async {
-            let created_at = SystemClock.now().unix_seconds() - SKEW;
+        post(move || async move {
+            let created_at = SystemClock.now().unix_seconds() - behind;
             axum::Json(serde_json::json!({
                 "access_token": "lagging-access-token-0123456789",
                 "refresh_token": "lagging-refresh-token-0123456789",
@@ -84,12 +87,10 @@ async fn lagging_token_endpoint() -> String {
     format!("http://{addr}")
 }
 
-#[tokio::test]
-async fn kit_clock_behind_does_not_make_tokens_arrive_due() {
-    let base = lagging_token_endpoint().await;
-    let client = KitOAuthClient::new(
+fn client_of(base: &str) -> KitOAuthClient {
+    KitOAuthClient::new(
         KitEndpoints::builder()
-            .base_url(&base)
+            .base_url(base)
             .token_url(format!("{base}/oauth/token"))
             .client_id(CLIENT)
             .client_secret(SECRET)
@@ -97,7 +98,12 @@ async fn kit_clock_behind_does_not_make_tokens_arrive_due() {
             .build()
             .unwrap(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn kit_clock_behind_does_not_make_tokens_arrive_due() {
+    let client = client_of(&lagging_token_endpoint(SKEW).await);
     let tokens = client
         .refresh(&kit_oauth_core::RefreshToken::new("any-refresh-token"))
         .await
@@ -112,4 +118,84 @@ async fn kit_clock_behind_does_not_make_tokens_arrive_due() {
     // Not due on arrival: the 12-minute margin of a 2-hour token starts 108 minutes from now.
     assert!(!set.is_due(arrived));
     assert!(set.is_due(arrived.saturating_add(Duration::from_secs(7200 - 720))));
+}
+
+/// Every log line written while `subscriber`'s guard is held, as text.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+const SKEW_WARNING: &str = "the token endpoint's created_at disagrees with the local clock";
+
+/// What one refresh against an endpoint `behind` seconds behind logs, at every level.
+async fn logs_of_a_refresh(behind: i64) -> String {
+    let client = client_of(&lagging_token_endpoint(behind).await);
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The test's runtime has one thread, so everything the refresh logs is on this one.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    client
+        .refresh(&kit_oauth_core::RefreshToken::new(
+            "presented-refresh-token-42",
+        ))
+        .await
+        .unwrap();
+    captured.text()
+}
+
+#[tokio::test]
+async fn a_skewed_created_at_is_logged_once_without_any_token() {
+    let skewed = logs_of_a_refresh(SKEW).await;
+    let warnings: Vec<&str> = skewed
+        .lines()
+        .filter(|line| line.contains(SKEW_WARNING))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{skewed}");
+    assert!(warnings[0].contains("WARN"), "{skewed}");
+    // Negative: Kit's clock is behind ours, by SKEW (give or take the seconds the call took).
+    let logged: i64 = warnings[0]
+        .split("skew_secs=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no skew_secs in {skewed}"))
+        .parse()
+        .unwrap();
+    assert!((logged + SKEW).abs() <= 5, "{skewed}");
+
+    // Within the minute: the same refresh logs no warning.
+    let in_time = logs_of_a_refresh(30).await;
+    assert!(in_time.contains("token endpoint answered"), "{in_time}");
+    assert!(!in_time.contains(SKEW_WARNING), "{in_time}");
+
+    for logs in [&skewed, &in_time] {
+        for secret in [
+            "lagging-access-token-0123456789",
+            "lagging-refresh-token-0123456789",
+            "presented-refresh-token-42",
+            SECRET,
+        ] {
+            assert!(!logs.contains(secret), "{secret} logged: {logs}");
+        }
+    }
 }

@@ -6,6 +6,8 @@
 //! handler is safe: a refresh in flight runs in its own task and commits whatever the caller
 //! does (see the manager's single-flight).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -13,6 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+use http_body_util::BodyExt as _;
 
 use crate::pages::error_page;
 use crate::web::ApiError;
@@ -95,7 +98,11 @@ fn timed_out(api: bool, timeout: Duration) -> Response {
 }
 
 /// The middleware: refuses a declared body over the limit before reading it, caps a streamed
-/// one (its reader then fails, as a 413), and bounds the whole request in time.
+/// one, and bounds the whole request in time.
+///
+/// A streamed body (no `Content-Length`) is only found too large as a handler reads it, and
+/// each reader reports that its own way (axum's extractors as plain text); so the cap records
+/// that it tripped, and the answer is then this middleware's 413, in the route's language.
 pub async fn enforce(State(limits): State<RouteLimits>, request: Request, next: Next) -> Response {
     let api = is_api(&request);
     let limit = if request
@@ -118,8 +125,20 @@ pub async fn enforce(State(limits): State<RouteLimits>, request: Request, next: 
     if declared.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
         return too_large(api, limit);
     }
-    let request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&overflowed);
+    let request = request.map(|body| {
+        Body::new(
+            http_body_util::Limited::new(body, limit).map_err(move |error| {
+                if error.is::<http_body_util::LengthLimitError>() {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                error
+            }),
+        )
+    });
     match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(_) if overflowed.load(Ordering::Relaxed) => too_large(api, limit),
         Ok(response) => response,
         Err(_) => timed_out(api, limits.timeout),
     }

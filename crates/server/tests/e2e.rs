@@ -573,7 +573,10 @@ async fn postgres_story() -> Result<Completion, Failed> {
                 Ok(Err(error)) => error.to_string(),
                 _ => "timed out".to_owned(),
             };
-            let why = format!("PostgreSQL is not reachable at {admin} ({why})");
+            let why = format!(
+                "PostgreSQL is not reachable at {admin} ({why}): \
+                 start it (bash .ci/ensure-postgres) or set KIT_OAUTH_TEST_POSTGRES_URL"
+            );
             if support::is_ci() {
                 return Err(format!("{why}; required under CI").into());
             }
