@@ -271,13 +271,11 @@ where
         let settled = match result {
             Ok(renewed) => {
                 self.kit_answers.record(received_at);
-                // Kit has rotated: these tokens may be the only working ones, and the commit
-                // retries while the database is away. The heartbeat goes on meanwhile, so the
-                // lease is renewed the moment the database is back, before anyone who saw the
-                // outage may take it over (`SeaOrmStore`'s lease rule after a cut-off).
-                self.with_heartbeat(lease, self.commit(lease, record, renewed))
-                    .await
-                    .map(Some)
+                // Not under the heartbeat: the commit holds a pooled connection, and a renewal
+                // needing another from the same pool could starve it (the fleet suite stalled
+                // so). After a database outage the store's lease rule keeps others off our
+                // lapsed lease while the commit retries (docs/refresh-protocol.md).
+                self.commit(lease, record, renewed).await.map(Some)
             }
             Err((EndpointError::InvalidGrant { description }, expired)) => {
                 self.kit_answers.record(received_at);
@@ -312,37 +310,44 @@ where
         }
     }
 
-    /// Awaits `call` (the request to Kit, then the commit of its answer) while renewing `lease`
-    /// every `lease_heartbeat`, so the lease can be short (a dead holder's lapses within
-    /// seconds) without a slow answer or a slow commit costing a live holder its lease. A renewal that finds the lease taken changes nothing
-    /// here: the answer is still awaited, and the fenced commit then decides what it is worth.
+    /// Awaits `call` (the request to Kit) while renewing `lease` every `lease_heartbeat`, so the
+    /// lease can be short (a dead holder's lapses within seconds) without a slow answer costing
+    /// a live holder its lease. The renewals run beside the call, never in its way: a renewal
+    /// waiting for the database does not delay noticing Kit's answer. A renewal that finds the
+    /// lease taken stops the heartbeat and changes nothing else: the answer is still awaited,
+    /// and the fenced commit then decides what it is worth.
     async fn with_heartbeat<F: Future>(&self, lease: &Lease, call: F) -> F::Output {
+        let heartbeat = async {
+            let mut beat = tokio::time::interval_at(
+                tokio::time::Instant::now() + self.config.lease_heartbeat,
+                self.config.lease_heartbeat,
+            );
+            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                beat.tick().await;
+                let renewed = self
+                    .store
+                    .renew_lease(lease, self.clock.now(), self.config.lease_ttl)
+                    .await;
+                match renewed {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(connection = %lease.connection,
+                            "the refresh lease lapsed and was taken while Kit was answering");
+                        break;
+                    }
+                    Err(error) => tracing::warn!(connection = %lease.connection, %error,
+                        "could not renew a refresh lease; retrying at the next heartbeat"),
+                }
+            }
+            std::future::pending::<()>().await;
+        };
         let mut call = std::pin::pin!(call);
-        let mut beat = tokio::time::interval_at(
-            tokio::time::Instant::now() + self.config.lease_heartbeat,
-            self.config.lease_heartbeat,
-        );
-        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut ours = true;
+        let mut heartbeat = std::pin::pin!(heartbeat);
         loop {
             tokio::select! {
                 answer = &mut call => return answer,
-                _ = beat.tick(), if ours => {
-                    let renewed = self
-                        .store
-                        .renew_lease(lease, self.clock.now(), self.config.lease_ttl)
-                        .await;
-                    match renewed {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            ours = false;
-                            tracing::warn!(connection = %lease.connection,
-                                "the refresh lease lapsed and was taken during the refresh");
-                        }
-                        Err(error) => tracing::warn!(connection = %lease.connection, %error,
-                            "could not renew a refresh lease; retrying at the next heartbeat"),
-                    }
-                }
+                () = &mut heartbeat => {}
             }
         }
     }

@@ -31,8 +31,13 @@ pub(crate) fn map_db_err(err: &DbErr) -> StoreError {
 /// Whether `err` means the database could not be reached at all — a lost, refused or
 /// timed-out connection, or a server shutting down — as opposed to a busy, locked or
 /// conflicting one that answered. Only this is an outage for `reachability`.
+///
+/// A pool timeout is not one: it is what a saturated pool answers under load, when the database
+/// is fine (the fleet suite's four pools of four connections meet it), and a real outage shows
+/// itself anyway, as I/O errors on the statements in flight and a dropped `LISTEN` connection.
 pub(crate) fn cuts_off(err: &DbErr) -> bool {
     match err {
+        DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout) => false,
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
             cuts_off_sqlx(e)
@@ -45,7 +50,6 @@ pub(crate) fn cuts_off_sqlx(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => true,
