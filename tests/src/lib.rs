@@ -142,7 +142,6 @@ impl World {
             .auto_approve(true)
             .rotation(Rotation::ReuseDetection)
             .revoke_on_reauthorization(true)
-            .revoke_expired(true)
             .rate_limit(1_000_000);
         let sandbox = customize(builder).spawn().await.unwrap();
         let clock = ManualClock::new(Timestamp::from_unix_seconds(sandbox.now()));

@@ -139,3 +139,54 @@ async fn a_forced_removal_still_revokes_when_kit_accepts() {
     );
     assert!(!kinds.iter().any(|k| k == "removed_without_revoke"));
 }
+
+/// Whether any pair of `account`'s grants still works at Kit (a refresh token that would still
+/// refresh, whatever its access token's age).
+fn alive_at_kit(world: &World, account: &str) -> bool {
+    world
+        .sandbox
+        .grants()
+        .iter()
+        .any(|g| g.account_name == account && g.alive)
+}
+
+/// Under Doorkeeper's default rotation (revoke-on-use), a refresh leaves the replaced pair
+/// working until the new access token is first used, and revoking the new pair does not end
+/// it. A revocation right after a refresh nobody used therefore uses the access token once
+/// first: afterwards no pair of the grant works. And a connection whose access token expired
+/// (Doorkeeper ignores the revocation of such a pair) is renewed once, then revoked the same
+/// way: exactly one refresh, nothing alive. The sandbox runs as Doorkeeper does here
+/// (`revoke_expired` off, the test world's default).
+#[tokio::test]
+async fn a_revocation_leaves_no_pair_working_under_revoke_on_use() {
+    let world = World::new(|b| b.rotation(kit_sandbox::Rotation::RevokeOnUse)).await;
+    let db = Db::sqlite();
+    let kit = world.instance(&db).await;
+    let manager = kit.manager();
+
+    let refreshed = world.install(&kit, "refreshed", None).await;
+    manager.force_refresh(&refreshed, None).await.unwrap();
+    assert!(alive_at_kit(&world, "refreshed"));
+    manager.revoke(&refreshed).await.unwrap();
+    assert!(
+        !alive_at_kit(&world, "refreshed"),
+        "the pair the refresh replaced was retired by the use, the new one revoked: {:?}",
+        world.sandbox.grants()
+    );
+
+    let expired = world.install(&kit, "expired", None).await;
+    world.advance(172_800 + 60);
+    let before = world.stats().refreshes_ok;
+    manager.revoke(&expired).await.unwrap();
+    assert_eq!(
+        world.stats().refreshes_ok,
+        before + 1,
+        "one renewal of the expired pair"
+    );
+    assert!(
+        !alive_at_kit(&world, "expired"),
+        "the expired pair was renewed, its successor used and revoked: {:?}",
+        world.sandbox.grants()
+    );
+    assert_eq!(world.stats().invalid_grant_total, 0);
+}

@@ -66,14 +66,7 @@ where
             if !renewed && tokens.expires_at().saturating_sub(skew) <= self.inner.clock.now() {
                 renewed = true;
                 match self.renew_to_revoke(id, connection.tokens().access()).await {
-                    Ok(fresh) => {
-                        // Under Doorkeeper's default rotation the previous refresh token works
-                        // until the new access token is first used, and revoking the new pair
-                        // does not end it: one use retires it. Its answer does not matter.
-                        let _ = self.inner.endpoint.account(&fresh).await;
-                        continue;
-                    }
-                    Err(ManagerError::ReauthRequired { .. }) => continue,
+                    Ok(_) | Err(ManagerError::ReauthRequired { .. }) => continue,
                     Err(error) => {
                         return Err(ManagerError::KitKeptGrant {
                             id: id.clone(),
@@ -86,6 +79,16 @@ where
                     }
                 }
             }
+            // Under Doorkeeper's default rotation (revoke-on-use) the pair this one replaced
+            // keeps working until this access token is first used, and revoking this pair does
+            // not end it: one use retires it (docs/doorkeeper-observed.md, the chain rows). Its
+            // answer does not matter. Older pairs whose successors' tokens were never used stay
+            // alive at Kit and cannot be named here (docs/refresh-protocol.md, "Revoking").
+            let _ = self
+                .inner
+                .endpoint
+                .account(connection.tokens().access())
+                .await;
             self.inner
                 .endpoint
                 .revoke(RevocableToken::Refresh(connection.tokens().refresh()))
