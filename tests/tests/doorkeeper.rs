@@ -426,6 +426,7 @@ async fn broker_install_token_proxy_refresh_delete(rotation: PeerRotation) {
         trusted_proxies: TrustedProxies::none(),
         route_limits: RouteLimits::default(),
         kit_rate_budget: None,
+        dashboard_reload: None,
     })
     .await
     .unwrap();

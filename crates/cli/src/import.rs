@@ -1,7 +1,8 @@
 //! `kit-oauth import FILE`: adopt many grants at once, resumably, at a pace Kit tolerates.
 //!
 //! Each record goes through `Manager::import` (the same path as `POST /v1/connections`).
-//! Finished lines (imported, already present, replaced, refused by Kit or by the spent list) are
+//! Finished lines (imported, already present, replaced, refused by Kit, by the spent list or
+//! because another tenant's connection holds the refresh token) are
 //! appended to `FILE.progress`, so a rerun skips them; lines that failed for a reason that may
 //! pass (Kit or the database unavailable, the client credentials refused) and malformed lines
 //! are not, so a rerun — after fixing the file or the configuration — retries exactly those.
@@ -38,7 +39,8 @@ pub(crate) struct ImportArgs {
 /// What one record came to.
 enum Done {
     Outcome(ImportOutcome),
-    /// Refused for good (Kit's reason, or the spent list): recorded as done.
+    /// Refused for good (Kit's reason, the spent list, or another tenant's connection holding
+    /// the refresh token): recorded as done, and listed with its reason.
     Refused(String),
     /// Malformed: left for a rerun once the line is fixed.
     Retry(String),
@@ -97,6 +99,8 @@ async fn one(manager: kit_oauth::Manager, record: Record, dry_run: bool) -> (usi
         Ok(imported) => Done::Outcome(imported.outcome),
         Err(
             error @ (ImportError::Spent { .. }
+            | ImportError::HeldElsewhere { .. }
+            | ImportError::SuccessorToHolder { .. }
             | ImportError::Refused { .. }
             | ImportError::AccountAfterRefresh(_)
             | ImportError::Token(_)),

@@ -196,6 +196,57 @@ async fn import_is_checked_resumable_refuses_spent_tokens_and_round_trips_throug
         "{table}"
     );
 
+    // Ann's pair again, into another tenant: her connection holds that refresh token, so the
+    // import is refused — one account lookup to identify her, no refresh, nothing stored — and
+    // the summary names her connection.
+    let token_before = kit_calls(&sandbox, "token");
+    let account_before = kit_calls(&sandbox, "account");
+    let elsewhere = write(
+        &dir.path().join("elsewhere.csv"),
+        &[
+            "tenant,refresh_token,access_token".to_owned(),
+            format!("shop-b,{},{}", ann.refresh, ann.access),
+        ],
+    );
+    // The dry run already says so, in the table's own words (and records nothing).
+    let checked = cli.run(&["import", "--dry-run", &elsewhere]);
+    assert_eq!(checked.status.code(), Some(3), "{checked:?}");
+    let text = String::from_utf8(checked.stdout).unwrap();
+    assert!(
+        text.contains(&format!(
+            "line 2: refused: this refresh token is held by connection {ann_id}"
+        )),
+        "{text}"
+    );
+    let held = cli.json(3, &["import", &elsewhere]);
+    assert_eq!(held["imported"], 0, "{held}");
+    let reason = held["refused"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("held by connection") && reason.contains(&ann_id),
+        "{held}"
+    );
+    assert_eq!(kit_calls(&sandbox, "token"), token_before);
+    assert_eq!(
+        kit_calls(&sandbox, "account"),
+        account_before + 2,
+        "dry run + import"
+    );
+    let again = cli.run(&["import", &elsewhere]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "done in the earlier run: {again:?}"
+    );
+    assert_eq!(kit_calls(&sandbox, "account"), account_before + 2);
+    assert_eq!(
+        cli.json(0, &["connections", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "nothing stored"
+    );
+
     // Export: refused without the flag (nothing written), then 0600 and importable.
     let export = dir.path().join("export.jsonl");
     let export_s = export.display().to_string();

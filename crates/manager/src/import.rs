@@ -15,6 +15,16 @@
 //!   live grant anywhere (the app's token is now spent), and dropping it would strand that grant
 //!   at Kit — and if the app handed over the broker's own current token, it repairs the row;
 //! - an ended connection (reauth required, revoked) takes the imported pair either way.
+//!
+//! One refresh-token chain is never held by two connections: two holders are two refreshers,
+//! and the second refresh resends a spent token (with reuse detection, Kit then revokes the
+//! grant). So once the account is known, its live connections in every tenant are read and
+//! their refresh tokens compared (in constant time) with the imported one. A holder in the
+//! import's own tenant is the existing row above. A holder in another tenant refuses the
+//! import ([`ImportError::HeldElsewhere`]) with nothing stored — unless identifying the
+//! account already spent the token: then the new pair is the holder's successor, and it is
+//! stored in the holder's row, the only place its chain may continue
+//! ([`ImportError::SuccessorToHolder`]).
 
 use kit_oauth_core::{
     AccessToken, AccountLookup, Connection, ConnectionId, ConnectionStore, EndpointError,
@@ -81,6 +91,27 @@ pub enum ImportError {
         /// The connection (or import attempt) that spent it.
         connection: ConnectionId,
     },
+    /// A live connection in another tenant holds this refresh token; nothing was stored, and
+    /// Kit was asked only to identify the account.
+    #[error(
+        "this refresh token is held by connection {connection} in another tenant; one grant \
+         must not be refreshed by two connections, so nothing was stored"
+    )]
+    HeldElsewhere {
+        /// The connection that holds it.
+        connection: ConnectionId,
+    },
+    /// A live connection in another tenant held this refresh token, and identifying the account
+    /// spent it: the new pair, that chain's successor, was stored in the holder's row (it
+    /// would otherwise be left holding a spent token) and no connection was made here.
+    #[error(
+        "this refresh token was held by connection {connection} in another tenant; identifying \
+         the account spent it, so the new tokens were stored in that connection, not here"
+    )]
+    SuccessorToHolder {
+        /// The connection that held it, now holding the new pair.
+        connection: ConnectionId,
+    },
     /// Kit refused the tokens (`invalid_grant`, or the access token and a refresh both refused).
     #[error("Kit refused the tokens: {reason}")]
     Refused {
@@ -112,7 +143,8 @@ impl Manager {
     /// Adopts a grant made outside this library; see the module documentation.
     ///
     /// # Errors
-    /// [`ImportError`]: nothing is stored on any error.
+    /// [`ImportError`]: nothing is stored on any error but
+    /// [`ImportError::SuccessorToHolder`].
     pub async fn import(
         &self,
         request: ImportRequest,
@@ -140,6 +172,7 @@ impl Manager {
             None => None,
         };
         let candidate = ConnectionId::generate(&mut rand::rngs::OsRng);
+        let imported = request.refresh_token.clone();
         let (account, tokens, refreshed) = match (identified, request.access_token) {
             (Some(account), Some(access)) => {
                 // A known expiry in the past, or none at all, makes the token due: the first
@@ -164,9 +197,26 @@ impl Manager {
                 (account, tokens, true)
             }
         };
+        let holder = inner
+            .store
+            .active_by_account(&account.id)
+            .await?
+            .into_iter()
+            .find(|r| matches!(&r.grant, Grant::Active(held) if *held.refresh() == imported));
+        let mut tenant = request.tenant;
+        let mut moved = false;
+        if let Some(holder) = holder.filter(|h| h.tenant != tenant) {
+            if !refreshed {
+                return Err(ImportError::HeldElsewhere {
+                    connection: holder.id,
+                });
+            }
+            tenant = holder.tenant;
+            moved = true;
+        }
         let existing = inner
             .store
-            .find_by_account(request.tenant.as_ref(), &account.id)
+            .find_by_account(tenant.as_ref(), &account.id)
             .await?;
         let live = existing
             .as_ref()
@@ -184,8 +234,7 @@ impl Manager {
             });
         }
         let id = existing.as_ref().map_or(candidate, |r| r.id.clone());
-        let connection =
-            Connection::<Unauthorized>::new(request.tenant).import(id, account, tokens);
+        let connection = Connection::<Unauthorized>::new(tenant).import(id, account, tokens);
         let next = connection.tokens().next_refresh_at(&mut rand::rngs::OsRng);
         let now = inner.clock.now();
         let stored = inner
@@ -203,6 +252,14 @@ impl Manager {
             inner.store.attribute_spent(&spent, &stored.id).await?;
         }
         inner.emit(&stored, EventKind::Authorized).await;
+        if moved {
+            tracing::warn!(connection = %stored.id,
+                "an import spent a refresh token another tenant's connection held; its \
+                 successor was stored there");
+            return Err(ImportError::SuccessorToHolder {
+                connection: stored.id,
+            });
+        }
         tracing::info!(connection = %stored.id, refreshed, "grant imported");
         Ok(Imported {
             outcome: if existing.is_some() {

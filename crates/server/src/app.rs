@@ -57,6 +57,8 @@ pub struct RunConfig {
     /// The per-connection Kit API budget shared by the proxy and the library (`None`: Kit's
     /// 600 per 60 s, [`RateBudget::kit`]).
     pub kit_rate_budget: Option<RateBudget>,
+    /// The dashboard's reload period while unused (`None`: never).
+    pub dashboard_reload: Option<Duration>,
 }
 
 /// Why the server did not start.
@@ -241,6 +243,7 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
         sign_in_limits: config.sign_in_limits,
         trusted_proxies: config.trusted_proxies,
         route_limits: config.route_limits,
+        dashboard_reload: config.dashboard_reload,
         // Every instance of a deployment has the same encryption key: their sessions agree.
         session_key: config
             .library

@@ -34,6 +34,10 @@ pub const REFRESH_RATE_VAR: &str = "KIT_OAUTH_REFRESH_RATE";
 pub const TRUSTED_PROXIES_VAR: &str = "KIT_OAUTH_TRUSTED_PROXIES";
 /// How long audit-trail events are kept.
 pub const EVENT_RETENTION_VAR: &str = "KIT_OAUTH_EVENT_RETENTION";
+/// How often the dashboard's live pages reload themselves while unused.
+pub const DASHBOARD_RELOAD_VAR: &str = "KIT_OAUTH_DASHBOARD_RELOAD";
+/// The longest dashboard reload period accepted, in seconds (an hour).
+pub const MAX_DASHBOARD_RELOAD_SECS: u64 = 3_600;
 /// The longest retention accepted, in days (ten years).
 pub const MAX_EVENT_RETENTION_DAYS: u64 = 3_650;
 /// The shortest scan interval accepted (each scan is a query on the connections table).
@@ -173,6 +177,11 @@ pub struct ServerArgs {
     /// Kit's limit when several instances call for the same connections [default: 600].
     #[arg(long, env = "KIT_OAUTH_KIT_RATE_LIMIT")]
     pub kit_rate_limit: Option<String>,
+    /// Seconds between the dashboard list's and timelines' reloads while nobody uses the page
+    /// (never while something has focus or after a key or click), 1 to 3600, or 0 for never;
+    /// each person can also turn it off on the page [default: 15].
+    #[arg(long, env = "KIT_OAUTH_DASHBOARD_RELOAD")]
+    pub dashboard_reload: Option<String>,
 }
 
 /// The server's settings, validated.
@@ -232,6 +241,32 @@ impl ServerArgs {
                 format!("must be an address like 127.0.0.1:8080 or 0.0.0.0:8080, not {raw:?}"),
             )
         })
+    }
+
+    /// The dashboard's reload period (`None`: never).
+    ///
+    /// # Errors
+    /// `KIT_OAUTH_DASHBOARD_RELOAD` is not whole seconds from 0 to an hour.
+    pub fn dashboard_reload(&self) -> Result<Option<Duration>, ConfigError> {
+        let Some(raw) = non_empty(self.dashboard_reload.as_ref()) else {
+            return Ok(Some(crate::DEFAULT_DASHBOARD_RELOAD));
+        };
+        let seconds = raw
+            .strip_suffix('s')
+            .unwrap_or(raw)
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s <= MAX_DASHBOARD_RELOAD_SECS)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    DASHBOARD_RELOAD_VAR,
+                    format!(
+                        "must be whole seconds from 1 to {MAX_DASHBOARD_RELOAD_SECS} (`15` or \
+                         `15s`), or 0 for never, not {raw:?}"
+                    ),
+                )
+            })?;
+        Ok((seconds > 0).then(|| Duration::from_secs(seconds)))
     }
 
     /// The reverse proxies whose `X-Forwarded-For` is believed (none when unset).
@@ -430,6 +465,31 @@ mod tests {
             refresh_interval: interval.map(str::to_owned),
             refresh_rate: rate.map(str::to_owned),
             ..ServerArgs::default()
+        }
+    }
+
+    #[test]
+    fn dashboard_reload_is_whole_seconds_up_to_an_hour_or_zero_for_never() {
+        let with = |raw: Option<&str>| {
+            ServerArgs {
+                dashboard_reload: raw.map(str::to_owned),
+                ..ServerArgs::default()
+            }
+            .dashboard_reload()
+        };
+        assert_eq!(with(None).unwrap(), Some(Duration::from_secs(15)));
+        assert_eq!(with(Some("2")).unwrap(), Some(Duration::from_secs(2)));
+        assert_eq!(
+            with(Some("3600s")).unwrap(),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(with(Some("0")).unwrap(), None);
+        for bad in ["3601", "-1", "1.5", "15m", "soon"] {
+            let error = with(Some(bad)).unwrap_err();
+            assert!(
+                error.to_string().contains(DASHBOARD_RELOAD_VAR),
+                "{bad}: {error}"
+            );
         }
     }
 

@@ -175,6 +175,7 @@ async fn render(
         filter,
         next: None,
         paged: after.is_some(),
+        reload: state.options.dashboard_reload,
     };
     list.next = more
         .then(|| {

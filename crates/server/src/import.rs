@@ -177,6 +177,16 @@ pub fn import_error(error: &ImportError) -> ApiError {
             "refresh_token_spent",
             format!("{error}: a spent token would only make Kit revoke its live successor"),
         ),
+        ImportError::HeldElsewhere { .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            "refresh_token_held",
+            error.to_string(),
+        ),
+        ImportError::SuccessorToHolder { .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            "refresh_token_held_successor_stored",
+            error.to_string(),
+        ),
         ImportError::Refused { reason } => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "kit_refused",
@@ -213,7 +223,7 @@ pub fn import_error(error: &ImportError) -> ApiError {
         (status = 400, description = "A malformed body, an invalid tenant, or a key of several tenants naming none", body = ApiError),
         (status = 401, description = "Missing or invalid API key", body = ApiError),
         (status = 403, description = "The key may not import into that tenant", body = ApiError),
-        (status = 409, description = "The refresh token was already spent by this broker; it was not sent to Kit", body = ApiError),
+        (status = 409, description = "`refresh_token_spent`: the refresh token was already spent by this broker; it was not sent to Kit. `refresh_token_held`: a live connection in another tenant (named in the message) holds this refresh token; nothing was stored. `refresh_token_held_successor_stored`: such a connection held it and identifying the account spent it; the new tokens went into that connection", body = ApiError),
         (status = 422, description = "Kit refused the tokens (its reason); nothing was stored", body = ApiError),
         (status = 502, description = "Kit refused the app's client credentials, or answered unusably", body = ApiError),
         (status = 503, description = "Kit or the database is temporarily unavailable, or the request timed out", body = ApiError),

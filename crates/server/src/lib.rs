@@ -136,7 +136,13 @@ pub struct BrokerOptions {
     pub session_key: Option<sessions::SessionKey>,
     /// Kit bulk requests through the broker (`None`: those routes answer 501 and 404).
     pub bulk: Option<bulk::BulkOptions>,
+    /// How often the dashboard's list and timeline pages reload themselves while nobody is
+    /// using them (`None`: never; `KIT_OAUTH_DASHBOARD_RELOAD`).
+    pub dashboard_reload: Option<std::time::Duration>,
 }
+
+/// The dashboard's reload period unless `KIT_OAUTH_DASHBOARD_RELOAD` says otherwise.
+pub const DEFAULT_DASHBOARD_RELOAD: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl Default for BrokerOptions {
     fn default() -> Self {
@@ -155,6 +161,7 @@ impl Default for BrokerOptions {
             route_limits: RouteLimits::default(),
             session_key: None,
             bulk: None,
+            dashboard_reload: Some(DEFAULT_DASHBOARD_RELOAD),
         }
     }
 }

@@ -97,6 +97,7 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         trusted_proxies: settings.trusted_proxies,
         route_limits: RouteLimits::default(),
         kit_rate_budget: settings.kit_rate_budget,
+        dashboard_reload: cli.server.dashboard_reload()?,
     })
     .await?;
     running.until_signal().await;
@@ -148,6 +149,7 @@ async fn run_demo(cli: Cli, log_format: LogFormat) -> Result<(), StartError> {
         trusted_proxies: cli.server.trusted_proxies()?,
         route_limits: RouteLimits::default(),
         kit_rate_budget: None,
+        dashboard_reload: cli.server.dashboard_reload()?,
     })
     .await?;
     println!(

@@ -11,7 +11,7 @@ use kit_oauth::store::{FleetCounts, HourCounts};
 use maud::{Markup, PreEscaped, html};
 
 use crate::dashboard::{disabled, html as page, session};
-use crate::pages::layout;
+use crate::pages::{Script, layout};
 use crate::web::see_other;
 use crate::{AppState, DashboardAccess};
 
@@ -173,7 +173,7 @@ pub async fn page_of(State(state): State<AppState>, headers: HeaderMap) -> Respo
                 }
             }
         },
-        false,
+        Script::None,
     );
     page(StatusCode::OK, &markup)
 }

@@ -3,6 +3,8 @@
 use kit_oauth::ConnectionStatus;
 use kit_oauth::core::{StateName, Timestamp, UnauthorizedReason};
 use kit_oauth::store::FleetFilter;
+use std::time::Duration;
+
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::DemoInfo;
@@ -27,17 +29,43 @@ form.search label{display:flex;flex-direction:column;font-size:.9rem}form.search
 ol.timeline{list-style:none;padding:0}ol.timeline li{border-left:3px solid #8888;padding:.2rem .8rem;margin:.4rem 0}\
 ol.timeline li.bad{border-color:#a00000}ol.timeline li.good{border-color:#1f6f43}";
 
-/// Updates every `[data-expires]` countdown once a second and reloads the page every 15 s, so
-/// a person watching sees the refresher at work — unless they have started typing in a form
-/// (the search), whose text a reload would throw away.
+/// Updates every `[data-expires]` countdown once a second and, when the page has a reload
+/// period, reloads it so a person watching sees the refresher at work. A reload throws away
+/// focus and typed text, so it never happens while any element has focus or once the person
+/// has pressed a key, typed or clicked in the page (WCAG 2.2.1: the page is theirs, and a
+/// keyboard user would be sent back to the top); the `#auto-reload` button turns it off (or on
+/// again) for every page of this browser (`localStorage`). Without JavaScript nothing reloads
+/// and the button stays hidden.
 const SCRIPT: &str = "\
 function tick(){var now=Date.now()/1000;document.querySelectorAll('[data-expires]').forEach(function(e){\
 var d=Math.round(e.dataset.expires-now),a=Math.abs(d),s=a<60?a+' s':Math.floor(a/60)+' min '+(a%60)+' s';\
 if(a>=3600){s=Math.floor(a/3600)+' h '+Math.floor((a%3600)/60)+' min'}e.textContent=d>=0?'in '+s:s+' ago';});}\
-var typed=false;document.addEventListener('input',function(){typed=true});\
-setInterval(tick,1000);tick();setTimeout(function(){if(!typed)location.reload()},15000);";
+setInterval(tick,1000);tick();\
+(function(){var box=document.getElementById('auto-reload-box'),button=document.getElementById('auto-reload');\
+if(!box||!button)return;var period=Number(box.dataset.reloadMs),used=false,off=false,KEY='kit-oauth-auto-reload';\
+try{off=localStorage.getItem(KEY)==='off'}catch(e){}\
+['keydown','input','pointerdown'].forEach(function(t){document.addEventListener(t,function(e){if(e.target!==button)used=true},true)});\
+function show(){button.textContent=off?'Turn auto-refresh on':'Turn auto-refresh off';\
+document.getElementById('auto-reload-state').textContent=off?'Auto-refresh is off.':'This page refreshes itself every '+Math.round(period/1000)+' s while you are not using it.'}\
+button.addEventListener('click',function(){off=!off;try{localStorage.setItem(KEY,off?'off':'on')}catch(e){}show()});\
+show();box.hidden=false;\
+setInterval(function(){var f=document.activeElement;\
+if(!off&&!used&&(!f||f===document.body||f===document.documentElement))location.reload()},period)})();";
 
-pub(crate) fn layout(title: &str, body: &Markup, script: bool) -> Markup {
+/// Which script a page runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Script {
+    /// None: the page is static.
+    None,
+    /// The countdowns, and a reload every period when there is one (`None`: never).
+    Live(Option<Duration>),
+}
+
+pub(crate) fn layout(title: &str, body: &Markup, script: Script) -> Markup {
+    let reload_ms = match script {
+        Script::Live(Some(period)) => Some(period.as_millis().max(1)),
+        _ => None,
+    };
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -52,8 +80,15 @@ pub(crate) fn layout(title: &str, body: &Markup, script: bool) -> Markup {
                     a href="/" { "Connections" }
                     a href="/overview" { "Overview" }
                 }
+                @if let Some(ms) = reload_ms {
+                    // Shown by the script: without JavaScript the page never reloads.
+                    p id="auto-reload-box" data-reload-ms=(ms) hidden {
+                        span id="auto-reload-state" {} " "
+                        button id="auto-reload" type="button" { "Turn auto-refresh off" }
+                    }
+                }
                 main { (body) }
-                @if script { script { (PreEscaped(SCRIPT)) } }
+                @if let Script::Live(_) = script { script { (PreEscaped(SCRIPT)) } }
             }
         }
     }
@@ -69,7 +104,7 @@ pub fn error_page(title: &str, message: &str, start_again: &str) -> Markup {
             p.error role="alert" { (message) }
             p { "Nothing was saved. " a href=(start_again) { "Start the install again" } "." }
         },
-        false,
+        Script::None,
     )
 }
 
@@ -88,7 +123,7 @@ pub fn login_page(error: Option<&str>) -> Markup {
                 p { button.primary type="submit" { "Sign in" } }
             }
         },
-        false,
+        Script::None,
     )
 }
 
@@ -103,6 +138,8 @@ pub struct ListView {
     pub next: Option<String>,
     /// Whether this is a later page (a link back to the first is shown).
     pub paged: bool,
+    /// How often the page reloads itself while unused (`None`: never).
+    pub reload: Option<Duration>,
 }
 
 /// The dashboard page: the search form, one page of connections (each with its reconnect link
@@ -175,7 +212,7 @@ pub fn dashboard(
                 }
             }
         },
-        true,
+        Script::Live(view.reload),
     )
 }
 
@@ -267,5 +304,45 @@ pub(crate) fn connection_card(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(script: Script) -> String {
+        layout("T", &html! { p { "body" } }, script).into_string()
+    }
+
+    /// The reload is the script's only call of `location.reload`, and it is guarded by the
+    /// focus, the person's use of the page and their choice; the control is hidden until the
+    /// script runs, so without JavaScript there is no dead button (and no reload).
+    #[test]
+    fn a_live_page_reloads_only_when_unused_and_offers_a_labelled_off_switch() {
+        let live = page(Script::Live(Some(Duration::from_secs(15))));
+        assert!(
+            live.contains(r#"<p id="auto-reload-box" data-reload-ms="15000" hidden>"#),
+            "{live}"
+        );
+        assert!(
+            live.contains(
+                r#"<button id="auto-reload" type="button">Turn auto-refresh off</button>"#
+            )
+        );
+        assert_eq!(live.matches("location.reload()").count(), 1);
+        assert!(live.contains(
+            "if(!off&&!used&&(!f||f===document.body||f===document.documentElement))location.reload()"
+        ));
+        assert!(live.contains("var f=document.activeElement"));
+        assert!(live.contains("['keydown','input','pointerdown']"));
+
+        // Never reloading: the countdowns stay, the switch and reload have nothing to do.
+        let still = page(Script::Live(None));
+        assert!(!still.contains(r#"id="auto-reload-box""#));
+        assert!(still.contains("function tick()"));
+        let plain = page(Script::None);
+        assert!(!plain.contains("<script>"));
+        assert!(!plain.contains(r#"id="auto-reload-box""#));
     }
 }

@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::dashboard::{disabled, html as page, reconnect_href, session};
-use crate::pages::{connection_card, layout};
+use crate::pages::{Script, connection_card, layout};
 use crate::web::{relative, see_other};
 use crate::{AppState, DashboardAccess};
 
@@ -131,7 +131,7 @@ pub async fn page_of(
                 @if let Some(older) = older { a id="older" href=(older) rel="next" { "Older events" } }
             }
         },
-        true,
+        Script::Live(state.options.dashboard_reload),
     );
     page(StatusCode::OK, &markup)
 }

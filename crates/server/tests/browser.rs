@@ -412,6 +412,186 @@ async fn the_fleet_dashboard_is_accessible_and_photographed() {
     eprintln!("fleet screenshots in {}", shots.display());
 }
 
+/// Whether the page still has the marker `mark` left in it (a reload clears it).
+async fn marked(browser: &Client) -> bool {
+    browser
+        .execute("return window.kitMarker === 1", vec![])
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap()
+}
+
+async fn mark(browser: &Client) {
+    browser
+        .execute("window.kitMarker = 1; return 1", vec![])
+        .await
+        .unwrap();
+}
+
+/// Waits (at most `WAIT`) for the page to reload, which clears the marker.
+async fn reloads(browser: &Client, what: &str) {
+    let started = Instant::now();
+    while marked(browser).await {
+        assert!(started.elapsed() < WAIT, "{what}: the page never reloaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn active_id(browser: &Client) -> String {
+    browser
+        .execute("return document.activeElement.id", vec![])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// WCAG 2.2.1 with the reload period shortened to 1 s (`KIT_OAUTH_DASHBOARD_RELOAD`): an
+/// unused page reloads, a focused one never does (a keyboard user keeps their place), Tab and
+/// Enter reach and submit the search, and the labelled switch turns the reload off for later
+/// pages too. "Never" is observed over three periods.
+async fn a_keyboard_user_keeps_focus_and_can_turn_auto_refresh_off() {
+    use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
+    use fantoccini::key::Key;
+
+    let period = Duration::from_secs(1);
+    let dir = tempfile::tempdir().unwrap();
+    let url = support::sqlite_url(dir.path());
+    fleet::seed(&url, 20, 2, 0).await;
+    let (listener, base) = support::listener().await;
+    let sandbox = support::sandbox(&base).await;
+    let running = support::start(
+        listener,
+        &base,
+        &sandbox,
+        &url,
+        support::Extra {
+            dashboard: Some(kit_oauth_server::DashboardAccess::Open),
+            dashboard_reload: Some(Some(period)),
+            ..support::Extra::default()
+        },
+    )
+    .await;
+    let (_driver, webdriver) = start_chromedriver().await;
+    let browser = open_browser(&webdriver).await;
+    browser.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(
+        text_of(&browser, "button#auto-reload").await,
+        "Turn auto-refresh off"
+    );
+
+    // Unused, the page reloads: what the rest of the test sees is not for lack of reloads.
+    mark(&browser).await;
+    reloads(&browser, "unused").await;
+
+    // Focus alone (given by script, so no key or click counts as use) holds the reload...
+    mark(&browser).await;
+    browser
+        .execute("document.getElementById('q').focus(); return 1", vec![])
+        .await
+        .unwrap();
+    tokio::time::sleep(period * 3).await;
+    assert!(marked(&browser).await, "the page reloaded under focus");
+    assert_eq!(active_id(&browser).await, "q", "focus was lost");
+    // ...and only it: without focus the reload resumes.
+    browser
+        .execute("document.activeElement.blur(); return 1", vec![])
+        .await
+        .unwrap();
+    reloads(&browser, "after blur").await;
+
+    // The keyboard: Tab from the top reaches the search field, typing and Enter search.
+    let mut tabs = 0;
+    while active_id(&browser).await != "q" {
+        tabs += 1;
+        assert!(tabs <= 10, "Tab never reached the search field");
+        browser
+            .perform_actions(
+                KeyActions::new("keyboard".into())
+                    .then(KeyAction::Down {
+                        value: Key::Tab.into(),
+                    })
+                    .then(KeyAction::Up {
+                        value: Key::Tab.into(),
+                    }),
+            )
+            .await
+            .unwrap();
+    }
+    mark(&browser).await;
+    tokio::time::sleep(period * 3).await;
+    assert!(
+        marked(&browser).await,
+        "the page reloaded under a keyboard user"
+    );
+    assert_eq!(active_id(&browser).await, "q");
+    let wanted = fleet::name(7);
+    let search = browser.active_element().await.unwrap();
+    search.send_keys(&wanted).await.unwrap();
+    search
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .unwrap();
+    let searched = Instant::now();
+    while !browser
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .is_some_and(|q| q.starts_with("q="))
+    {
+        assert!(searched.elapsed() < WAIT, "Enter did not submit the search");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let found = browser
+        .find_all(Locator::Css("article.card[data-connection]"))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "one match for {wanted}");
+
+    // The switch: off holds for the next page, though nothing there has focus.
+    browser
+        .find(Locator::Css("button#auto-reload"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        text_of(&browser, "button#auto-reload").await,
+        "Turn auto-refresh on"
+    );
+    browser.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(
+        text_of(&browser, "#auto-reload-state").await,
+        "Auto-refresh is off."
+    );
+    mark(&browser).await;
+    tokio::time::sleep(period * 3).await;
+    assert!(
+        marked(&browser).await,
+        "the page reloaded with auto-refresh off"
+    );
+    assert_eq!(active_id(&browser).await, "", "nothing has focus here");
+    // On again (then focus leaves the button): it reloads.
+    browser
+        .find(Locator::Css("button#auto-reload"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .execute("document.activeElement.blur(); return 1", vec![])
+        .await
+        .unwrap();
+    reloads(&browser, "switched on").await;
+    browser.close().await.unwrap();
+    running.shutdown().await;
+}
+
 fn run_in_browser<F: std::future::Future<Output = ()>>(
     test: impl FnOnce() -> F,
 ) -> Result<Completion, libtest_mimic::Failed> {
@@ -433,6 +613,10 @@ fn run_in_browser<F: std::future::Future<Output = ()>>(
 fn main() {
     let args = Arguments::from_args();
     let trials = vec![
+        Trial::ignorable_test(
+            "a_keyboard_user_keeps_focus_and_can_turn_auto_refresh_off",
+            || run_in_browser(a_keyboard_user_keeps_focus_and_can_turn_auto_refresh_off),
+        ),
         Trial::ignorable_test("the_fleet_dashboard_is_accessible_and_photographed", || {
             run_in_browser(the_fleet_dashboard_is_accessible_and_photographed)
         }),

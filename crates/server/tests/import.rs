@@ -406,3 +406,91 @@ async fn a_refresh_that_identifies_a_connected_account_replaces_its_tokens() {
     );
     assert_eq!(refreshes(&broker.sandbox), before + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pair_imported_into_two_tenants_is_held_by_one_connection() {
+    let broker = Broker::start(Extra::default()).await;
+    let api = BrokerApi::new(&broker.base, API_KEY);
+    let app = hand_written_oauth(&broker, "Two Shops").await;
+    let before = refreshes(&broker.sandbox);
+    let pair = |tenant: &str| {
+        json!({"refresh_token": app.refresh, "access_token": app.access,
+               "expires_at": in_an_hour(), "tenant": tenant})
+    };
+
+    let a = import(&api, &pair("shop-a")).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let id = a.body["connection"]["id"].as_str().unwrap().to_owned();
+
+    // Tenant B: identified with the access token (one account lookup), then refused because
+    // shop-a's connection holds that refresh token; the answer names it and no token.
+    let accounts = broker.sandbox.stats().requests["account"];
+    let b = import(&api, &pair("shop-b")).await;
+    assert_eq!(b.status, StatusCode::CONFLICT, "{}", b.body);
+    assert_eq!(b.error(), "refresh_token_held");
+    let message = b.body["message"].as_str().unwrap();
+    assert!(message.contains(&id), "{}", b.body);
+    assert!(!b.body.to_string().contains(app.refresh.as_str()));
+    assert!(!b.body.to_string().contains(app.access.as_str()));
+    assert_eq!(broker.sandbox.stats().requests["account"], accounts + 1);
+
+    // The same tenant again keeps today's answer.
+    let again = import(&api, &pair("shop-a")).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.body["outcome"], "already_present");
+    assert_eq!(again.body["connection"]["id"], id.as_str());
+
+    assert_eq!(
+        BrokerApi::ids(&api.list("").await.body),
+        std::slice::from_ref(&id),
+        "exactly 1 row"
+    );
+    assert_eq!(refreshes(&broker.sandbox), before, "0 refreshes");
+
+    // The one holder refreshes the chain once, and it lives on.
+    assert_eq!(api.refresh(&id).await.status, StatusCode::OK);
+    assert_eq!(refreshes(&broker.sandbox), before + 1);
+    assert_eq!(broker.sandbox.stats().invalid_grant_total, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_spends_another_tenants_token_stores_the_successor_with_its_holder() {
+    let broker = Broker::start(Extra::default()).await;
+    let api = BrokerApi::new(&broker.base, API_KEY);
+    let app = hand_written_oauth(&broker, "Moved Chain").await;
+    let a = import(
+        &api,
+        &json!({"refresh_token": app.refresh, "access_token": app.access,
+                "expires_at": in_an_hour(), "tenant": "shop-a"}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let id = a.body["connection"]["id"].as_str().unwrap().to_owned();
+    let before = refreshes(&broker.sandbox);
+
+    // Only the refresh token, into tenant B: identifying the account spends it (the account is
+    // unknown until then), so the new pair continues shop-a's chain, in shop-a's row.
+    let b = import(
+        &api,
+        &json!({"refresh_token": app.refresh, "tenant": "shop-b"}),
+    )
+    .await;
+    assert_eq!(b.status, StatusCode::CONFLICT, "{}", b.body);
+    assert_eq!(b.error(), "refresh_token_held_successor_stored");
+    assert!(b.body["message"].as_str().unwrap().contains(&id));
+    assert_eq!(refreshes(&broker.sandbox), before + 1);
+    assert_eq!(
+        BrokerApi::ids(&api.list("").await.body),
+        std::slice::from_ref(&id),
+        "exactly 1 row"
+    );
+
+    // shop-a holds the new pair: it is served, and its next refresh works (Strict rotation:
+    // the spent token would be invalid_grant).
+    let served = api.token(&id).await;
+    assert_eq!(served.status, StatusCode::OK);
+    assert_ne!(served.body["access_token"], app.access.as_str());
+    assert_eq!(api.refresh(&id).await.status, StatusCode::OK);
+    assert_eq!(refreshes(&broker.sandbox), before + 2);
+    assert_eq!(broker.sandbox.stats().invalid_grant_total, 0);
+}

@@ -31,6 +31,7 @@ mod dashboard;
 mod error;
 mod events;
 mod fleet;
+mod holders;
 mod install;
 mod lease;
 mod migration;
@@ -50,8 +51,8 @@ pub use crypto::{DEFAULT_KEY_ID, ENCRYPTION_KEY_ENV, KEY_LEN, KeyRing, KeyRingEr
 pub use events::{EventCursor, HourCounts, StoredEvent};
 pub use fleet::{FleetCounts, FleetFilter, FleetQuery};
 pub use migration::{
-    BulkRequests, CHANGE_CHANNEL, CreateTables, EarlyRetry, FleetIndexes, IndexesAndEvents,
-    Migrator, SpentRefreshTokens,
+    BulkRequests, CHANGE_CHANNEL, ConnectionsByAccount, CreateTables, EarlyRetry, FleetIndexes,
+    IndexesAndEvents, Migrator, SpentRefreshTokens,
 };
 pub use rotation::ReencryptProgress;
 pub use sea_orm_migration::MigratorTrait;

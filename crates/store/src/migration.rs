@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(FleetIndexes),
             Box::new(SpentRefreshTokens),
             Box::new(BulkRequests),
+            Box::new(ConnectionsByAccount),
         ]
     }
 }
@@ -306,6 +307,32 @@ impl MigrationTrait for BulkRequests {
                  ON bulk_requests (created_at)"
                     .to_owned(),
             ],
+        )
+        .await
+    }
+}
+
+/// `m20261130_000008_connections_by_account`: a Kit account's connections across tenants (the
+/// unique key leads with the tenant, so it cannot serve them). An import reads them to refuse a
+/// refresh token another connection already holds (`holders.rs`); without the index, every
+/// import would scan the whole table.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionsByAccount;
+
+impl MigrationName for ConnectionsByAccount {
+    fn name(&self) -> &str {
+        "m20261130_000008_connections_by_account"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for ConnectionsByAccount {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_all(
+            manager,
+            &["CREATE INDEX IF NOT EXISTS connections_kit_account_id_idx \
+               ON connections (kit_account_id)"
+                .to_owned()],
         )
         .await
     }

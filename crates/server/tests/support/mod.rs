@@ -93,6 +93,8 @@ pub struct Extra {
     pub no_install_links: bool,
     /// The per-connection Kit budget (default: Kit's 600 per 60 s).
     pub kit_rate_budget: Option<kit_oauth::http::kit_api::RateBudget>,
+    /// The dashboard's reload period (default: the server's; `Some(None)`: never).
+    pub dashboard_reload: Option<Option<Duration>>,
 }
 
 /// The `tenant` parameter of an install link for `tenant`, signed with [`LINK_SECRET`].
@@ -142,6 +144,9 @@ pub async fn start(
         trusted_proxies: extra.trusted_proxies.unwrap_or_default(),
         route_limits: extra.route_limits.unwrap_or_default(),
         kit_rate_budget: extra.kit_rate_budget,
+        dashboard_reload: extra
+            .dashboard_reload
+            .unwrap_or(Some(kit_oauth_server::DEFAULT_DASHBOARD_RELOAD)),
         install_links: (!extra.no_install_links)
             .then(|| InstallLinks::new(LINK_SECRET.to_owned().into())),
     })

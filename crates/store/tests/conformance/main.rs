@@ -56,6 +56,7 @@ fn main() {
 conformance!(
     round_trips_every_state,
     upsert_keeps_id_and_created_at,
+    an_accounts_live_connections_in_every_tenant,
     concurrent_upserts_make_one_row,
     put_is_compare_and_swap,
     concurrent_puts_one_winner,

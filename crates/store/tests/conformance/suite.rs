@@ -171,6 +171,38 @@ fn settled<'a>(connection: &'a Renewed, row: &ConnectionRecord) -> Settled<'a> {
     }
 }
 
+/// `active_by_account`: what an import compares its refresh token with. Every tenant's live
+/// row of the account, tokens opened; not an ended one, not another account's.
+pub(crate) async fn an_accounts_live_connections_in_every_tenant(f: &Fixture) {
+    let store = f.store().await;
+    let single = insert(&store, None, "1").await;
+    let shop_a = insert(&store, Some("shop-a"), "1").await;
+    let shop_b = insert(&store, Some("shop-b"), "1").await;
+    insert(&store, Some("shop-a"), "2").await;
+    end(&store, &shop_b, Connection::<Authorized>::revoke).await;
+
+    let mut live = store
+        .active_by_account(&KitAccountId::parse("1").unwrap())
+        .await
+        .unwrap();
+    live.sort_by(|x, y| x.id.as_str().cmp(y.id.as_str()));
+    let mut expected = vec![single, shop_a];
+    expected.sort_by(|x, y| x.id.as_str().cmp(y.id.as_str()));
+    assert_eq!(live, expected, "the ended row and account 2 are left out");
+    assert!(
+        live.iter()
+            .all(|r| matches!(&r.grant, Grant::Active(t) if t.refresh() == tokens("1").refresh())),
+        "tokens are opened"
+    );
+    assert_eq!(
+        store
+            .active_by_account(&KitAccountId::parse("3").unwrap())
+            .await
+            .unwrap(),
+        []
+    );
+}
+
 // ----- round trips -----
 
 pub(crate) async fn round_trips_every_state(f: &Fixture) {
