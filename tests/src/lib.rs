@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod doorkeeper;
+pub mod harness;
 
 use std::sync::Arc;
 use std::time::Duration;

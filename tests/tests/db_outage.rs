@@ -20,9 +20,10 @@ use kit_oauth::core::{
 };
 use kit_oauth::store::{SeaOrmStore, StoreOptions};
 use kit_oauth::{KitOAuth, ManagerConfig};
+use kit_oauth_tests::postgres_trial;
 use kit_oauth_tests::{Db, World, invalid_grants};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind, Rotation};
-use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use libtest_mimic::Arguments;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
@@ -258,43 +259,11 @@ async fn stored_access(kit: &KitOAuth, id: &kit_oauth::core::ConnectionId) -> St
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+fn main() {
+    let args = Arguments::from_args();
+    let trials = vec![
+        postgres_trial!(a_lease_that_lapsed_during_an_outage_is_not_taken_at_once),
+        postgres_trial!(a_holder_cut_off_with_kits_answer_keeps_the_grant),
+    ];
+    libtest_mimic::run(&args, trials).exit();
 }
-
-/// Each case on its own PostgreSQL database; ignored with the reason when PostgreSQL is
-/// unreachable (failed under CI).
-macro_rules! on_postgres {
-    ($($name:ident),* $(,)?) => {
-        fn main() {
-            let args = Arguments::from_args();
-            let trials = vec![$(
-                Trial::ignorable_test(
-                    concat!("postgres::", stringify!($name)),
-                    || -> Result<Completion, Failed> {
-                        runtime().block_on(async {
-                            match Db::postgres_or_why().await {
-                                Ok(db) => {
-                                    $name(&db).await;
-                                    db.drop_database().await;
-                                    Ok(Completion::Completed)
-                                }
-                                Err(why) => Ok(Completion::ignored_with(why)),
-                            }
-                        })
-                    },
-                ),
-            )*];
-            libtest_mimic::run(&args, trials).exit();
-        }
-    };
-}
-
-on_postgres!(
-    a_lease_that_lapsed_during_an_outage_is_not_taken_at_once,
-    a_holder_cut_off_with_kits_answer_keeps_the_grant,
-);

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use kit_oauth::core::{ConnectionId, ListQuery, ManualClock, StateName, Timestamp};
 use kit_oauth::{KitOAuth, ManagerError, RefresherConfig};
+use kit_oauth_tests::harness::runtime;
 use kit_oauth_tests::{Db, World, invalid_grants};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use tokio::sync::Semaphore;
@@ -290,14 +291,6 @@ async fn worker_process_entry() {
         .collect();
     hammer(kit.clone(), Arc::new(ids)).await;
     refresher.shutdown().await;
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// Its own harness, so an unreachable PostgreSQL shows as ignored with the reason.

@@ -15,8 +15,9 @@ use kit_oauth::core::{
 };
 use kit_oauth::{KitOAuth, ManagerConfig};
 use kit_oauth_tests::{Db, World, invalid_grants};
+use kit_oauth_tests::{postgres_trial, sqlite_trial};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind, Rotation};
-use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use libtest_mimic::Arguments;
 
 /// Kit holds the answer this long: longer than the lease TTL in real time, shorter than the
 /// test endpoints' 2 s request timeout.
@@ -267,42 +268,12 @@ async fn fencing_refuses_a_lapsed_lease(db: &Db) {
     );
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// Each case on a SQLite file and on PostgreSQL, on its own harness so that an unreachable
-/// PostgreSQL shows as ignored with the reason.
+/// Each case on a SQLite file and on PostgreSQL (ignored with the reason when unreachable).
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         fn main() {
             let args = Arguments::from_args();
-            let mut trials = Vec::new();
-            $(
-                trials.push(Trial::test(concat!("sqlite::", stringify!($name)), || {
-                    runtime().block_on($name(&Db::sqlite()));
-                    Ok(())
-                }));
-                trials.push(Trial::ignorable_test(
-                    concat!("postgres::", stringify!($name)),
-                    || -> Result<Completion, Failed> {
-                        runtime().block_on(async {
-                            match Db::postgres_or_why().await {
-                                Ok(db) => {
-                                    $name(&db).await;
-                                    db.drop_database().await;
-                                    Ok(Completion::Completed)
-                                }
-                                Err(why) => Ok(Completion::ignored_with(why)),
-                            }
-                        })
-                    },
-                ));
-            )*
+            let trials = vec![$(sqlite_trial!($name), postgres_trial!($name),)*];
             libtest_mimic::run(&args, trials).exit();
         }
     };
