@@ -360,21 +360,7 @@ async fn the_fleet_dashboard_is_accessible_and_photographed() {
         .click()
         .await
         .unwrap();
-    let searched = Instant::now();
-    while !browser
-        .current_url()
-        .await
-        .unwrap()
-        .query()
-        .is_some_and(|q| q.starts_with("q="))
-    {
-        assert!(searched.elapsed() < WAIT, "the search did not load");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let found = browser
-        .find_all(Locator::Css("article.card[data-connection]"))
-        .await
-        .unwrap();
+    let found = search_results(&browser, "the search did not load").await;
     assert_eq!(found.len(), 1, "one match for {wanted}");
     assert!(found[0].text().await.unwrap().contains(&wanted));
     assert_accessible(&browser, "a search").await;
@@ -534,21 +520,7 @@ async fn a_keyboard_user_keeps_focus_and_can_turn_auto_refresh_off() {
         .send_keys(&char::from(Key::Enter).to_string())
         .await
         .unwrap();
-    let searched = Instant::now();
-    while !browser
-        .current_url()
-        .await
-        .unwrap()
-        .query()
-        .is_some_and(|q| q.starts_with("q="))
-    {
-        assert!(searched.elapsed() < WAIT, "Enter did not submit the search");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let found = browser
-        .find_all(Locator::Css("article.card[data-connection]"))
-        .await
-        .unwrap();
+    let found = search_results(&browser, "Enter did not submit the search").await;
     assert_eq!(found.len(), 1, "one match for {wanted}");
 
     // The switch: off holds for the next page, though nothing there has focus.
@@ -626,4 +598,24 @@ fn main() {
         ),
     ];
     libtest_mimic::run(&args, trials).exit();
+}
+
+/// Waits until the page is a search result (`?q=` in its URL; `why` fails the test after
+/// `WAIT`) and returns its connection cards.
+async fn search_results(browser: &Client, why: &str) -> Vec<fantoccini::elements::Element> {
+    let searched = Instant::now();
+    while !browser
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .is_some_and(|q| q.starts_with("q="))
+    {
+        assert!(searched.elapsed() < WAIT, "{why}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser
+        .find_all(Locator::Css("article.card[data-connection]"))
+        .await
+        .unwrap()
 }
