@@ -28,9 +28,9 @@ pub(crate) fn map_db_err(err: &DbErr) -> StoreError {
     }
 }
 
-/// Whether `err` means the database could not be reached at all — a lost, refused or
-/// timed-out connection, or a server shutting down — as opposed to a busy, locked or
-/// conflicting one that answered. Only this is an outage for `reachability`.
+/// Whether `err` means the database could not be reached at all — a lost or refused
+/// connection, or a server shutting down — as opposed to a busy, locked or conflicting one that
+/// answered. Only this is an outage for `reachability`.
 ///
 /// A pool timeout is not one: it is what a saturated pool answers under load, when the database
 /// is fine (the fleet suite's four pools of four connections meet it), and a real outage shows
@@ -46,6 +46,7 @@ pub(crate) fn cuts_off(err: &DbErr) -> bool {
     }
 }
 
+/// As [`cuts_off`], for the driver's own error (the `LISTEN` connection reports these).
 pub(crate) fn cuts_off_sqlx(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Io(_)
@@ -53,12 +54,14 @@ pub(crate) fn cuts_off_sqlx(err: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => true,
-        // PostgreSQL: connection exceptions (class 08) and shutdowns (57P01–57P03).
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-            c.starts_with("08") || matches!(c.deref(), "57P01" | "57P02" | "57P03")
-        }),
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| is_lost_connection_code(&c)),
         _ => false,
     }
+}
+
+/// PostgreSQL: connection exceptions (class 08) and shutdowns (57P01–57P03), the server gone.
+fn is_lost_connection_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
 }
 
 /// `Duplicate` means "this Kit account is already connected for this tenant" (or "this install
@@ -81,12 +84,6 @@ fn runtime_message(err: &RuntimeErr) -> String {
 
 fn map_sqlx(err: &sqlx::Error) -> StoreError {
     match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => StoreError::Unavailable(sqlx_message(err)),
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
             #[cfg(feature = "sqlite")]
@@ -99,24 +96,23 @@ fn map_sqlx(err: &sqlx::Error) -> StoreError {
                 StoreError::Backend(db.message().to_owned())
             }
         }
+        // A saturated pool, or a connection lost or refused: try again later.
+        sqlx::Error::PoolTimedOut => StoreError::Unavailable(sqlx_message(err)),
+        _ if cuts_off_sqlx(err) => StoreError::Unavailable(sqlx_message(err)),
         other => StoreError::Backend(sqlx_message(other)),
     }
 }
 
 /// SQLite: `SQLITE_BUSY` (5) and `SQLITE_LOCKED` (6) with their extended codes.
-/// PostgreSQL: connection exceptions (class 08), serialization failures and deadlocks (40001,
-/// 40P01), too many connections (53300), shutdowns (57P01–57P03), lock timeouts (55P03).
+/// PostgreSQL: a lost connection ([`is_lost_connection_code`]), serialization failures and
+/// deadlocks (40001, 40P01), too many connections (53300), lock timeouts (55P03).
 fn is_transient_code(sqlite: bool, code: &str) -> bool {
     if sqlite {
         // The primary result code is the low byte of the extended code.
         let primary = code.parse::<i64>().map_or(0, |n| n & 0xff);
         return primary == 5 || primary == 6;
     }
-    code.starts_with("08")
-        || matches!(
-            code,
-            "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "55P03"
-        )
+    is_lost_connection_code(code) || matches!(code, "40001" | "40P01" | "53300" | "55P03")
 }
 
 /// sqlx's message for a connection-level error. Those never carry bound values.

@@ -94,8 +94,10 @@ impl SeaOrmStore {
         self.observed(done)
     }
 
-    /// Every statement's outcome passes here: the error is mapped, and whether the database
-    /// was reached is recorded for the lease rule in `reachability`.
+    /// The outcome of every statement run through `exec` and the `query_*` helpers: the error
+    /// is mapped, and whether the database was reached is recorded for the lease rule in
+    /// `reachability`. Transactions, migrations and the readiness probe only report cut-offs
+    /// (`db_error`): the store counts as back from the next statement run through these.
     pub(crate) fn observed<T>(&self, done: Result<T, DbErr>) -> Result<T, StoreError> {
         match done {
             Ok(value) => {
