@@ -252,6 +252,46 @@ impl World {
     pub fn token_requests(&self) -> u64 {
         self.stats().requests.get("token").copied().unwrap_or(0)
     }
+
+    /// Waits until Kit has a token request (one manager's refresh, its answer held by a
+    /// latency fault): that manager now holds the lease with its refresh token in flight.
+    pub async fn until_kit_has_the_refresh(&self) {
+        for _ in 0..400 {
+            if self.token_requests() >= 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no manager called Kit");
+    }
+
+    /// The access-token fingerprint of the sandbox's only grant, which must be alive.
+    pub fn current_access(&self) -> String {
+        let grants = self.sandbox.grants();
+        assert_eq!(grants.len(), 1);
+        assert!(grants[0].alive, "the grant is alive at Kit");
+        grants[0].access_token_sha256.clone()
+    }
+
+    /// The sandbox's ids of `account`'s grants that still work (any pair's refresh token would
+    /// still refresh, whatever its access token's age).
+    pub fn alive_grants(&self, account: &str) -> Vec<u64> {
+        self.sandbox
+            .grants()
+            .iter()
+            .filter(|g| g.account_name == account && g.alive)
+            .map(|g| g.id)
+            .collect()
+    }
+}
+
+/// The access-token fingerprint `kit`'s store holds for `id`; an ended grant fails the test.
+pub async fn stored_access(kit: &KitOAuth, id: &ConnectionId) -> String {
+    use kit_oauth::core::ConnectionStore as _;
+    match kit.manager().store().get(id).await.unwrap().unwrap().grant {
+        kit_oauth::core::Grant::Active(tokens) => tokens.access().fingerprint().to_string(),
+        kit_oauth::core::Grant::Ended(reason) => panic!("grant ended: {reason:?}"),
+    }
 }
 
 /// One instance on its own SQLite file, some accounts installed, every token expired (past the

@@ -14,14 +14,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kit_oauth::ManagerConfig;
 use kit_oauth::core::{
-    Clock as _, ConnectionStore as _, ConnectionStoreExt as _, Grant, LeaseOutcome, LeaseOwner,
-    StoreError,
+    Clock as _, ConnectionStore as _, ConnectionStoreExt as _, LeaseOutcome, LeaseOwner, StoreError,
 };
 use kit_oauth::store::{SeaOrmStore, StoreOptions};
-use kit_oauth::{KitOAuth, ManagerConfig};
 use kit_oauth_tests::postgres_trial;
-use kit_oauth_tests::{Db, World, invalid_grants};
+use kit_oauth_tests::{Db, World, invalid_grants, stored_access};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind, Rotation};
 use libtest_mimic::Arguments;
 use tokio::net::{TcpListener, TcpStream};
@@ -213,12 +212,7 @@ async fn a_holder_cut_off_with_kits_answer_keeps_the_grant(db: &Db) {
         let id = id.clone();
         tokio::spawn(async move { manager.access_token(&id).await })
     };
-    for _ in 0..400 {
-        if world.token_requests() >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    world.until_kit_has_the_refresh().await;
     assert_eq!(world.token_requests(), 1, "the first instance is at Kit");
     proxy.cut();
     assert!(
@@ -243,20 +237,10 @@ async fn a_holder_cut_off_with_kits_answer_keeps_the_grant(db: &Db) {
     assert_eq!(stats.refreshes_ok, 1, "{stats:?}");
     assert_eq!(stats.refresh_reuse_attempts, 0, "{stats:?}");
     assert_eq!(invalid_grants(&stats), 0, "{stats:?}");
-    let grants = world.sandbox.grants();
-    assert_eq!(grants.len(), 1);
-    assert!(grants[0].alive, "the grant is alive at Kit");
-    let current = grants[0].access_token_sha256.clone();
+    let current = world.current_access();
     assert_eq!(held.fingerprint().to_string(), current);
     assert_eq!(waited.fingerprint().to_string(), current);
     assert_eq!(stored_access(&installer, &id).await, current);
-}
-
-async fn stored_access(kit: &KitOAuth, id: &kit_oauth::core::ConnectionId) -> String {
-    match kit.manager().store().get(id).await.unwrap().unwrap().grant {
-        Grant::Active(tokens) => tokens.access().fingerprint().to_string(),
-        Grant::Ended(reason) => panic!("grant ended: {reason:?}"),
-    }
 }
 
 fn main() {

@@ -10,11 +10,11 @@
 use std::time::Duration;
 
 use kit_oauth::core::{
-    Clock as _, ConnectionId, ConnectionStore as _, ConnectionStoreExt as _, Grant, InFlight,
+    Clock as _, ConnectionId, ConnectionStore as _, ConnectionStoreExt as _, InFlight,
     LeaseOutcome, LeaseOwner, Sha256Hash, StoreError,
 };
 use kit_oauth::{KitOAuth, ManagerConfig};
-use kit_oauth_tests::{Db, World, invalid_grants};
+use kit_oauth_tests::{Db, World, invalid_grants, stored_access};
 use kit_oauth_tests::{postgres_trial, sqlite_trial};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind, Rotation};
 use libtest_mimic::Arguments;
@@ -56,32 +56,6 @@ async fn setup(db: &Db, rotation: Rotation, first: ManagerConfig) -> Two {
     Two { world, first, id }
 }
 
-/// Waits until Kit has the first manager's refresh (rotated, answer held): that manager now
-/// holds the lease with the refresh token marked in flight.
-async fn until_kit_has_the_refresh(world: &World) {
-    for _ in 0..400 {
-        if world.token_requests() >= 1 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the first manager never called Kit");
-}
-
-fn current_access(world: &World) -> String {
-    let grants = world.sandbox.grants();
-    assert_eq!(grants.len(), 1);
-    assert!(grants[0].alive, "the grant is alive at Kit");
-    grants[0].access_token_sha256.clone()
-}
-
-async fn stored_access(kit: &KitOAuth, id: &ConnectionId) -> String {
-    match kit.manager().store().get(id).await.unwrap().unwrap().grant {
-        Grant::Active(tokens) => tokens.access().fingerprint().to_string(),
-        Grant::Ended(reason) => panic!("grant ended: {reason:?}"),
-    }
-}
-
 /// Kit answers after longer than the TTL: the holder's heartbeat keeps the lease, the second
 /// manager waits for its commit instead of refreshing, and Kit sees one refresh (under reuse
 /// detection a second one would revoke the grant).
@@ -97,7 +71,7 @@ async fn a_slow_holder_keeps_its_lease(db: &Db) {
         let id = two.id.clone();
         tokio::spawn(async move { manager.access_token(&id).await })
     };
-    until_kit_has_the_refresh(&two.world).await;
+    two.world.until_kit_has_the_refresh().await;
     // Past the TTL by the managers' clock; the heartbeat renews from there.
     two.world.advance(5);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -114,7 +88,7 @@ async fn a_slow_holder_keeps_its_lease(db: &Db) {
     assert_eq!(stats.refresh_reuse_attempts, 0, "{stats:?}");
     assert_eq!(invalid_grants(&stats), 0, "{stats:?}");
     assert_eq!(waited.fingerprint(), held.fingerprint());
-    let current = current_access(&two.world);
+    let current = two.world.current_access();
     assert_eq!(held.fingerprint().to_string(), current);
     assert_eq!(stored_access(&second, &two.id).await, current);
 }
@@ -152,7 +126,7 @@ async fn a_killed_holder_is_taken_over(db: &Db) {
                     let manager = first.manager().clone();
                     let id = id.clone();
                     tokio::spawn(async move { manager.access_token(&id).await });
-                    until_kit_has_the_refresh(&world).await;
+                    world.until_kit_has_the_refresh().await;
                 });
                 doomed.shutdown_background();
             })
@@ -174,7 +148,7 @@ async fn a_killed_holder_is_taken_over(db: &Db) {
     assert_eq!(stats.refreshes_ok, 2, "{stats:?}");
     assert_eq!(stats.refresh_reuse_accepted, 1, "the resend: {stats:?}");
     assert_eq!(invalid_grants(&stats), 0, "{stats:?}");
-    let current = current_access(&world);
+    let current = world.current_access();
     assert_eq!(token.fingerprint().to_string(), current);
     assert_eq!(stored_access(&second, &id).await, current);
 }
@@ -195,7 +169,7 @@ async fn a_stale_holder_cannot_commit(db: &Db) {
         let id = two.id.clone();
         tokio::spawn(async move { manager.access_token(&id).await })
     };
-    until_kit_has_the_refresh(&two.world).await;
+    two.world.until_kit_has_the_refresh().await;
     two.world.advance(5);
     let second = two
         .world
@@ -212,7 +186,7 @@ async fn a_stale_holder_cannot_commit(db: &Db) {
     );
     assert_eq!(stats.refresh_reuse_accepted, 1, "{stats:?}");
     assert_eq!(invalid_grants(&stats), 0, "{stats:?}");
-    let current = current_access(&two.world);
+    let current = two.world.current_access();
     assert_eq!(taken_over.fingerprint().to_string(), current);
     assert_eq!(from_stale.fingerprint().to_string(), current);
     assert_eq!(stored_access(&second, &two.id).await, current);

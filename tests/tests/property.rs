@@ -430,16 +430,11 @@ impl Run {
         {
             return;
         }
-        let grants = self.world.sandbox.grants();
         for record in self.records().await {
             if !self.revoked.contains(&record.id) {
                 continue;
             }
-            let alive: Vec<_> = grants
-                .iter()
-                .filter(|g| g.account_name == record.account.name && g.alive)
-                .map(|g| g.id)
-                .collect();
+            let alive = self.world.alive_grants(&record.account.name);
             assert!(
                 alive.is_empty(),
                 "{} was revoked, yet grants {alive:?} of its account still work at Kit",

@@ -140,16 +140,6 @@ async fn a_forced_removal_still_revokes_when_kit_accepts() {
     assert!(!kinds.iter().any(|k| k == "removed_without_revoke"));
 }
 
-/// Whether any pair of `account`'s grants still works at Kit (a refresh token that would still
-/// refresh, whatever its access token's age).
-fn alive_at_kit(world: &World, account: &str) -> bool {
-    world
-        .sandbox
-        .grants()
-        .iter()
-        .any(|g| g.account_name == account && g.alive)
-}
-
 /// Under Doorkeeper's default rotation (revoke-on-use), a refresh leaves the replaced pair
 /// working until the new access token is first used, and revoking the new pair does not end
 /// it. A revocation right after a refresh nobody used therefore uses the access token once
@@ -166,10 +156,10 @@ async fn a_revocation_leaves_no_pair_working_under_revoke_on_use() {
 
     let refreshed = world.install(&kit, "refreshed", None).await;
     manager.force_refresh(&refreshed, None).await.unwrap();
-    assert!(alive_at_kit(&world, "refreshed"));
+    assert!(!world.alive_grants("refreshed").is_empty());
     manager.revoke(&refreshed).await.unwrap();
     assert!(
-        !alive_at_kit(&world, "refreshed"),
+        world.alive_grants("refreshed").is_empty(),
         "the pair the refresh replaced was retired by the use, the new one revoked: {:?}",
         world.sandbox.grants()
     );
@@ -184,7 +174,7 @@ async fn a_revocation_leaves_no_pair_working_under_revoke_on_use() {
         "one renewal of the expired pair"
     );
     assert!(
-        !alive_at_kit(&world, "expired"),
+        world.alive_grants("expired").is_empty(),
         "the expired pair was renewed, its successor used and revoked: {:?}",
         world.sandbox.grants()
     );
