@@ -253,7 +253,12 @@ impl Cluster {
             ("KIT_OAUTH_API_KEYS", self.api_key.clone()),
             ("KIT_OAUTH_BIND", format!("127.0.0.1:{port}")),
             ("KIT_OAUTH_LOG_FORMAT", "pretty".to_owned()),
-            ("RUST_LOG", "warn".to_owned()),
+            // `KIT_BENCH_SERVER_LOG=info` makes each server log every request with its
+            // latency as the server measured it (to tell the broker's time from the network's).
+            (
+                "RUST_LOG",
+                std::env::var("KIT_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            ),
         ]
     }
 

@@ -189,12 +189,35 @@ async fn measure(cluster: &mut Cluster, m: u64, concurrency: usize) -> Result<Re
     Ok(report)
 }
 
-fn page_summary(mut pages: Latencies) -> String {
+/// The goal for every page of the listing.
+const PAGE_GOAL: Duration = Duration::from_millis(50);
+
+/// One walk of the listing: each page's time, and which page was slowest (the first page of a
+/// fresh broker and a page in the middle of the table are different problems).
+#[derive(Default)]
+struct Walk {
+    pages: Latencies,
+    slowest: (usize, Duration),
+}
+
+impl Walk {
+    fn record(&mut self, elapsed: Duration) {
+        if elapsed > self.slowest.1 {
+            self.slowest = (self.pages.len() + 1, elapsed);
+        }
+        self.pages.record(elapsed);
+    }
+}
+
+fn page_summary(mut walk: Walk) -> String {
+    let (page, time) = walk.slowest;
     format!(
-        "{} pages, {}, max {}",
-        pages.len(),
-        pages.summary(),
-        ms(pages.quantile(1000))
+        "{} pages, {}, max {} (page {page}), {} over {}",
+        walk.pages.len(),
+        walk.pages.summary(),
+        ms(time),
+        walk.pages.count_over(PAGE_GOAL),
+        ms(PAGE_GOAL),
     )
 }
 
@@ -271,8 +294,8 @@ async fn walk_pages(
     cluster: &Cluster,
     base: &str,
     key: &str,
-) -> Result<(Latencies, u64, Vec<String>)> {
-    let mut pages = Latencies::default();
+) -> Result<(Walk, u64, Vec<String>)> {
+    let mut pages = Walk::default();
     let mut listed = 0u64;
     let mut fresh = Vec::new();
     let mut cursor: Option<String> = None;
@@ -314,7 +337,7 @@ async fn walk_pages(
             Some(next) => cursor = Some(next.to_owned()),
             None => return Ok((pages, listed, fresh)),
         }
-        if pages.len() % 1000 == 0 {
+        if pages.pages.len() % 1000 == 0 {
             tokio::time::sleep(Duration::ZERO).await;
         }
     }
