@@ -165,8 +165,14 @@ pub async fn start(config: RunConfig) -> Result<Running, StartError> {
         .listener
         .local_addr()
         .map_err(|e| StartError::Failed(format!("cannot read the listen address: {e}")))?;
+    // A broker runs for long: it opens its whole pool at start-up, so no request waits for a
+    // new database connection (`StoreOptions::warm_pool`).
     let mut builder = KitOAuth::builder()
         .config(config.library.clone())
+        .store_options(kit_oauth::store::StoreOptions {
+            warm_pool: true,
+            ..kit_oauth::store::StoreOptions::default()
+        })
         .event_sink(MetricsEvents);
     if let Some(clock) = &config.clock {
         builder = builder.clock(Arc::clone(clock));

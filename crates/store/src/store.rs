@@ -37,6 +37,14 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// Run pending migrations on connect (the default).
     pub migrate: bool,
+    /// Open the whole pool at connect, all connections at once, and keep it open (off by
+    /// default; the broker turns it on). A request that has to open a PostgreSQL connection
+    /// waits for it, and with sqlx 0.9.0 one over TLS (`sslmode=prefer`, the default, against
+    /// a server with TLS on) costs about 90 ms on loopback: sqlx 0.9.0 no longer sets
+    /// `TCP_NODELAY` (sqlx issue #4335, fixed upstream after 0.9.0), so the handshake meets
+    /// Nagle and delayed ACKs. A long-running process pays that once, at start-up, in parallel,
+    /// not on the first requests (docs/benchmarks.md, "The first page").
+    pub warm_pool: bool,
 }
 
 impl Default for StoreOptions {
@@ -46,6 +54,7 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(10),
             migrate: true,
+            warm_pool: false,
         }
     }
 }
@@ -214,6 +223,19 @@ impl SeaOrmStore {
     }
 }
 
+/// Opens `connections` pooled connections at once (each `BEGIN` holds one while the others
+/// are opening, so the pool opens a new one for each): the pool is full after
+/// about one connection's set-up time, and an unreachable database is reported here as a
+/// non-lazy connect would.
+async fn warm(db: &DatabaseConnection, connections: u32) -> Result<(), sea_orm::DbErr> {
+    // Each open transaction holds its connection until all have one.
+    let held = futures_util::future::try_join_all((0..connections).map(|_| db.begin())).await?;
+    for transaction in held {
+        transaction.rollback().await?;
+    }
+    Ok(())
+}
+
 /// How many times a migrator (or a SQLite opener) that lost a race with another process
 /// tries again.
 const MIGRATE_ATTEMPTS: u32 = 8;
@@ -238,8 +260,12 @@ async fn open(url: &str, options: &StoreOptions) -> Result<DatabaseConnection, S
             .max(1)
     };
     let mut opts = ConnectOptions::new(url.to_owned());
+    // A warm pool keeps `max` connections; sqlx would open them one after the other before
+    // `connect` returns, so the pool is made lazily and `warm` opens them at once below.
+    let min = if options.warm_pool { max } else { 0 };
     opts.max_connections(max)
-        .min_connections(0)
+        .min_connections(min)
+        .connect_lazy(options.warm_pool)
         .acquire_timeout(options.acquire_timeout)
         .connect_timeout(options.acquire_timeout)
         .sqlx_logging(false);
@@ -267,7 +293,11 @@ async fn open(url: &str, options: &StoreOptions) -> Result<DatabaseConnection, S
     // again, as a migrator that lost a race is; an unreachable server is reported at once.
     let mut failures = 0;
     loop {
-        let error = match Database::connect(opts.clone()).await {
+        let opened = match Database::connect(opts.clone()).await {
+            Ok(db) if options.warm_pool => warm(&db, max).await.map(|()| db),
+            other => other,
+        };
+        let error = match opened {
             Ok(db) => return Ok(db),
             Err(e) => match map_db_err(&e) {
                 E::Backend(message) => E::Unavailable(message),

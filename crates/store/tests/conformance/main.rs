@@ -58,6 +58,7 @@ conformance!(
     upsert_keeps_id_and_created_at,
     an_accounts_live_connections_in_every_tenant,
     concurrent_upserts_make_one_row,
+    a_warm_pool_opens_every_connection_at_connect,
     put_is_compare_and_swap,
     concurrent_puts_one_winner,
     delete_removes_the_row,

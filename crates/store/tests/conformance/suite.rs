@@ -1555,3 +1555,47 @@ pub(crate) async fn seeded_rows_round_trip_and_count_exactly(f: &Fixture) {
     assert!(store.seed_connections(&records[..10]).await.is_err());
     assert_eq!(store.connection_counts(now).await.unwrap().total(), 2_500);
 }
+
+/// A warm pool (what the broker asks for) holds every connection as soon as `connect`
+/// returns, so no request waits for one to open (a new PostgreSQL connection over TLS costs
+/// about 90 ms with sqlx 0.9.0); an unreachable database is still reported by `connect`, not
+/// by the first statement. A default pool opens connections on demand.
+pub(crate) async fn a_warm_pool_opens_every_connection_at_connect(f: &Fixture) {
+    use kit_oauth_store::StoreOptions;
+    let options = |warm_pool| StoreOptions {
+        max_connections: Some(3),
+        warm_pool,
+        ..StoreOptions::default()
+    };
+    let pool_size = |store: &SeaOrmStore| match store.connection().get_database_backend() {
+        DbBackend::Postgres => store.connection().get_postgres_connection_pool().size(),
+        _ => store.connection().get_sqlite_connection_pool().size(),
+    };
+    let warm = SeaOrmStore::connect_with(&f.url, f.keys(), options(true))
+        .await
+        .unwrap();
+    assert_eq!(pool_size(&warm), 3, "every connection open at connect");
+    warm.readiness().await.unwrap();
+    assert_eq!(pool_size(&warm), 3);
+    let cold = SeaOrmStore::connect_with(&f.url, f.keys(), options(false))
+        .await
+        .unwrap();
+    assert!(pool_size(&cold) < 3, "a default pool opens connections on demand");
+
+    if f.kind == Kind::Postgres {
+        let unreachable = SeaOrmStore::connect_with(
+            "postgres://postgres@127.0.0.1:1/nowhere",
+            f.keys(),
+            StoreOptions {
+                acquire_timeout: Duration::from_secs(2),
+                ..options(true)
+            },
+        )
+        .await;
+        assert!(
+            matches!(unreachable, Err(StoreError::Unavailable(_))),
+            "a warm pool's connect reports an unreachable server: {:?}",
+            unreachable.err()
+        );
+    }
+}
