@@ -16,6 +16,12 @@ use kit_oauth_http::{KitEndpoints, KitOAuthClient, TokenBody};
 
 const SKEW: i64 = 3 * 3600;
 
+/// The tests of this file run one at a time. The log test captures through a thread-local
+/// subscriber, and `tracing` caches each call site's interest process-wide: a test on another
+/// thread reaching the skew warning's call site while that subscriber is being installed could
+/// cache "nobody listens" and the warning would go uncaptured (it did, once in a full run).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// What the manager stores: the adapter's answer, scheduled from the local arrival instant.
 fn stored(tokens: TokenResponse) -> (TokenSet, Timestamp) {
     let arrived = SystemClock.now();
@@ -35,6 +41,7 @@ fn assert_near(actual: Timestamp, expected: Timestamp) {
 
 #[tokio::test]
 async fn kit_clock_ahead_does_not_stretch_the_lifetime() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let sb = confidential().spawn().await.unwrap();
     sb.advance_clock(u64::try_from(SKEW).unwrap());
     let client = oauth(&sb, Some(SECRET), TokenBody::Json);
@@ -103,6 +110,7 @@ fn client_of(base: &str) -> KitOAuthClient {
 
 #[tokio::test]
 async fn kit_clock_behind_does_not_make_tokens_arrive_due() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let client = client_of(&lagging_token_endpoint(SKEW).await);
     let tokens = client
         .refresh(&kit_oauth_core::RefreshToken::new("any-refresh-token"))
@@ -166,6 +174,7 @@ async fn logs_of_a_refresh(behind: i64) -> String {
 
 #[tokio::test]
 async fn a_skewed_created_at_is_logged_once_without_any_token() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let skewed = logs_of_a_refresh(SKEW).await;
     let warnings: Vec<&str> = skewed
         .lines()
