@@ -290,11 +290,7 @@ async fn seed(store: &SeaOrmStore, m: u64, now: kit_oauth::core::Timestamp) -> R
 
 /// Walks `GET /v1/connections` from the first page to the last, timing each page; returns the
 /// page times, how many connections were listed, and the ids of those in state `authorized`.
-async fn walk_pages(
-    cluster: &Cluster,
-    base: &str,
-    key: &str,
-) -> Result<(Walk, u64, Vec<String>)> {
+async fn walk_pages(cluster: &Cluster, base: &str, key: &str) -> Result<(Walk, u64, Vec<String>)> {
     let mut pages = Walk::default();
     let mut listed = 0u64;
     let mut fresh = Vec::new();

@@ -1580,7 +1580,10 @@ pub(crate) async fn a_warm_pool_opens_every_connection_at_connect(f: &Fixture) {
     let cold = SeaOrmStore::connect_with(&f.url, f.keys(), options(false))
         .await
         .unwrap();
-    assert!(pool_size(&cold) < 3, "a default pool opens connections on demand");
+    assert!(
+        pool_size(&cold) < 3,
+        "a default pool opens connections on demand"
+    );
 
     if f.kind == Kind::Postgres {
         let unreachable = SeaOrmStore::connect_with(
