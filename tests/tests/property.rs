@@ -132,10 +132,6 @@ struct Run {
     kits: Vec<KitOAuth>,
     ids: Vec<ConnectionId>,
     revoked: HashSet<ConnectionId>,
-    rotation: Rotation,
-    /// A refresh ran whose new access token the suite never used (a forced refresh, a killed
-    /// manager's): under revoke-on-use it may leave a chain of live pairs at Kit.
-    unused_refresh: bool,
     /// Faults armed that can lose a rotated answer: each may cost one spent-token resend.
     lost_answers: u64,
     cache_max_age: Duration,
@@ -225,7 +221,6 @@ impl Run {
                 manager,
             } => {
                 if let Some(id) = self.pick(*connection) {
-                    self.unused_refresh = true;
                     let _ = self.kit(*manager).manager().force_refresh(&id, None).await;
                 }
             }
@@ -267,7 +262,6 @@ impl Run {
             }
             Step::KillMidRefresh(n) => {
                 if let Some(id) = self.pick(*n) {
-                    self.unused_refresh = true;
                     self.kill_mid_refresh(&id);
                 }
             }
@@ -416,18 +410,14 @@ impl Run {
 
     /// A revocation the manager reported done ended the grant at Kit: no pair of the account's
     /// grants still works, whatever the pair's age (Kit, like Doorkeeper and the sandbox by
-    /// default, ignores a revocation of an expired pair, so the manager renews it first). After
-    /// a lost answer Kit may hold a pair nobody received, which no revocation can name: no claim.
-    ///
-    /// Under revoke-on-use the claim holds only while the connection was refreshed at most once
-    /// since its access token was last used at Kit: each older pair whose successor's token was
-    /// never used stays alive there (Doorkeeper's chain, docs/doorkeeper-observed.md), and the
-    /// manager no longer holds it to revoke. The suite found it (Install, ForceRefresh,
-    /// ForceRefresh, Revoke); docs/refresh-protocol.md records the gap. So that mode is checked
-    /// only where no chain can have formed: no two refreshes without a use between them.
+    /// default, ignores a revocation of an expired pair, so the manager renews it first), and
+    /// in every rotation mode: under revoke-on-use each refresh retires the pair it replaced
+    /// (it uses the new access token once), so no chain of unused pairs is left behind. The
+    /// suite found that chain (Install, ForceRefresh, ForceRefresh, Revoke) before the retire
+    /// existed (docs/refresh-protocol.md). After a lost answer Kit may hold a pair nobody
+    /// received, which no revocation can name: no claim then.
     async fn revoked_grants_are_dead_at_kit(&self) {
-        if self.lost_answers > 0 || (self.rotation == Rotation::RevokeOnUse && self.unused_refresh)
-        {
+        if self.lost_answers > 0 {
             return;
         }
         for record in self.records().await {
@@ -557,8 +547,6 @@ fn run_case(
             kits,
             ids: Vec::new(),
             revoked: HashSet::new(),
-            rotation,
-            unused_refresh: false,
             lost_answers: 0,
             cache_max_age,
             current: HashMap::new(),

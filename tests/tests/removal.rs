@@ -180,3 +180,61 @@ async fn a_revocation_leaves_no_pair_working_under_revoke_on_use() {
     );
     assert_eq!(world.stats().invalid_grant_total, 0);
 }
+
+/// Under revoke-on-use every refresh retires the pair it replaced by using the new access
+/// token once, so a connection the refresher renews again and again while nobody uses it leaves
+/// no chain of working pairs behind, and a revocation ends the grant whole: every refresh token
+/// the store ever held is refused at Kit afterwards. Without the retire, the first two were
+/// still accepted (their successors' access tokens were never used), the case the property
+/// suite found (install, force, force, revoke).
+#[tokio::test]
+async fn refreshes_nobody_used_leave_no_chain_alive_at_kit() {
+    let world = World::new(|b| b.rotation(kit_sandbox::Rotation::RevokeOnUse)).await;
+    let db = Db::sqlite();
+    let kit = world.instance(&db).await;
+    let manager = kit.manager();
+
+    let id = world.install(&kit, "idle", None).await;
+    let mut held = vec![stored_refresh(&kit, &id).await];
+    for _ in 0..3 {
+        manager.force_refresh(&id, None).await.unwrap();
+        held.push(stored_refresh(&kit, &id).await);
+    }
+    manager.revoke(&id).await.unwrap();
+    assert_eq!(world.stats().refreshes_ok, 3);
+    assert_eq!(world.stats().invalid_grant_total, 0);
+    for (n, refresh_token) in held.iter().enumerate() {
+        let status = refresh_at_kit(&world, refresh_token).await;
+        assert_eq!(
+            status, 400,
+            "refresh token {n} of the chain still refreshes at Kit after the revocation"
+        );
+    }
+    assert!(world.alive_grants("idle").is_empty());
+}
+
+/// The refresh token `kit`'s store holds for `id`, in the clear.
+async fn stored_refresh(kit: &KitOAuth, id: &ConnectionId) -> String {
+    use kit_oauth::core::{ConnectionStore as _, Grant};
+    match kit.manager().store().get(id).await.unwrap().unwrap().grant {
+        Grant::Active(tokens) => tokens.refresh().expose_secret().to_owned(),
+        Grant::Ended(reason) => panic!("grant ended: {reason:?}"),
+    }
+}
+
+/// The status Kit answers a refresh with `refresh_token`, sent straight to its token endpoint.
+async fn refresh_at_kit(world: &World, refresh_token: &str) -> u16 {
+    kit_oauth_tests::http_client()
+        .post(format!("{}/oauth/token", world.sandbox.base_url()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", kit_oauth_tests::CLIENT_ID),
+            ("client_secret", kit_oauth_tests::CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}

@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use kit_oauth_core::{
-    AccessToken, AccountLookup, Connection, ConnectionRecord, ConnectionStore, EndpointError,
-    EventKind, Expired, Lease, RefreshHealth, Renewed, Settled, StoreError, TokenEndpoint,
+    AccessToken, AccountLookup, Connection, ConnectionId, ConnectionRecord, ConnectionStore,
+    EndpointError, EventKind, Expired, Lease, RefreshHealth, Renewed, Settled, StoreError,
+    TokenEndpoint,
 };
 use rand::Rng as _;
 
@@ -86,7 +87,25 @@ where
             },
         )
         .await;
+        self.retire_replaced(&record.id, tokens.access()).await;
         Ok(tokens.access().clone())
+    }
+
+    /// Uses the new access token once, right after its commit, so that Kit retires the pair
+    /// it replaced. Under Doorkeeper's default rotation (revoke-on-use) a replaced refresh
+    /// token keeps working until its successor's access token is first used; a connection
+    /// refreshed again before anyone used it (an idle connection under the background
+    /// refresher) would leave a chain of live pairs at Kit that the broker no longer holds and
+    /// so can never revoke (docs/refresh-protocol.md, "Retiring the replaced pair"). After the
+    /// commit, not before: until then the replaced refresh token is the only way back if the
+    /// answer is lost. The answer does not matter; a failure leaves just that one pair working
+    /// until a use of the new token (a revocation makes one), and is logged.
+    async fn retire_replaced(&self, id: &ConnectionId, access: &AccessToken) {
+        if let Err(error) = self.endpoint.account(access).await {
+            tracing::warn!(connection = %id, %error,
+                "could not use the new access token once, so Kit may keep the replaced refresh \
+                 token working until it is used");
+        }
     }
 
     /// `invalid_grant` is not trusted blindly: the grant is ended by the same fenced
