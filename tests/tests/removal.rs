@@ -213,6 +213,49 @@ async fn refreshes_nobody_used_leave_no_chain_alive_at_kit() {
     assert!(world.alive_grants("idle").is_empty());
 }
 
+/// A revocation that lands while Kit is answering a refresh: Kit rotated (the answer is slow
+/// in coming), the revocation revokes the pair the row held and ends the row, and the refresh's
+/// commit then loses. Under revoke-on-use the pair that refresh got keeps working at Kit until
+/// revoked, and no row holds it: the manager revokes it when it discards it. Without that, the
+/// revocation reported the grant ended while a pair of it still refreshed.
+#[tokio::test]
+async fn a_revocation_racing_a_refresh_leaves_no_pair_alive() {
+    let world = World::new(|b| b.rotation(kit_sandbox::Rotation::RevokeOnUse)).await;
+    let db = Db::sqlite();
+    let kit = world.instance(&db).await;
+    let id = world.install(&kit, "racing", None).await;
+
+    world
+        .sandbox
+        .add_fault(Fault::new(
+            FaultEndpoint::Token,
+            FaultKind::Latency { ms: 800 },
+        ))
+        .unwrap();
+    let rotated = world.stats().refreshes_ok + 1;
+    let refresh = tokio::spawn({
+        let manager = kit.manager().clone();
+        let id = id.clone();
+        async move { manager.force_refresh(&id, None).await }
+    });
+    // Kit processes the refresh at once and holds the answer: the revocation goes in between.
+    while world.stats().refreshes_ok < rotated {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    kit.manager().revoke(&id).await.unwrap();
+    let lost = refresh.await.unwrap();
+    assert!(
+        lost.is_err(),
+        "the refresh lost to the revocation: {lost:?}"
+    );
+    assert!(
+        world.alive_grants("racing").is_empty(),
+        "the pair the losing refresh got was revoked too: {:?}",
+        world.sandbox.grants()
+    );
+    assert_eq!(world.stats().refreshes_ok, rotated);
+}
+
 /// The refresh token `kit`'s store holds for `id`, in the clear.
 async fn stored_refresh(kit: &KitOAuth, id: &ConnectionId) -> String {
     use kit_oauth::core::{ConnectionStore as _, Grant};

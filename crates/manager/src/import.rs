@@ -28,8 +28,8 @@
 
 use kit_oauth_core::{
     AccessToken, AccountLookup, Connection, ConnectionId, ConnectionStore, EndpointError,
-    EventKind, Grant, Installed, KitAccount, LookupError, RefreshToken, RevocableToken, StoreError,
-    TenantName, Timestamp, TokenEndpoint, TokenError, TokenSet, Unauthorized,
+    EventKind, Grant, Installed, KitAccount, LookupError, RefreshToken, StoreError, TenantName,
+    Timestamp, TokenEndpoint, TokenError, TokenSet, Unauthorized,
 };
 
 use crate::facade::Manager;
@@ -317,13 +317,7 @@ impl Manager {
         match inner.endpoint.account(tokens.access()).await {
             Ok(account) => Ok((account, tokens)),
             Err(error) => {
-                if let Err(revoke) = inner
-                    .endpoint
-                    .revoke(RevocableToken::Refresh(tokens.refresh()))
-                    .await
-                {
-                    tracing::warn!(%revoke, "could not revoke the tokens of a failed import");
-                }
+                inner.revoke_orphan(&tokens, "a failed import").await;
                 Err(ImportError::AccountAfterRefresh(error.to_string()))
             }
         }

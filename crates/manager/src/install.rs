@@ -13,8 +13,8 @@ use std::time::Duration;
 use kit_oauth_core::{
     AccountLookup, AuthorizeRequest, Callback, CallbackError, Connection, ConnectionId,
     ConnectionStore, ConnectionStoreExt as _, CsrfState, EventKind, InstallStart, KitAccount,
-    KitRedirect, PendingRecord, PendingTake, PkceVerifier, RedirectAllowlist, RevocableToken,
-    Sha256Hash, TenantName, Timestamp, TokenEndpoint, TokenSet, Unauthorized, Url,
+    KitRedirect, PendingRecord, PendingTake, PkceVerifier, RedirectAllowlist, Sha256Hash,
+    TenantName, Timestamp, TokenEndpoint, TokenSet, Unauthorized, Url,
 };
 
 use crate::error::InstallError;
@@ -269,7 +269,10 @@ where
             Ok(account) => account,
             Err(error) => {
                 // Do not leave a grant at Kit that nothing will ever use or revoke.
-                self.revoke_orphan(&tokens).await;
+                self.manager
+                    .inner
+                    .revoke_orphan(&tokens, "a failed install")
+                    .await;
                 return Err(error.into());
             }
         };
@@ -301,16 +304,6 @@ where
             account: stored.account,
             tenant: stored.tenant,
         })
-    }
-
-    async fn revoke_orphan(&self, tokens: &TokenSet) {
-        let endpoint = &self.manager.inner.endpoint;
-        if let Err(error) = endpoint
-            .revoke(RevocableToken::Refresh(tokens.refresh()))
-            .await
-        {
-            tracing::warn!(%error, "could not revoke the tokens of a failed install");
-        }
     }
 
     fn completed_for(&self, key: &CallbackKey) -> Option<Installed> {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use kit_oauth_core::{
     AccessToken, AccountLookup, Clock, ConnectionId, ConnectionRecord, ConnectionStore,
     ConnectionStoreExt as _, Event, EventId, EventKind, EventSink, Grant, KitAccount, LeaseOwner,
-    ListQuery, RefreshHealth, Settled, StateName, StoredConnection, TenantName, Timestamp,
-    TokenEndpoint, UnauthorizedReason,
+    ListQuery, RefreshHealth, RevocableToken, Settled, StateName, StoredConnection, TenantName,
+    Timestamp, TokenEndpoint, TokenSet, UnauthorizedReason,
 };
 
 use crate::cache::{Lookup, TokenCache};
@@ -456,6 +456,26 @@ where
         self.events.emit(&event);
         if let Err(error) = self.store.append_event(&event).await {
             tracing::warn!(connection = %record.id, %error, "could not append to the audit trail");
+        }
+    }
+}
+
+impl<E, S> Inner<E, S>
+where
+    E: TokenEndpoint,
+{
+    /// Revokes a pair Kit issued that no connection will hold (an install or import that
+    /// failed after the code exchange or refresh, a refresh whose commit lost to a revocation,
+    /// a reinstall or another holder): Kit keeps such a pair working until it is revoked, and
+    /// nothing could revoke it later. Pair-level only, so another holder's pair is untouched.
+    /// A failure is logged (`what` says whose pair it was); nothing else can be done with it.
+    pub(crate) async fn revoke_orphan(&self, tokens: &TokenSet, what: &'static str) {
+        if let Err(error) = self
+            .endpoint
+            .revoke(RevocableToken::Refresh(tokens.refresh()))
+            .await
+        {
+            tracing::warn!(%error, what, "could not revoke a pair no connection holds; it may keep working at Kit");
         }
     }
 }

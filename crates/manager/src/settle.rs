@@ -65,7 +65,12 @@ where
                 Err(StoreError::Conflict { .. } | StoreError::LeaseLost(_)) => {
                     // A reinstall or a revocation replaced the grant meanwhile: it wins.
                     tracing::warn!(connection = %record.id,
-                        "connection changed during refresh; discarding the refreshed tokens");
+                        "connection changed during refresh; discarding the refreshed tokens \
+                         and revoking them at Kit");
+                    // Nobody will hold the refreshed pair, yet Kit keeps it working: a
+                    // revocation that raced this refresh would otherwise leave it alive.
+                    self.revoke_orphan(tokens, "a refresh that lost to a change of the connection")
+                        .await;
                     return self
                         .read(&record.id)
                         .await
