@@ -82,8 +82,10 @@ where
             // Under Doorkeeper's default rotation (revoke-on-use) the pair this one replaced
             // keeps working until this access token is first used, and revoking this pair does
             // not end it: one use retires it (docs/doorkeeper-observed.md, the chain rows). Its
-            // answer does not matter. Older pairs whose successors' tokens were never used stay
-            // alive at Kit and cannot be named here (docs/refresh-protocol.md, "Revoking").
+            // answer does not matter. Each commit already made that use (`retire_replaced`);
+            // this one covers a commit whose use failed or whose process stopped before it.
+            // Older pairs were retired by their own successors' commits
+            // (docs/refresh-protocol.md, "Retiring the replaced pair").
             let _ = self
                 .inner
                 .endpoint
