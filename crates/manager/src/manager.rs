@@ -475,7 +475,8 @@ where
             .revoke(RevocableToken::Refresh(tokens.refresh()))
             .await
         {
-            tracing::warn!(%error, what, "could not revoke a pair no connection holds; it may keep working at Kit");
+            tracing::warn!(%error, what,
+                "could not revoke a pair no connection holds; it may keep working at Kit");
         }
     }
 }
