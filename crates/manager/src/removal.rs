@@ -86,10 +86,8 @@ where
             // this one covers a commit whose use failed or whose process stopped before it.
             // Older pairs were retired by their own successors' commits
             // (docs/refresh-protocol.md, "Retiring the replaced pair").
-            let _ = self
-                .inner
-                .endpoint
-                .account(connection.tokens().access())
+            self.inner
+                .retire_replaced(id, connection.tokens().access())
                 .await;
             self.inner
                 .endpoint

@@ -104,8 +104,9 @@ where
     /// so can never revoke (docs/refresh-protocol.md, "Retiring the replaced pair"). After the
     /// commit, not before: until then the replaced refresh token is the only way back if the
     /// answer is lost. The answer does not matter; a failure leaves just that one pair working
-    /// until a use of the new token (a revocation makes one), and is logged.
-    async fn retire_replaced(&self, id: &ConnectionId, access: &AccessToken) {
+    /// until a use of the new token (a revocation makes one, through this same function), and
+    /// is logged.
+    pub(crate) async fn retire_replaced(&self, id: &ConnectionId, access: &AccessToken) {
         if let Err(error) = self.endpoint.account(access).await {
             tracing::warn!(connection = %id, %error,
                 "could not use the new access token once, so Kit may keep the replaced refresh \
