@@ -285,13 +285,22 @@ impl World {
     }
 }
 
-/// The access-token fingerprint `kit`'s store holds for `id`; an ended grant fails the test.
-pub async fn stored_access(kit: &KitOAuth, id: &ConnectionId) -> String {
+/// The tokens `kit`'s store holds for `id`, opened; an ended grant fails the test.
+pub async fn stored_tokens(kit: &KitOAuth, id: &ConnectionId) -> kit_oauth::core::TokenSet {
     use kit_oauth::core::ConnectionStore as _;
     match kit.manager().store().get(id).await.unwrap().unwrap().grant {
-        kit_oauth::core::Grant::Active(tokens) => tokens.access().fingerprint().to_string(),
+        kit_oauth::core::Grant::Active(tokens) => tokens,
         kit_oauth::core::Grant::Ended(reason) => panic!("grant ended: {reason:?}"),
     }
+}
+
+/// The access-token fingerprint `kit`'s store holds for `id`; an ended grant fails the test.
+pub async fn stored_access(kit: &KitOAuth, id: &ConnectionId) -> String {
+    stored_tokens(kit, id)
+        .await
+        .access()
+        .fingerprint()
+        .to_string()
 }
 
 /// One instance on its own SQLite file, some accounts installed, every token expired (past the

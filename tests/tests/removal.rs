@@ -7,7 +7,7 @@
 use kit_oauth::core::{ConnectionId, ListQuery};
 use kit_oauth::store::SeaOrmStore;
 use kit_oauth::{KitOAuth, ManagerError, Removal};
-use kit_oauth_tests::{Db, World};
+use kit_oauth_tests::{Db, World, stored_tokens};
 use kit_sandbox::{Fault, FaultEndpoint, FaultKind};
 
 fn refuse_revokes(world: &World, status: u16, body: &str) {
@@ -195,10 +195,22 @@ async fn refreshes_nobody_used_leave_no_chain_alive_at_kit() {
     let manager = kit.manager();
 
     let id = world.install(&kit, "idle", None).await;
-    let mut held = vec![stored_refresh(&kit, &id).await];
+    let mut held = vec![
+        stored_tokens(&kit, &id)
+            .await
+            .refresh()
+            .expose_secret()
+            .to_owned(),
+    ];
     for _ in 0..3 {
         manager.force_refresh(&id, None).await.unwrap();
-        held.push(stored_refresh(&kit, &id).await);
+        held.push(
+            stored_tokens(&kit, &id)
+                .await
+                .refresh()
+                .expose_secret()
+                .to_owned(),
+        );
     }
     manager.revoke(&id).await.unwrap();
     assert_eq!(world.stats().refreshes_ok, 3);
@@ -254,15 +266,6 @@ async fn a_revocation_racing_a_refresh_leaves_no_pair_alive() {
         world.sandbox.grants()
     );
     assert_eq!(world.stats().refreshes_ok, rotated);
-}
-
-/// The refresh token `kit`'s store holds for `id`, in the clear.
-async fn stored_refresh(kit: &KitOAuth, id: &ConnectionId) -> String {
-    use kit_oauth::core::{ConnectionStore as _, Grant};
-    match kit.manager().store().get(id).await.unwrap().unwrap().grant {
-        Grant::Active(tokens) => tokens.refresh().expose_secret().to_owned(),
-        Grant::Ended(reason) => panic!("grant ended: {reason:?}"),
-    }
 }
 
 /// The status Kit answers a refresh with `refresh_token`, sent straight to its token endpoint.
